@@ -1,0 +1,62 @@
+"""Schema of the search app's config (``conf/search.yaml``); values live in ``conf/``."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from omegaconf import MISSING
+
+from dada.config import DatasetConfig, LoggerConfig, ModelConfig, ScaleConfig, register
+
+
+@dataclass
+class EstimatorConfig:
+    name: str = MISSING  # gumbel | relax | reinforce
+    temperature: float = 0.5
+    surrogate_hidden: int = 100
+    baseline_decay: float = 0.9
+
+
+@dataclass
+class SearchRecipe:
+    """Section 4.1: the network's SGD with cosine decay, the policy's Adam, 20 epochs, top-25 export."""
+
+    epochs: int = 20
+    batch_size: int = MISSING
+    lr: float = MISSING
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = MISSING
+    grad_clip: float = 5.0
+    cutout: Optional[int] = None  # None: the data set's Cutout
+    policy_lr: float = 5.0e-3
+    policy_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    policy_weight_decay: float = 0.0
+    ops_per_sub_policy: int = 2
+    ordered: bool = False
+    sampling: str = "batch"  # batch: one sub-policy per mini-batch (official); sample: one per image
+    mode: str = "unrolled"  # unrolled: Eq. 17-19 | first_order: d from the augmented validation batch
+    alpha_init: float = 1.0e-3
+    probability_init: float = 0.5
+    magnitude_init: float = 0.5
+    top_k: int = 25
+    log_every: int = 10
+
+
+@dataclass
+class SearchAppConfig:
+    dataset: DatasetConfig = MISSING
+    model: ModelConfig = MISSING
+    search: SearchRecipe = MISSING
+    estimator: EstimatorConfig = MISSING
+    logger: LoggerConfig = MISSING
+    scale: ScaleConfig = MISSING
+    seed: int = 0
+    device: str = "auto"
+    deterministic: bool = True
+    table: str = "none"
+    name: str = MISSING
+    run_dir: str = MISSING
+
+
+register("search_schema", SearchAppConfig)

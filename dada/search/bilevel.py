@@ -1,0 +1,134 @@
+"""One step of DADA's bi-level one-pass optimisation (paper section 3.5, Eq. 16-19), DARTS-style.
+
+The network weights w and the policy d = {α, β, m, φ} are updated alternately. The policy gradient is
+the unrolled one: with the virtual step w' = w - ζ∇_w L_train(w, d) (Eq. 17, SGD momentum and weight
+decay included as in the official code), ∇_d L_val(w') ≈ -ζ [∇_d L_train(w+, d) - ∇_d L_train(w-, d)] / 2ε
+(Eq. 19), with w± = w ± ε∇_{w'} L_val(w') and ε = 0.01 / ‖∇_{w'} L_val(w')‖.
+
+Both L_train(w±) use the same sampled sub-policy, gates and augmented batch. Because both estimates are
+linear in the loss, we hand the estimator the finite difference itself, f(q) = -ζ (L+ - L-) / 2ε, as its
+black-box objective; RELAX's surrogate c_φ is then trained on the variance of exactly that estimate.
+The network step reuses ∇_w L_train(w, d) from the virtual step: same w, same d, same batch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from dada.search.augment import augment
+from dada.search.space import SearchSpace
+
+MODES = ("unrolled", "first_order")
+
+
+@dataclass
+class StepResult:
+    train_loss: float
+    val_loss: float
+    policy_objective: float
+    grad_alpha: torch.Tensor
+    grad_probability: torch.Tensor
+    grad_magnitude: torch.Tensor
+    surrogate_loss: float | None
+
+
+def _loss(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
+          images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the network with the given weights; buffers are copies, so BN statistics stay put."""
+    logits = functional_call(model, {**params, **buffers}, (images,))
+    return nn.functional.cross_entropy(logits, labels)
+
+
+def virtual_step(params: dict[str, torch.Tensor], grads: list[torch.Tensor], optimizer: torch.optim.SGD,
+                 lr: float) -> dict[str, torch.Tensor]:
+    """Eq. 17: w' = w - ζ (μ·buf + ∇_w L_train + λw), the next SGD step from the current momentum buffer."""
+    group = optimizer.param_groups[0]
+    momentum, weight_decay = group["momentum"], group["weight_decay"]
+    unrolled = {}
+    for (name, weight), grad in zip(params.items(), grads):
+        buffer = optimizer.state.get(weight, {}).get("momentum_buffer")
+        direction = grad + weight_decay * weight.detach()
+        if buffer is not None:
+            direction = direction + momentum * buffer
+        unrolled[name] = (weight.detach() - lr * direction).requires_grad_(True)
+    return unrolled
+
+
+def finite_difference_objective(model: nn.Module, params: dict[str, torch.Tensor],
+                                buffers: dict[str, torch.Tensor], direction: list[torch.Tensor],
+                                images: torch.Tensor, labels: torch.Tensor, lr: float) -> torch.Tensor:
+    """Eq. 19 as a scalar: -ζ [L_train(w+) - L_train(w-)] / 2ε, ε = 0.01/‖v‖. Its d-gradient is Eq. 18's product."""
+    norm = torch.sqrt(sum((v * v).sum() for v in direction))
+    epsilon = 0.01 / norm.clamp_min(1e-12)
+    plus = {n: w.detach() + epsilon * v for (n, w), v in zip(params.items(), direction)}
+    minus = {n: w.detach() - epsilon * v for (n, w), v in zip(params.items(), direction)}
+    loss_plus = _loss(model, plus, buffers, images, labels)
+    loss_minus = _loss(model, minus, buffers, images, labels)
+    return -lr * (loss_plus - loss_minus) / (2 * epsilon)
+
+
+class BiLevelOptimizer:
+    """Owns both optimisers and performs one joint step on a (train, val) pair of batches."""
+
+    def __init__(self, model: nn.Module, space: SearchSpace, estimator: nn.Module,
+                 network_optimizer: torch.optim.SGD, policy_optimizer: torch.optim.Optimizer,
+                 grad_clip: float, mode: str = "unrolled"):
+        if mode not in MODES:
+            raise ValueError(f"unknown search mode {mode!r}; valid: {', '.join(MODES)}")
+        self.model, self.space, self.estimator = model, space, estimator
+        self.network_optimizer, self.policy_optimizer = network_optimizer, policy_optimizer
+        self.grad_clip, self.mode = grad_clip, mode
+
+    def step(self, train_batch: tuple[torch.Tensor, torch.Tensor], val_batch: tuple[torch.Tensor, torch.Tensor],
+             preprocess, generator: torch.Generator) -> StepResult:
+        """``preprocess(images)`` maps augmented [0,1] images to network inputs (normalise, Cutout)."""
+        (train_images, train_labels), (val_images, val_labels) = train_batch, val_batch
+        params = dict(self.model.named_parameters())
+        buffers = {n: b.clone() for n, b in self.model.named_buffers()}
+        lr = self.network_optimizer.param_groups[0]["lr"]
+
+        sample = self.estimator.sample(self.space.alpha, self.space.probabilities().flatten(), generator=generator)
+        augmented = preprocess(augment(train_images, self.space, sample, generator))
+        train_loss = nn.functional.cross_entropy(self.model(augmented), train_labels)
+        network_grads = torch.autograd.grad(train_loss, list(params.values()), retain_graph=True)
+
+        if self.mode == "unrolled":
+            unrolled = virtual_step(params, network_grads, self.network_optimizer, lr)
+            val_loss = _loss(self.model, unrolled, buffers, preprocess(val_images), val_labels)
+            direction = torch.autograd.grad(val_loss, list(unrolled.values()))
+            objective = finite_difference_objective(self.model, params, buffers, direction,
+                                                    augmented, train_labels, lr)
+        else:
+            val_augmented = preprocess(augment(val_images, self.space, sample, generator))
+            objective = val_loss = nn.functional.cross_entropy(self.model(val_augmented), val_labels)
+
+        result = self._policy_step(sample, objective, train_loss, val_loss)
+        self._network_step(params, network_grads)
+        return result
+
+    def _policy_step(self, sample, objective, train_loss, val_loss) -> StepResult:
+        self.policy_optimizer.zero_grad(set_to_none=True)
+        (grad_magnitude,) = torch.autograd.grad(objective, [self.space.magnitude], retain_graph=True,
+                                                allow_unused=True)
+        if grad_magnitude is None:  # no op fired: the objective does not depend on m
+            grad_magnitude = torch.zeros_like(self.space.magnitude)
+        estimate = self.estimator.gradients(sample, objective)
+        grad_probability = estimate.grad_beta.view_as(self.space.probability)
+        self.space.alpha.grad = estimate.grad_alpha.detach()
+        self.space.probability.grad = grad_probability.detach()
+        self.space.magnitude.grad = grad_magnitude.detach()
+        self.policy_optimizer.step()
+        self.space.project_()
+        surrogate = None if estimate.surrogate_loss is None else float(estimate.surrogate_loss)
+        return StepResult(float(train_loss), float(val_loss), float(objective), estimate.grad_alpha.detach(),
+                          grad_probability.detach(), grad_magnitude.detach(), surrogate)
+
+    def _network_step(self, params: dict[str, torch.Tensor], grads: tuple[torch.Tensor, ...]) -> None:
+        self.network_optimizer.zero_grad(set_to_none=True)
+        for weight, grad in zip(params.values(), grads):
+            weight.grad = grad.detach()
+        nn.utils.clip_grad_norm_(list(params.values()), self.grad_clip)
+        self.network_optimizer.step()
