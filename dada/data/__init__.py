@@ -1,0 +1,31 @@
+"""Data sets over torchvision (never downloaded) and the paper's reduced-data protocols."""
+from dada.data._errors import DatasetNotFoundError
+from dada.data.datasets import (
+    DATASETS,
+    DatasetSpec,
+    LabeledImages,
+    default_root,
+    get_spec,
+    list_datasets,
+    load_imagenet,
+    load_images,
+)
+from dada.data.fashion_mnist import FASHION_MNIST_DIR, read_fashion_mnist
+from dada.data.splits import reduced_imagenet_indices, reduced_indices, search_split
+
+__all__ = [
+    "DATASETS",
+    "FASHION_MNIST_DIR",
+    "DatasetNotFoundError",
+    "DatasetSpec",
+    "LabeledImages",
+    "default_root",
+    "get_spec",
+    "list_datasets",
+    "load_imagenet",
+    "load_images",
+    "read_fashion_mnist",
+    "reduced_imagenet_indices",
+    "reduced_indices",
+    "search_split",
+]

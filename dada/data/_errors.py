@@ -1,0 +1,21 @@
+"""The error every loader raises when a data set's files are not where it looked."""
+from collections.abc import Sequence
+from pathlib import Path
+
+POINT_ELSEWHERE = (
+    "Point elsewhere with data.root=/path/to/data (config override) or DATA_ROOT=/path/to/data (environment)."
+)
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A data set's files are missing; the message names the paths looked at and the expected layout."""
+
+
+def missing_paths_error(name: str, root: Path, missing: Sequence[Path], layout: str) -> DatasetNotFoundError:
+    """The error for data set ``name``: what is missing, what ``root`` should hold, how to point elsewhere."""
+    lines = [f"data set {name!r} not found under the data root {root.absolute()}. Missing:"]
+    lines += [f"  {path.absolute()}" for path in missing]
+    lines += ["Expected layout under the data root:"]
+    lines += [f"  {line}" for line in layout.splitlines()]
+    lines += [POINT_ELSEWHERE]
+    return DatasetNotFoundError("\n".join(lines))
