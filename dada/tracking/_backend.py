@@ -1,0 +1,47 @@
+"""What every tracking backend receives (`RunSpec`) and the methods it answers (`Backend`)."""
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run as the backends see it: where it lives locally, what it was asked to do, and how to name it."""
+
+    run_dir: Path
+    config: Mapping[str, Any] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    run_info: Mapping[str, str] = field(default_factory=dict)
+    experiment: str = "dada"
+    run_name: Optional[str] = None
+
+
+class Backend:
+    """One destination for a run's records. The defaults do nothing, so a backend overrides only what it stores.
+
+    `Tracker` validates every value before a backend sees it: metrics arrive as ``dict[str, float]``,
+    summaries as JSON-ready dicts, artifacts as paths to existing files.
+    """
+
+    name = "backend"
+
+    @property
+    def info(self) -> dict[str, str]:
+        """Identifiers of this run inside the backend (run id, folder), written to ``run_info.json``."""
+        return {}
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        pass
+
+    def log_artifact(self, path: Path, artifact_dir: Optional[str]) -> None:
+        pass
+
+    def log_image(self, path: Path, key: str, artifact_dir: Optional[str], step: Optional[int]) -> None:
+        """An image file (a saved figure); backends without an image view store it as an artifact."""
+        self.log_artifact(path, artifact_dir)
+
+    def set_summary(self, summary: Mapping[str, Any], step: int) -> None:
+        pass
+
+    def close(self, status: str) -> None:
+        pass

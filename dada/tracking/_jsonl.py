@@ -1,0 +1,62 @@
+"""The run folder itself: ``metrics.jsonl`` (the source of truth), ``config.yaml``, ``run_info.json``, ``summary.json``."""
+import json
+import os
+import time
+from pathlib import Path, PurePosixPath
+from typing import Any, Mapping
+
+import yaml
+
+from dada.tracking._backend import Backend, RunSpec
+
+
+class JsonlBackend(Backend):
+    """Writes the run folder; unlike the other backends its errors are raised, never swallowed.
+
+    ``metrics.jsonl`` holds one JSON object per `log_metrics` call, ``{"step": .., "time": .., <metrics>}``,
+    written and flushed line by line and opened for appending, so a resumed run continues it.
+    ``summary.json`` appears at `close` only, so it marks a run that ended (its ``status`` says how).
+    """
+
+    name = "jsonl"
+
+    def __init__(self, spec: RunSpec):
+        self.run_dir = spec.run_dir
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.write_text("config.yaml", yaml.safe_dump(dict(spec.config), sort_keys=False))
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self._metrics_file = open(self.metrics_path, "a", encoding="utf-8")
+        self._summary: dict[str, Any] = {}
+
+    def path(self, name: str) -> Path:
+        """``run_dir / name`` for a relative name that stays inside the run folder; parents are created."""
+        relative = PurePosixPath(name)
+        if not name or relative.is_absolute() or ".." in relative.parts:
+            raise ValueError(f"file names must be relative paths inside the run folder, got {name!r}")
+        path = self.run_dir.joinpath(*relative.parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def write_text(self, name: str, text: str) -> Path:
+        """Write a file in the run folder atomically (a reader never sees half of it)."""
+        path = self.path(name)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+        return path
+
+    def write_json(self, name: str, data: Mapping[str, Any]) -> Path:
+        return self.write_text(name, json.dumps(data, indent=2) + "\n")
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        record = {"step": step, "time": round(time.time(), 3), **metrics}
+        self._metrics_file.write(json.dumps(record) + "\n")
+        self._metrics_file.flush()
+
+    def set_summary(self, summary: Mapping[str, Any], step: int) -> None:
+        self._summary.update(summary)
+
+    def close(self, status: str) -> None:
+        self._metrics_file.close()
+        self.write_json("summary.json", {"status": status, **self._summary})
+

@@ -1,0 +1,118 @@
+"""MLflow backend: one `MlflowClient` with an explicit run id, so several trackers can share a process."""
+import numbers
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from dada.tracking._backend import Backend, RunSpec
+from dada.tracking._values import flatten
+
+# Value caps of older MLflow versions (3.x allows 6000 and 8000); longer values are cut with a note.
+MAX_PARAM_LENGTH = 500
+MAX_TAG_LENGTH = 5000
+_TRUNCATED = "...[truncated]"
+# MLflow's limits per log_batch request: 1000 metrics, 100 params, 100 tags.
+_BATCH_METRICS, _BATCH_PARAMS, _BATCH_TAGS = 1000, 100, 100
+
+
+def default_tracking_uri() -> str:
+    """``sqlite:///<current directory>/mlruns.db``: a database store, never MLflow's deprecated file store."""
+    return f"sqlite:///{Path.cwd().resolve() / 'mlruns.db'}"
+
+
+def artifact_root(tracking_uri: str) -> Optional[str]:
+    """For a sqlite store, the ``mlartifacts`` folder next to the database; servers choose their own."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return None
+    database = Path(tracking_uri[len(prefix):]).resolve()
+    return (database.parent / "mlartifacts").as_uri()
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - len(_TRUNCATED)] + _TRUNCATED
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
+    return (items[start : start + size] for start in range(0, len(items), size))
+
+
+def _experiment_id(client: MlflowClient, name: str, artifact_location: Optional[str]) -> str:
+    """Get or create the experiment; a concurrent process creating it first is fine, a deleted one is restored."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            return client.create_experiment(name, artifact_location=artifact_location)
+        except MlflowException:
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    if experiment.lifecycle_stage == "deleted":
+        client.restore_experiment(experiment.experiment_id)
+    return experiment.experiment_id
+
+
+class MlflowBackend(Backend):
+    """Config as params (dotted keys), caller tags and run info as tags, metrics, artifacts.
+
+    Summary values (nested ones under dotted keys) that are numbers become metrics at the last logged step;
+    the others become ``summary.<key>`` tags.
+    """
+
+    name = "mlflow"
+
+    def __init__(self, spec: RunSpec, tracking_uri: Optional[str] = None):
+        self.tracking_uri = tracking_uri or default_tracking_uri()
+        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        experiment_id = _experiment_id(self.client, spec.experiment, artifact_root(self.tracking_uri))
+        tags = {**spec.tags, **spec.run_info, "mlflow.source.git.commit": spec.run_info.get("git_commit", "unknown")}
+        run = self.client.create_run(experiment_id, run_name=spec.run_name)
+        self.run_id = run.info.run_id
+        self._log_batch(params=self._params(spec.config), tags=self._tags(tags))
+
+    def __repr__(self) -> str:
+        return f"MlflowBackend(tracking_uri={self.tracking_uri!r}, run_id={self.run_id!r})"
+
+    @property
+    def info(self) -> dict[str, str]:
+        return {"tracking_uri": self.tracking_uri, "run_id": self.run_id}
+
+    @staticmethod
+    def _params(config: Mapping[str, Any]) -> list[Param]:
+        return [Param(key, _truncate(str(value), MAX_PARAM_LENGTH)) for key, value in flatten(config)]
+
+    @staticmethod
+    def _tags(tags: Mapping[str, Any]) -> list[RunTag]:
+        return [RunTag(key, _truncate(str(value), MAX_TAG_LENGTH)) for key, value in tags.items()]
+
+    def _log_batch(self, metrics: Sequence = (), params: Sequence = (), tags: Sequence = ()) -> None:
+        for batch in _chunks(metrics, _BATCH_METRICS):
+            self.client.log_batch(self.run_id, metrics=batch)
+        for batch in _chunks(params, _BATCH_PARAMS):
+            self.client.log_batch(self.run_id, params=batch)
+        for batch in _chunks(tags, _BATCH_TAGS):
+            self.client.log_batch(self.run_id, tags=batch)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        timestamp = int(time.time() * 1000)
+        self._log_batch(metrics=[Metric(key, value, timestamp, step) for key, value in metrics.items()])
+
+    def log_artifact(self, path: Path, artifact_dir: Optional[str]) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path=artifact_dir)
+
+    def set_summary(self, summary: Mapping[str, Any], step: int) -> None:
+        flat = dict(flatten(summary))
+        numeric = {key: float(value) for key, value in flat.items() if _is_number(value)}
+        self.log_metrics(numeric, step)
+        self._log_batch(tags=self._tags({f"summary.{key}": value for key, value in flat.items() if key not in numeric}))
+
+    def close(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status)

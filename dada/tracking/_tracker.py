@@ -1,0 +1,214 @@
+"""`Tracker`: one logging interface fanned out to the run folder (always) and to MLflow and W&B (on request)."""
+import contextlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+from dada.tracking._backend import Backend, RunSpec
+from dada.tracking._jsonl import JsonlBackend
+from dada.tracking._system import collect_run_info
+from dada.tracking._values import metric_values, plain_data
+
+BACKENDS = ("jsonl", "mlflow", "wandb")
+WANDB_MODES = ("offline", "online", "disabled")
+STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+class TrackingWarning(RuntimeWarning):
+    """An optional backend (MLflow, W&B) failed and was switched off; the run and its run folder go on."""
+
+
+class Tracker:
+    """Sends every record to the run folder first, then to each optional backend.
+
+    The run folder (`JsonlBackend`) is the source of truth: its errors are raised. An optional backend
+    that raises is warned about once (`TrackingWarning`), closed as FAILED, and skipped from then on.
+    Use it as a context manager, or call `close` yourself; the run is FAILED when the block raises.
+    """
+
+    def __init__(self, local: JsonlBackend, backends: Sequence[Backend] = ()):
+        self._local = local
+        self._backends = list(backends)
+        self._last_step = 0
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"Tracker(run_dir={str(self.run_dir)!r}, backends={self.backends!r}, closed={self.closed})"
+
+    def __enter__(self) -> "Tracker":
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            self.close("FINISHED")
+        else:
+            self.close("KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED")
+
+    @property
+    def run_dir(self) -> Path:
+        return self._local.run_dir
+
+    @property
+    def backends(self) -> list[str]:
+        """Names of the backends still receiving records, the run folder's ``jsonl`` first."""
+        return [self._local.name] + [backend.name for backend in self._backends]
+
+    def _send(self, method: str, *args: Any) -> None:
+        self._check_open()
+        getattr(self._local, method)(*args)
+        for backend in tuple(self._backends):
+            try:
+                getattr(backend, method)(*args)
+            except Exception as error:
+                self._switch_off(backend, f"{method}()", error)
+
+    def _switch_off(self, backend: Backend, where: str, error: Exception) -> None:
+        self._backends.remove(backend)
+        warnings.warn(
+            f"{backend.name} tracking failed in {where} and is off for the rest of this run: {error!r}",
+            TrackingWarning,
+        )
+        with contextlib.suppress(Exception):
+            backend.close("FAILED")
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError(f"{self!r} is closed; open a new tracker to log more")
+
+    def _artifact_dir(self, path: Path) -> Optional[str]:
+        """A file inside the run folder keeps its sub-folder (``figures/``) in the backends' artifact stores."""
+        if not path.is_relative_to(self.run_dir):
+            return None
+        parent = path.relative_to(self.run_dir).parent.as_posix()
+        return None if parent == "." else parent
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
+        """Log real numbers (floats, ints, 0-d tensors, NumPy scalars) at an integer step."""
+        values = metric_values(metrics)
+        self._last_step = int(step)
+        self._send("log_metrics", values, self._last_step)
+
+    def log_artifact(self, path: "str | os.PathLike") -> Path:
+        """Hand an existing file to the backends; files inside the run folder keep their sub-folder."""
+        path = Path(path).resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"log_artifact needs an existing file, got {str(path)!r}")
+        self._send("log_artifact", path, self._artifact_dir(path))
+        return path
+
+    def log_text(self, name: str, text: str) -> Path:
+        """Write ``<run_dir>/<name>`` (a relative path) and log it as an artifact."""
+        self._check_open()
+        return self.log_artifact(self._local.write_text(name, text))
+
+    def log_dict(self, name: str, data: Mapping[str, Any]) -> Path:
+        """Write ``data`` as ``<run_dir>/<name>`` JSON (".json" added when missing) and log it as an artifact."""
+        if not name.endswith(".json"):
+            name = f"{name}.json"
+        return self.log_text(name, json.dumps(plain_data(data), indent=2) + "\n")
+
+    def log_figure(self, figure: Any, name: str, step: Optional[int] = None, formats: Iterable[str] = ("png", "pdf")) -> Path:
+        """Save a Matplotlib figure as ``<run_dir>/figures/<name>.<format>`` and log every file.
+
+        PNGs are logged as images (a W&B media panel), other formats as artifacts. Returns the first file.
+        The figure is left open; closing it is the caller's call.
+        """
+        self._check_open()
+        paths = [self._local.path(f"figures/{name}.{extension}") for extension in formats]
+        if not paths:
+            raise ValueError("log_figure needs at least one format, e.g. formats=('png', 'pdf')")
+        for path in paths:
+            figure.savefig(path, bbox_inches="tight")
+        for path in paths:
+            if path.suffix == ".png":
+                self._send("log_image", path, f"figures/{name}", "figures", step)
+            else:
+                self._send("log_artifact", path, "figures")
+        return paths[0]
+
+    def set_summary(self, summary: Mapping[str, Any]) -> None:
+        """Merge final values into the run's summary (``summary.json`` at close, MLflow metrics/tags, W&B summary)."""
+        summary = plain_data(summary)
+        if "status" in summary:
+            raise ValueError("summary key 'status' is reserved: close(status=...) sets it")
+        self._send("set_summary", summary, self._last_step)
+
+    def close(self, status: str = "FINISHED") -> None:
+        """End the run: write ``summary.json`` with ``status``, hand it to the backends, close them. Idempotent."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown run status {status!r}; choose one of {STATUSES}")
+        if self.closed:
+            return
+        self._local.close(status)
+        self.closed = True
+        summary_path = self._local.path("summary.json")
+        for backend in tuple(self._backends):
+            try:
+                backend.log_artifact(summary_path, None)
+                backend.close(status)
+            except Exception as error:
+                self._switch_off(backend, "close()", error)
+
+
+def _open_backend(name: str, spec: RunSpec, mlflow_uri: Optional[str], wandb_mode: str, wandb_project: str) -> Backend:
+    """Import a backend's library only when it is asked for, so ``import dada.tracking`` stays cheap."""
+    if name == "mlflow":
+        from dada.tracking._mlflow import MlflowBackend
+
+        return MlflowBackend(spec, tracking_uri=mlflow_uri)
+    from dada.tracking._wandb import WandbBackend
+
+    return WandbBackend(spec, mode=wandb_mode, project=wandb_project)
+
+
+def _backend_names(backends: "str | Iterable[str]") -> list[str]:
+    names = [backends] if isinstance(backends, str) else list(backends)
+    unknown = [name for name in names if name not in BACKENDS]
+    if unknown:
+        raise ValueError(f"unknown tracking backend(s) {unknown}; choose from {BACKENDS}")
+    return [name for name in dict.fromkeys(names) if name != "jsonl"]
+
+
+def create_tracker(
+    backends: "str | Iterable[str]" = ("jsonl",),
+    *,
+    run_dir: "str | os.PathLike",
+    config: Optional[Mapping[str, Any]] = None,
+    tags: Optional[Mapping[str, Any]] = None,
+    experiment: str = "dada",
+    run_name: Optional[str] = None,
+    mlflow_uri: Optional[str] = None,
+    wandb_mode: str = "offline",
+    wandb_project: str = "dada",
+) -> Tracker:
+    """Open a run in ``run_dir`` (always, it holds ``metrics.jsonl``) and in each named backend.
+
+    Writes ``config.yaml`` (``config`` as plain YAML; OmegaConf configs are resolved) and ``run_info.json``
+    (git commit, versions, device, and each backend's run id). ``tags`` go to MLflow tags and W&B
+    ``key:value`` tags. A backend that cannot start is warned about (`TrackingWarning`) and left out.
+    ``mlflow_uri`` defaults to ``sqlite:///<cwd>/mlruns.db``; ``wandb_mode`` is offline, online or disabled.
+    """
+    names = _backend_names(backends)
+    if wandb_mode not in WANDB_MODES:
+        raise ValueError(f"unknown W&B mode {wandb_mode!r}; choose one of {WANDB_MODES}")
+    run_dir = Path(run_dir).resolve()
+    run_info = {**collect_run_info(), "run_dir": str(run_dir)}
+    spec = RunSpec(
+        run_dir=run_dir,
+        config=plain_data(config or {}),
+        tags={str(key): str(value) for key, value in (tags or {}).items()},
+        run_info=run_info,
+        experiment=experiment,
+        run_name=run_name,
+    )
+    local = JsonlBackend(spec)
+    opened = []
+    for name in names:
+        try:
+            opened.append(_open_backend(name, spec, mlflow_uri, wandb_mode, wandb_project))
+        except Exception as error:
+            warnings.warn(f"{name} tracking could not start and is off for this run: {error!r}", TrackingWarning)
+    local.write_json("run_info.json", {**run_info, "backends": {backend.name: backend.info for backend in opened}})
+    return Tracker(local, opened)

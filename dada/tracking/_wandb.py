@@ -1,0 +1,65 @@
+"""Weights & Biases backend; offline by default, so it needs neither a network nor an API key."""
+import shutil
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import wandb
+
+from dada.tracking._backend import Backend, RunSpec
+
+MAX_TAG_LENGTH = 64  # W&B rejects tags longer than 64 characters.
+
+
+class WandbBackend(Backend):
+    """Config (with the run info under ``run_info``), ``key:value`` tags, metrics, figures as images, files.
+
+    The run is grouped by experiment name; offline runs land in ``<run_dir>/wandb/offline-run-*``,
+    to be uploaded later with ``wandb sync``. W&B needs steps that never decrease within a run.
+    """
+
+    name = "wandb"
+
+    def __init__(self, spec: RunSpec, mode: str = "offline", project: str = "dada"):
+        self.run_dir = spec.run_dir
+        tags = [f"{key}:{value}"[:MAX_TAG_LENGTH] for key, value in spec.tags.items()]
+        settings = wandb.Settings(silent=True, console="off", disable_git=True, reinit="create_new")
+        self.run = wandb.init(
+            mode=mode,
+            dir=str(spec.run_dir),
+            project=project,
+            group=spec.experiment,
+            name=spec.run_name,
+            config={**spec.config, "run_info": dict(spec.run_info)},
+            tags=tags,
+            settings=settings,
+        )
+
+    def __repr__(self) -> str:
+        return f"WandbBackend(project={self.run.project!r}, run_id={self.run.id!r})"
+
+    @property
+    def info(self) -> dict[str, str]:
+        return {"run_id": self.run.id, "dir": str(Path(self.run.dir).parent)}
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        self.run.log(dict(metrics), step=step)
+
+    def log_artifact(self, path: Path, artifact_dir: Optional[str]) -> None:
+        """Copied into the run's ``files/`` folder, which W&B uploads at the end (or at ``wandb sync``)."""
+        target = Path(self.run.dir, artifact_dir or "", path.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+
+    def log_image(self, path: Path, key: str, artifact_dir: Optional[str], step: Optional[int]) -> None:
+        """Shown as a W&B image; without a step it joins the current step instead of starting a new one."""
+        image = {key: wandb.Image(str(path))}
+        if step is None:
+            self.run.log(image, commit=False)
+        else:
+            self.run.log(image, step=step)
+
+    def set_summary(self, summary: Mapping[str, Any], step: int) -> None:
+        self.run.summary.update(dict(summary))
+
+    def close(self, status: str) -> None:
+        self.run.finish(exit_code=0 if status == "FINISHED" else 1)
