@@ -1,6 +1,8 @@
 """Run-wide plumbing: one seed for every random source, and the device to run on."""
+import json
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,3 +31,12 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={name!r} was asked for, but torch sees no CUDA device; use device=cpu or auto")
     return device
+
+
+def finished_summary(run_dir: str | os.PathLike) -> dict | None:
+    """The run's ``summary.json`` if the run ended well (status FINISHED), else None: a failed run is re-run."""
+    path = Path(run_dir) / "summary.json"
+    if not path.exists():
+        return None
+    summary = json.loads(path.read_text())
+    return summary if summary.get("status") == "FINISHED" else None

@@ -11,10 +11,12 @@ from dada.config import DatasetConfig, LoggerConfig, ModelConfig, ScaleConfig, r
 
 @dataclass
 class EstimatorConfig:
+    """Fields left null are not passed, so each estimator keeps its own default."""
+
     name: str = MISSING  # gumbel | relax | reinforce
     temperature: float = 0.5
-    surrogate_hidden: int = 100
-    baseline_decay: float = 0.9
+    hidden_size: Optional[int] = None  # relax: width of the surrogate c_phi
+    baseline_decay: Optional[float] = None  # reinforce: moving-average baseline
 
 
 @dataclass

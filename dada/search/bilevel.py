@@ -111,10 +111,10 @@ class BiLevelOptimizer:
 
     def _policy_step(self, sample, objective, train_loss, val_loss) -> StepResult:
         self.policy_optimizer.zero_grad(set_to_none=True)
-        (grad_magnitude,) = torch.autograd.grad(objective, [self.space.magnitude], retain_graph=True,
-                                                allow_unused=True)
-        if grad_magnitude is None:  # no op fired: the objective does not depend on m
-            grad_magnitude = torch.zeros_like(self.space.magnitude)
+        grad_magnitude = torch.zeros_like(self.space.magnitude)
+        if objective.requires_grad:  # else no op fired, and nothing depends on d
+            (grad_magnitude,) = torch.autograd.grad(objective, [self.space.magnitude], retain_graph=True,
+                                                    allow_unused=True, materialize_grads=True)
         estimate = self.estimator.gradients(sample, objective)
         grad_probability = estimate.grad_beta.view_as(self.space.probability)
         self.space.alpha.grad = estimate.grad_alpha.detach()

@@ -1,0 +1,15 @@
+"""``python -m dada.search [overrides]``: a DADA policy search (Hydra app; ``--help`` lists the groups)."""
+import hydra
+from omegaconf import DictConfig
+
+from dada.search import _config  # noqa: F401  (registers the schema)
+from dada.search.loop import SearchRun
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="search")
+def main(cfg: DictConfig) -> None:
+    SearchRun(cfg).run()
+
+
+if __name__ == "__main__":
+    main()

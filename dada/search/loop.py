@@ -1,0 +1,266 @@
+"""The search run: data, model, policy parameters, the bi-level loop, logging, checkpoints and export."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from dada import checkpoint, data, estimators, models, transforms
+from dada.runtime import finished_summary, resolve_device, seed_everything
+from dada.search.bilevel import BiLevelOptimizer, StepResult
+from dada.search.plots import policy_heatmap
+from dada.search.space import SearchSpace
+from dada.tracking import DeviceClock, create_tracker
+
+log = logging.getLogger(__name__)
+CROP_PADDING = 4  # the CIFAR pad-and-crop of the official search (RandomCrop(32, padding=4))
+
+
+@dataclass
+class SearchData:
+    train_images: torch.Tensor  # uint8 [N,3,H,W], on the device
+    train_labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+
+
+def prepare_data(cfg: DictConfig, device: torch.device) -> SearchData:
+    """The reduced training set (section 4.2), split 50/50 and stratified into search-train and search-val."""
+    dataset = cfg.dataset
+    full = data.load_images(dataset.name, dataset.root, train=True)
+    size = cfg.scale.search_images or dataset.search_images
+    reduced = data.reduced_indices(full.labels, size, seed=dataset.search_split_seed)
+    labels = full.labels[reduced]
+    train_index, val_index = data.search_split(labels, train_fraction=dataset.search_train_fraction,
+                                               seed=dataset.search_split_seed)
+    images = full.images[reduced]
+    return SearchData(images[train_index].to(device), labels[train_index].to(device),
+                      images[val_index].to(device), labels[val_index].to(device))
+
+
+class _GradientMoments:
+    """Per-coordinate mean and variance of the estimates over one epoch, per parameter group."""
+
+    def __init__(self):
+        self.count, self.total, self.squares = 0, {}, {}
+
+    def add(self, result: StepResult) -> None:
+        self.count += 1
+        for group, value in (("alpha", result.grad_alpha), ("probability", result.grad_probability),
+                             ("magnitude", result.grad_magnitude)):
+            value = value.double().cpu()
+            self.total[group] = self.total.get(group, 0) + value
+            self.squares[group] = self.squares.get(group, 0) + value * value
+
+    def metrics(self) -> dict[str, float]:
+        out = {}
+        for group, total in self.total.items():
+            mean = total / self.count
+            variance = (self.squares[group] / self.count - mean * mean).clamp_min(0)
+            out[f"grad/{group}/mean"] = mean.mean().item()
+            out[f"grad/{group}/variance"] = variance.mean().item()
+            out[f"grad/{group}/norm"] = mean.norm().item()
+        return out
+
+
+def policy_metrics(space: SearchSpace) -> dict[str, float]:
+    """softmax(α) for every sub-policy, and β and m for every op slot, as flat metrics."""
+    out = {f"policy/weight/{i:03d}": w for i, w in enumerate(space.weights().tolist())}
+    for name, values in (("probability", space.probabilities()), ("magnitude", space.magnitudes())):
+        for i, row in enumerate(values.tolist()):
+            out.update({f"policy/{name}/{i:03d}_{j}": v for j, v in enumerate(row)})
+    return out
+
+
+class SearchRun:
+    """One seeded search; ``run()`` resumes from ``<run_dir>/checkpoint.pt`` and is a no-op once finished."""
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.run_dir = Path(cfg.run_dir)
+        self.device = resolve_device(cfg.device)
+        self.generator = seed_everything(cfg.seed, deterministic=cfg.deterministic)
+        recipe = cfg.search
+        self.epochs = cfg.scale.search_epochs or recipe.epochs
+        self.batch_size = min(recipe.batch_size, cfg.scale.batch_size or recipe.batch_size)
+        self.cutout = recipe.cutout if recipe.cutout is not None else cfg.dataset.cutout
+        self.model = models.create(cfg.scale.model or cfg.model.name, cfg.dataset.num_classes,
+                                   **cfg.model.kwargs).to(self.device)
+        self.space = SearchSpace(recipe.ops_per_sub_policy, recipe.ordered, recipe.alpha_init,
+                                 recipe.probability_init, recipe.magnitude_init).to(self.device)
+        self.estimator = estimators.create(cfg.estimator.name, num_categories=self.space.num_sub_policies,
+                                           num_gates=self.space.probability.numel(),
+                                           **self._estimator_kwargs()).to(self.device)
+        network_optimizer = torch.optim.SGD(self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                            weight_decay=recipe.weight_decay)
+        policy_optimizer = torch.optim.Adam(list(self.space.parameters()) + list(self.estimator.parameters()),
+                                            lr=recipe.policy_lr, betas=tuple(recipe.policy_betas),
+                                            weight_decay=recipe.policy_weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(network_optimizer, T_max=self.epochs,
+                                                                    eta_min=recipe.lr_min)
+        self.optimizer = BiLevelOptimizer(self.model, self.space, self.estimator, network_optimizer,
+                                          policy_optimizer, recipe.grad_clip, recipe.mode)
+        self.clock = DeviceClock(self.device)
+        self.start_epoch, self.resumed_seconds = 0, 0.0
+
+    def _estimator_kwargs(self) -> dict:
+        options = OmegaConf.to_container(self.cfg.estimator)
+        return {key: value for key, value in options.items() if key != "name" and value is not None}
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        normalized = transforms.normalize(images, list(self.cfg.dataset.mean), list(self.cfg.dataset.std))
+        return transforms.cutout(normalized, self.cutout, self.generator)
+
+    # -- checkpoints -------------------------------------------------------------------------------------------
+
+    def _state(self, epoch: int) -> dict:
+        return {"epoch": epoch, "model": self.model.state_dict(), "space": self.space.state_dict(),
+                "estimator": self.estimator.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "network_optimizer": self.optimizer.network_optimizer.state_dict(),
+                "policy_optimizer": self.optimizer.policy_optimizer.state_dict(),
+                "generator": self.generator.get_state(), "rng": checkpoint.rng_state(),
+                "search_seconds": self.search_seconds}
+
+    def _resume(self) -> None:
+        state = checkpoint.load(self.run_dir / "checkpoint.pt")
+        if state is None:
+            return
+        self.model.load_state_dict(state["model"])
+        self.space.load_state_dict(state["space"])
+        self.estimator.load_state_dict(state["estimator"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.optimizer.network_optimizer.load_state_dict(state["network_optimizer"])
+        self.optimizer.policy_optimizer.load_state_dict(state["policy_optimizer"])
+        self.generator.set_state(state["generator"])
+        checkpoint.set_rng_state(state["rng"])
+        self.start_epoch, self.resumed_seconds = state["epoch"] + 1, state["search_seconds"]
+        log.info("resumed %s after epoch %d", self.run_dir, state["epoch"])
+
+    # -- the loop ----------------------------------------------------------------------------------------------
+
+    def _batches(self, count: int) -> torch.Tensor:
+        order = torch.randperm(count, generator=self.generator).to(self.device)
+        steps = count // self.batch_size
+        return order[: steps * self.batch_size].view(steps, self.batch_size)
+
+    def _epoch(self, epoch: int, split: SearchData, tracker) -> dict[str, float]:
+        moments, totals = _GradientMoments(), {"train_loss": 0.0, "val_loss": 0.0, "surrogate_loss": 0.0}
+        train_batches = self._batches(len(split.train_labels))
+        val_batches = self._batches(len(split.val_labels))
+        progress = tqdm(range(len(train_batches)), desc=f"search epoch {epoch + 1}/{self.epochs}", leave=False)
+        for step in progress:
+            train_index, val_index = train_batches[step], val_batches[step % len(val_batches)]
+            train_images = transforms.random_crop_flip(split.train_images[train_index].float() / 255, CROP_PADDING,
+                                                       self.generator)
+            result = self.optimizer.step((train_images, split.train_labels[train_index]),
+                                         (split.val_images[val_index].float() / 255, split.val_labels[val_index]),
+                                         self.preprocess, self.generator)
+            self._check_finite(result, epoch, step)
+            moments.add(result)
+            totals["train_loss"] += result.train_loss
+            totals["val_loss"] += result.val_loss
+            totals["surrogate_loss"] += result.surrogate_loss or 0.0
+            progress.set_postfix(train=f"{result.train_loss:.3f}", val=f"{result.val_loss:.3f}")
+            global_step = epoch * len(train_batches) + step
+            if step % self.cfg.search.log_every == 0:
+                tracker.log_metrics({"step/train_loss": result.train_loss, "step/val_loss": result.val_loss,
+                                     "step/policy_objective": result.policy_objective}, step=global_step)
+        steps = len(train_batches)
+        metrics = {f"search/{k}": v / steps for k, v in totals.items()}
+        if self.cfg.estimator.name != "relax":
+            metrics.pop("search/surrogate_loss")
+        return {**metrics, **moments.metrics(), "search/lr": self.scheduler.get_last_lr()[0],
+                "search/val_accuracy": self._val_accuracy(split)}
+
+    def _check_finite(self, result: StepResult, epoch: int, step: int) -> None:
+        if not (torch.isfinite(torch.tensor([result.train_loss, result.val_loss, result.policy_objective])).all()
+                and torch.isfinite(self.space.alpha).all()):
+            raise FloatingPointError(
+                f"non-finite loss or policy at epoch {epoch + 1}, step {step} (train {result.train_loss}, "
+                f"val {result.val_loss}); the last good state is {self.run_dir / 'checkpoint.pt'}")
+
+    @torch.no_grad()
+    def _val_accuracy(self, split: SearchData) -> float:
+        self.model.eval()
+        correct = 0
+        for start in range(0, len(split.val_labels), 256):
+            images = transforms.normalize(split.val_images[start:start + 256], list(self.cfg.dataset.mean),
+                                          list(self.cfg.dataset.std))
+            correct += (self.model(images).argmax(1) == split.val_labels[start:start + 256]).sum().item()
+        self.model.train()
+        return correct / len(split.val_labels)
+
+    def _log_heatmap(self, tracker, epoch: int) -> None:
+        figure = policy_heatmap(self.space.sub_policies, self.space.alpha, self.space.probabilities(),
+                                self.space.magnitudes(), self.cfg.search.top_k,
+                                title=f"{self.cfg.name} seed {self.cfg.seed}: after epoch {epoch + 1}")
+        tracker.log_figure(figure, f"policy_epoch{epoch + 1:03d}")
+
+    def run(self) -> dict:
+        finished = finished_summary(self.run_dir)
+        if finished is not None:
+            log.info("%s is finished; nothing to do", self.run_dir)
+            return finished
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        split = prepare_data(self.cfg, self.device)
+        self._resume()
+        config = OmegaConf.to_container(self.cfg, resolve=True)
+        tags = {"app": "search", "estimator": self.cfg.estimator.name, "dataset": self.cfg.dataset.name,
+                "model": self.cfg.scale.model or self.cfg.model.name, "scale": self.cfg.scale.name,
+                "table": self.cfg.table, "seed": str(self.cfg.seed)}
+        logger = self.cfg.logger
+        with create_tracker(backends=list(logger.backends), run_dir=self.run_dir, config=config, tags=tags,
+                            experiment=logger.experiment, run_name=f"{self.cfg.name}/seed{self.cfg.seed}",
+                            mlflow_uri=logger.mlflow_uri, wandb_mode=logger.wandb_mode,
+                            wandb_project=logger.wandb_project) as tracker:
+            for epoch in range(self.start_epoch, self.epochs):
+                with self.clock:
+                    metrics = self._epoch(epoch, split, tracker)
+                    self.scheduler.step()
+                tracker.log_metrics({**metrics, **policy_metrics(self.space)}, step=epoch + 1)
+                if (epoch + 1) % logger.heatmap_every == 0 or epoch + 1 == self.epochs:
+                    self._log_heatmap(tracker, epoch)
+                checkpoint.save_atomic(self._state(epoch), self.run_dir / "checkpoint.pt")
+                log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in metrics.items()})
+            summary = self._finish(tracker, len(split.train_labels))
+        return summary
+
+    @property
+    def search_seconds(self) -> float:
+        """Device time of the search loop alone, across resumes; data preparation is outside the clock."""
+        return self.resumed_seconds + self.clock.seconds
+
+    def _finish(self, tracker, train_images: int) -> dict:
+        policy = self.space.export(self.cfg.search.top_k, name=f"{self.cfg.name}-seed{self.cfg.seed}")
+        policy_path = policy.save(self.run_dir / "policy.json")
+        (self.run_dir / "policy_archive.json").write_text(json.dumps(policy.to_archive()))
+        hours = self.search_seconds / 3600
+        summary = {"name": self.cfg.name, "seed": self.cfg.seed, "estimator": self.cfg.estimator.name,
+                   "dataset": self.cfg.dataset.name, "model": self.cfg.scale.model or self.cfg.model.name,
+                   "scale": self.cfg.scale.name, "epochs": self.epochs, "policy": str(policy_path),
+                   "search_seconds": self.search_seconds,
+                   "cost": {"search_device_hours": hours * self.clock.device_count, **self.clock.as_tags(""),
+                            "images_per_second": train_images * self.epochs / max(self.search_seconds, 1e-9)},
+                   "top_overlap_with_other_seeds": top_overlap(self.run_dir, policy)}
+        tracker.log_metrics({"cost/search_device_hours": summary["cost"]["search_device_hours"],
+                             "cost/images_per_second": summary["cost"]["images_per_second"]}, step=self.epochs)
+        tracker.log_artifact(policy_path)
+        tracker.set_summary(summary)
+        return {**summary, "status": "FINISHED"}
+
+
+def top_overlap(run_dir: Path, policy) -> dict[str, float]:
+    """Fraction of top-k sub-policies shared with each finished sibling seed (same experiment)."""
+    mine = {tuple(op.name for op in s.operations) for s in policy.sub_policies}
+    overlaps = {}
+    for other in sorted(run_dir.parent.glob("*/policy.json")):
+        if other.parent != run_dir:
+            theirs = json.loads(other.read_text())["sub_policies"]
+            shared = mine & {tuple(op[0] for op in s["operations"]) for s in theirs}
+            overlaps[other.parent.name] = len(shared) / len(mine)
+    return overlaps

@@ -1,0 +1,35 @@
+"""Shared fixtures: compose the real Hydra configs and shrink them in one place (tiny net, few steps, CPU)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+SEARCH_SMOKE = [
+    "scale=smoke", "scale.model=wrn10_1", "scale.search_epochs=1", "scale.search_images=192",
+    "scale.batch_size=32", "device=cpu", "logger=jsonl",
+]
+
+torch.set_num_threads(2)
+
+
+def compose_config(config_name: str, overrides: list[str]):
+    """The app's real config with ``overrides`` applied, as Hydra composes it on the command line."""
+    if config_name == "search":
+        from dada.search import _config  # noqa: F401  (registers the schema)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name=config_name, overrides=overrides)
+
+
+@pytest.fixture
+def search_config(tmp_path):
+    """``search_config(*overrides)``: a smoke search config writing under tmp_path."""
+    def make(*overrides: str):
+        return compose_config("search", [*SEARCH_SMOKE, f"run_dir={tmp_path}/run", *overrides])
+    return make
