@@ -123,8 +123,9 @@ def test_mlflow_runs_are_searchable_with_tags_metrics_and_artifacts(tmp_path, mo
     uri = copy_mlflow_db(empty_mlflow_db, tmp_path / "store" / "mlruns.db")
     outside = tmp_path / "notes.txt"
     outside.write_text("kept at the artifact root")
-    first = create_tracker(("mlflow",), run_dir=tmp_path / "a", config=CONFIG, tags=TAGS, experiment="test", mlflow_uri=uri)
-    second = create_tracker(("mlflow",), run_dir=tmp_path / "b", tags={"estimator": "relax"}, experiment="test", mlflow_uri=uri)
+    options = {"backends": ("mlflow",), "experiment": "test", "mlflow_uri": uri}
+    first = create_tracker(run_dir=tmp_path / "a", config=CONFIG, tags=TAGS, **options)
+    second = create_tracker(run_dir=tmp_path / "b", tags={"estimator": "relax"}, **options)
     for step in range(3):
         first.log_metrics({"train/loss": 1.0 / (step + 1)}, step=step)
         second.log_metrics({"train/loss": 10.0 + step}, step=step)

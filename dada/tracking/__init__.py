@@ -1,7 +1,7 @@
 """Run tracking: one `Tracker` writing the run folder (``metrics.jsonl``, always) and MLflow / W&B (on request),
 and `DeviceClock` for the search cost in device-hours. Callers decide what to log; this package transports it.
 
-    with create_tracker(("jsonl", "mlflow"), run_dir="runs/search/0", config=cfg, tags={"dataset": "cifar10"}) as tracker:
+    with create_tracker(("jsonl", "mlflow"), run_dir="runs/search/0", config=cfg, tags={"table": "1"}) as tracker:
         tracker.log_metrics({"train/loss": loss}, step=step)
         tracker.log_dict("policy.json", policy)
 

@@ -1,4 +1,4 @@
-"""The run folder itself: ``metrics.jsonl`` (the source of truth), ``config.yaml``, ``run_info.json``, ``summary.json``."""
+"""The run folder: ``metrics.jsonl`` (the source of truth), ``config.yaml``, ``run_info.json``, ``summary.json``."""
 import json
 import os
 import time
@@ -14,7 +14,8 @@ class JsonlBackend(Backend):
     """Writes the run folder; unlike the other backends its errors are raised, never swallowed.
 
     ``metrics.jsonl`` holds one JSON object per `log_metrics` call, ``{"step": .., "time": .., <metrics>}``,
-    written and flushed line by line and opened for appending, so a resumed run continues it.
+    written and flushed line by line and opened for appending, so a resumed run continues it; non-finite
+    values appear as ``NaN``/``Infinity``, which Python's ``json`` and pandas read back.
     ``summary.json`` appears at `close` only, so it marks a run that ended (its ``status`` says how).
     """
 

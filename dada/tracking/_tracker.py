@@ -4,7 +4,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from dada.tracking._backend import Backend, RunSpec
 from dada.tracking._jsonl import JsonlBackend
@@ -12,7 +12,7 @@ from dada.tracking._system import collect_run_info
 from dada.tracking._values import metric_values, plain_data
 
 BACKENDS = ("jsonl", "mlflow", "wandb")
-WANDB_MODES = ("offline", "online", "disabled")
+WANDB_MODES = ("offline", "online")
 STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 
@@ -56,13 +56,17 @@ class Tracker:
         return [self._local.name] + [backend.name for backend in self._backends]
 
     def _send(self, method: str, *args: Any) -> None:
+        """Call ``method`` on the run folder (errors raise), then on every optional backend still on."""
         self._check_open()
         getattr(self._local, method)(*args)
+        self._fan_out(lambda backend: getattr(backend, method)(*args), f"{method}()")
+
+    def _fan_out(self, call: Callable[[Backend], None], where: str) -> None:
         for backend in tuple(self._backends):
             try:
-                getattr(backend, method)(*args)
+                call(backend)
             except Exception as error:
-                self._switch_off(backend, f"{method}()", error)
+                self._switch_off(backend, where, error)
 
     def _switch_off(self, backend: Backend, where: str, error: Exception) -> None:
         self._backends.remove(backend)
@@ -109,7 +113,9 @@ class Tracker:
             name = f"{name}.json"
         return self.log_text(name, json.dumps(plain_data(data), indent=2) + "\n")
 
-    def log_figure(self, figure: Any, name: str, step: Optional[int] = None, formats: Iterable[str] = ("png", "pdf")) -> Path:
+    def log_figure(
+        self, figure: Any, name: str, step: Optional[int] = None, formats: Iterable[str] = ("png", "pdf")
+    ) -> Path:
         """Save a Matplotlib figure as ``<run_dir>/figures/<name>.<format>`` and log every file.
 
         PNGs are logged as images (a W&B media panel), other formats as artifacts. Returns the first file.
@@ -130,6 +136,8 @@ class Tracker:
 
     def set_summary(self, summary: Mapping[str, Any]) -> None:
         """Merge final values into the run's summary (``summary.json`` at close, MLflow metrics/tags, W&B summary)."""
+        if not isinstance(summary, Mapping):
+            raise TypeError(f"set_summary takes a mapping of names to values, got {type(summary).__name__}")
         summary = plain_data(summary)
         if "status" in summary:
             raise ValueError("summary key 'status' is reserved: close(status=...) sets it")
@@ -144,12 +152,12 @@ class Tracker:
         self._local.close(status)
         self.closed = True
         summary_path = self._local.path("summary.json")
-        for backend in tuple(self._backends):
-            try:
-                backend.log_artifact(summary_path, None)
-                backend.close(status)
-            except Exception as error:
-                self._switch_off(backend, "close()", error)
+
+        def finish(backend: Backend) -> None:
+            backend.log_artifact(summary_path, None)
+            backend.close(status)
+
+        self._fan_out(finish, "close()")
 
 
 def _open_backend(name: str, spec: RunSpec, mlflow_uri: Optional[str], wandb_mode: str, wandb_project: str) -> Backend:
@@ -188,7 +196,7 @@ def create_tracker(
     Writes ``config.yaml`` (``config`` as plain YAML; OmegaConf configs are resolved) and ``run_info.json``
     (git commit, versions, device, and each backend's run id). ``tags`` go to MLflow tags and W&B
     ``key:value`` tags. A backend that cannot start is warned about (`TrackingWarning`) and left out.
-    ``mlflow_uri`` defaults to ``sqlite:///<cwd>/mlruns.db``; ``wandb_mode`` is offline, online or disabled.
+    ``mlflow_uri`` defaults to ``sqlite:///<cwd>/mlruns.db``; ``wandb_mode`` is offline or online.
     """
     names = _backend_names(backends)
     if wandb_mode not in WANDB_MODES:
