@@ -127,7 +127,7 @@ def test_mlflow_runs_are_searchable_with_tags_metrics_and_artifacts(tmp_path, mo
     first = create_tracker(run_dir=tmp_path / "a", config=CONFIG, tags=TAGS, **options)
     second = create_tracker(run_dir=tmp_path / "b", tags={"estimator": "relax"}, **options)
     for step in range(3):
-        first.log_metrics({"train/loss": 1.0 / (step + 1)}, step=step)
+        first.log_metrics({"train/loss": 1.0 / (step + 1), "alpha[Rotate]": 0.5}, step=step)
         second.log_metrics({"train/loss": 10.0 + step}, step=step)
     first.log_dict("policy.json", {"sub_policies": []})
     first.log_figure(small_figure(), "heatmap", formats=("png",))
@@ -142,7 +142,7 @@ def test_mlflow_runs_are_searchable_with_tags_metrics_and_artifacts(tmp_path, mo
     gumbel, relax = runs.loc["gumbel"], runs.loc["relax"]
     assert (gumbel["status"], relax["status"]) == ("FINISHED", "FAILED")
     assert gumbel["metrics.train/loss"] == pytest.approx(1.0 / 3) and relax["metrics.train/loss"] == 12.0
-    assert gumbel["metrics.test/top1_error"] == 3.5 and gumbel["metrics.cost.device_hours"] == 0.25
+    assert gumbel["metrics.alpha_Rotate_"] == 0.5 and gumbel["metrics.test/top1_error"] == 3.5 and gumbel["metrics.cost.device_hours"] == 0.25
     assert gumbel["tags.summary.cost.unit"] == "CPU-hours"
     assert gumbel["params.optim.lr"] == "0.1" and gumbel["params.optim.milestones"] == "[60, 120]"
     assert gumbel["tags.table"] == "table1" and gumbel["tags.git_commit"] == gumbel["tags.mlflow.source.git.commit"]

@@ -1,5 +1,6 @@
 """MLflow backend: one `MlflowClient` with an explicit run id, so several trackers can share a process."""
 import numbers
+import re
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
@@ -33,6 +34,11 @@ def artifact_root(tracking_uri: str) -> Optional[str]:
     return (database.parent / "mlartifacts").as_uri()
 
 
+def mlflow_key(name: str) -> str:
+    """MLflow names allow letters, digits and ``_-./`` and spaces; any other character becomes ``_``."""
+    return re.sub(r"[^\w./ -]", "_", name)
+
+
 def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - len(_TRUNCATED)] + _TRUNCATED
 
@@ -63,6 +69,7 @@ def _experiment_id(client: MlflowClient, name: str, artifact_location: Optional[
 class MlflowBackend(Backend):
     """Config as params (dotted keys), caller tags and run info as tags, metrics, artifacts.
 
+    Names pass through `mlflow_key`, so ``alpha[Rotate]`` is stored as ``alpha_Rotate_``.
     Summary values (nested ones under dotted keys) that are numbers become metrics at the last logged step;
     the others become ``summary.<key>`` tags.
     """
@@ -87,11 +94,11 @@ class MlflowBackend(Backend):
 
     @staticmethod
     def _params(config: Mapping[str, Any]) -> list[Param]:
-        return [Param(key, _truncate(str(value), MAX_PARAM_LENGTH)) for key, value in flatten(config)]
+        return [Param(mlflow_key(key), _truncate(str(value), MAX_PARAM_LENGTH)) for key, value in flatten(config)]
 
     @staticmethod
     def _tags(tags: Mapping[str, Any]) -> list[RunTag]:
-        return [RunTag(key, _truncate(str(value), MAX_TAG_LENGTH)) for key, value in tags.items()]
+        return [RunTag(mlflow_key(key), _truncate(str(value), MAX_TAG_LENGTH)) for key, value in tags.items()]
 
     def _log_batch(self, metrics: Sequence = (), params: Sequence = (), tags: Sequence = ()) -> None:
         for batch in _chunks(metrics, _BATCH_METRICS):
@@ -103,7 +110,7 @@ class MlflowBackend(Backend):
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         timestamp = int(time.time() * 1000)
-        self._log_batch(metrics=[Metric(key, value, timestamp, step) for key, value in metrics.items()])
+        self._log_batch(metrics=[Metric(mlflow_key(key), value, timestamp, step) for key, value in metrics.items()])
 
     def log_artifact(self, path: Path, artifact_dir: Optional[str]) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path=artifact_dir)

@@ -22,6 +22,7 @@ class WandbBackend(Backend):
     def __init__(self, spec: RunSpec, mode: str = "offline", project: str = "dada"):
         self.run_dir = spec.run_dir
         tags = [f"{key}:{value}"[:MAX_TAG_LENGTH] for key, value in spec.tags.items()]
+        # reinit="create_new" (W&B >= 0.19.10) lets several trackers hold runs in one process.
         settings = wandb.Settings(silent=True, console="off", disable_git=True, reinit="create_new")
         self.run = wandb.init(
             mode=mode,
