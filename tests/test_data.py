@@ -193,7 +193,7 @@ def test_missing_files_name_the_paths_and_the_layout(tmp_path, name, train, expe
     message = str(error.value)
     assert isinstance(error.value, FileNotFoundError)
     assert all(str(tmp_path / "empty" / path) in message for path in expected_paths)
-    assert "data.root=" in message and "DATA_ROOT=" in message
+    assert "dataset.root=" in message and "DATA_ROOT=" in message
 
 
 def test_missing_imagenet_names_the_folder_and_the_layout(tmp_path):

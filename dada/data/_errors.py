@@ -3,7 +3,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 POINT_ELSEWHERE = (
-    "Point elsewhere with data.root=/path/to/data (config override) or DATA_ROOT=/path/to/data (environment)."
+    "Point elsewhere with dataset.root=/path/to/data (config override) or DATA_ROOT=/path/to/data (environment)."
 )
 
 
