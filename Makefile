@@ -43,3 +43,12 @@ test-fast: setup ## run the tests not marked slow
 
 clean: ## remove run outputs (keeps .venv and results/)
 	rm -rf runs outputs multirun
+
+bench-ops: setup ## throughput of the batched ops vs the PIL per-image path (prints ratios)
+	$(PY) benchmarks/bench_ops.py
+
+bench-search: setup ## search steps/s of ours vs an emulation of the official pipeline (prints ratios)
+	$(PY) benchmarks/bench_search.py
+
+mlflow-ui: setup ## serve the MLflow UI on 127.0.0.1:5000 over the project's store (mlruns.db)
+	$(PY) -m mlflow ui --backend-store-uri sqlite:///mlruns.db --host 127.0.0.1 --port 5000
