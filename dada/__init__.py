@@ -7,7 +7,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("analysis", "data", "estimators", "models", "ops", "policy", "runtime", "search", "tracking", "train")
+_SUBMODULES = ("checkpoint", "config", "data", "estimators", "models", "ops", "policy", "runtime", "search", "tracking",
+               "train", "transforms")
 
 
 def __getattr__(name: str):

@@ -9,7 +9,9 @@ import torch.nn.functional as F
 
 
 def _uniform(batch: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    return torch.rand(batch, generator=generator).to(device)
+    """U[0, 1) draws from ``generator`` on its own device, moved to ``device``."""
+    source = generator.device if generator is not None else device
+    return torch.rand(batch, generator=generator, device=source).to(device)
 
 
 def random_crop_flip(images: torch.Tensor, padding: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -84,7 +84,8 @@ class SearchRun:
         self.cfg = cfg
         self.run_dir = Path(cfg.run_dir)
         self.device = resolve_device(cfg.device)
-        self.generator = seed_everything(cfg.seed, deterministic=cfg.deterministic)
+        seed_everything(cfg.seed, deterministic=cfg.deterministic)
+        self.generator = torch.Generator(self.device).manual_seed(cfg.seed)  # sub-policies, gates, crops, order
         recipe = cfg.search
         self.epochs = cfg.scale.search_epochs or recipe.epochs
         self.batch_size = min(recipe.batch_size, cfg.scale.batch_size or recipe.batch_size)
@@ -143,8 +144,11 @@ class SearchRun:
 
     # -- the loop ----------------------------------------------------------------------------------------------
 
+    def _steps_per_epoch(self, split: SearchData) -> int:
+        return len(split.train_labels) // self.batch_size
+
     def _batches(self, count: int) -> torch.Tensor:
-        order = torch.randperm(count, generator=self.generator).to(self.device)
+        order = torch.randperm(count, generator=self.generator, device=self.device)
         steps = count // self.batch_size
         return order[: steps * self.batch_size].view(steps, self.batch_size)
 
@@ -222,12 +226,13 @@ class SearchRun:
                 with self.clock:
                     metrics = self._epoch(epoch, split, tracker)
                     self.scheduler.step()
-                tracker.log_metrics({**metrics, **policy_metrics(self.space)}, step=epoch + 1)
+                tracker.log_metrics({"epoch": epoch + 1, **metrics, **policy_metrics(self.space)},
+                                    step=(epoch + 1) * self._steps_per_epoch(split))
                 if (epoch + 1) % logger.heatmap_every == 0 or epoch + 1 == self.epochs:
                     self._log_heatmap(tracker, epoch)
                 checkpoint.save_atomic(self._state(epoch), self.run_dir / "checkpoint.pt")
                 log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in metrics.items()})
-            summary = self._finish(tracker, len(split.train_labels))
+            summary = self._finish(tracker, split)
         return summary
 
     @property
@@ -235,7 +240,7 @@ class SearchRun:
         """Device time of the search loop alone, across resumes; data preparation is outside the clock."""
         return self.resumed_seconds + self.clock.seconds
 
-    def _finish(self, tracker, train_images: int) -> dict:
+    def _finish(self, tracker, split: SearchData) -> dict:
         policy = self.space.export(self.cfg.search.top_k, name=f"{self.cfg.name}-seed{self.cfg.seed}")
         policy_path = policy.save(self.run_dir / "policy.json")
         (self.run_dir / "policy_archive.json").write_text(json.dumps(policy.to_archive()))
@@ -245,10 +250,12 @@ class SearchRun:
                    "scale": self.cfg.scale.name, "epochs": self.epochs, "policy": str(policy_path),
                    "search_seconds": self.search_seconds,
                    "cost": {"search_device_hours": hours * self.clock.device_count, **self.clock.as_tags(""),
-                            "images_per_second": train_images * self.epochs / max(self.search_seconds, 1e-9)},
+                            "images_per_second": len(split.train_labels) * self.epochs
+                            / max(self.search_seconds, 1e-9)},
                    "top_overlap_with_other_seeds": top_overlap(self.run_dir, policy)}
         tracker.log_metrics({"cost/search_device_hours": summary["cost"]["search_device_hours"],
-                             "cost/images_per_second": summary["cost"]["images_per_second"]}, step=self.epochs)
+                             "cost/images_per_second": summary["cost"]["images_per_second"]},
+                            step=self.epochs * self._steps_per_epoch(split))
         tracker.log_artifact(policy_path)
         tracker.set_summary(summary)
         return {**summary, "status": "FINISHED"}
