@@ -123,7 +123,7 @@ class BiLevelOptimizer:
         self.policy_optimizer.step()
         self.space.project_()
         surrogate = None if estimate.surrogate_loss is None else float(estimate.surrogate_loss)
-        return StepResult(float(train_loss), float(val_loss), float(objective), estimate.grad_alpha.detach(),
+        return StepResult(train_loss.item(), val_loss.item(), objective.item(), estimate.grad_alpha.detach(),
                           grad_probability.detach(), grad_magnitude.detach(), surrogate)
 
     def _network_step(self, params: dict[str, torch.Tensor], grads: tuple[torch.Tensor, ...]) -> None:
