@@ -1,0 +1,22 @@
+"""``python -m dada.train [overrides]``: evaluate a policy by training a network (Hydra app; ``--help`` lists groups).
+
+Under ``torchrun --nproc_per_node=N -m dada.train ...`` it trains data-parallel on N devices.
+"""
+import hydra
+from omegaconf import DictConfig
+
+from dada.train import _config  # noqa: F401  (registers the schema)
+from dada.train.loop import TrainRun
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    run = TrainRun(cfg)
+    try:
+        run.run()
+    finally:
+        run.dist.close()
+
+
+if __name__ == "__main__":
+    main()

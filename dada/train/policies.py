@@ -1,0 +1,129 @@
+"""The evaluated policies, by name: what runs between crop+flip and normalisation (then Cutout).
+
+``create_augmentation(config, dataset, seed)`` turns a ``PolicyConfig`` into an `Augmentation`: a
+torchvision-compatible transform for PIL images (the DataLoader path) and, where the policy draws per
+image in one vectorised call (DADA, random and the identity), a batched ``apply_batch`` for the device.
+torchvision's AutoAugment, RandAugment and TrivialAugment draw one op per call, so they run per image
+in DataLoader workers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch
+from torchvision.transforms import v2
+
+from dada.policy import Policy
+
+AUTOAUGMENT_POLICIES = {"cifar10": v2.AutoAugmentPolicy.CIFAR10, "svhn": v2.AutoAugmentPolicy.SVHN,
+                        "imagenet": v2.AutoAugmentPolicy.IMAGENET}
+AUTOAUGMENT_BY_DATASET = {"cifar10": "cifar10", "cifar100": "cifar10", "fashion-mnist": "cifar10",
+                          "svhn": "svhn", "imagenet": "imagenet"}
+
+
+class NoPolicy(v2.Transform):
+    """The identity: the baseline's and Cutout's "policy", on PIL images and on batches alike."""
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return inpt
+
+    def apply_batch(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        return images
+
+    def __repr__(self) -> str:
+        return "NoPolicy()"
+
+
+def _no_policy(config, dataset: str, seed: int) -> NoPolicy:
+    return NoPolicy()
+
+
+def _autoaugment(config, dataset: str, seed: int) -> v2.AutoAugment:
+    source = config.source or AUTOAUGMENT_BY_DATASET.get(dataset)
+    if source not in AUTOAUGMENT_POLICIES:
+        raise ValueError(f"autoaugment: policy.source={source!r} is not one of {sorted(AUTOAUGMENT_POLICIES)} "
+                         f"(data set {dataset!r} has no default)")
+    return v2.AutoAugment(AUTOAUGMENT_POLICIES[source])
+
+
+def _randaugment(config, dataset: str, seed: int) -> v2.RandAugment:
+    return v2.RandAugment(num_ops=config.num_ops, magnitude=config.magnitude)
+
+
+def _trivialaugment(config, dataset: str, seed: int) -> v2.TrivialAugmentWide:
+    return v2.TrivialAugmentWide()
+
+
+def _random(config, dataset: str, seed: int) -> Policy:
+    return Policy.random(config.num_sub_policies, config.num_ops, seed=seed)
+
+
+def _dada(config, dataset: str, seed: int) -> Policy:
+    if not config.source:
+        raise ValueError("policy=dada needs policy.source: a shipped policy (cifar10, cifar100, svhn, imagenet) "
+                         "or the path of a search's policy.json")
+    return Policy.load(config.source)
+
+
+POLICIES: dict[str, Callable[[Any, str, int], v2.Transform]] = {
+    "none": _no_policy, "cutout": _no_policy, "autoaugment": _autoaugment, "randaugment": _randaugment,
+    "trivialaugment": _trivialaugment, "random": _random, "dada": _dada,
+}
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """A policy ready for the pipeline: ``transform`` for PIL images; ``apply_batch`` when ``on_device``."""
+
+    name: str
+    source: Optional[str]
+    transform: v2.Transform
+    on_device: bool
+    cutout: bool
+
+    def apply_batch(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """uint8 [B,C,H,W] in, uint8 out: one draw per image (the on-device path)."""
+        if not self.on_device:
+            raise RuntimeError(f"{self!r} runs per image in the DataLoader, not on batches")
+        return self.transform.apply_batch(images, generator)
+
+    def __repr__(self) -> str:
+        return (f"Augmentation(name={self.name!r}, source={self.source!r}, on_device={self.on_device}, "
+                f"cutout={self.cutout}, transform={self.transform!r})")
+
+
+def _place(name: str, transform: v2.Transform, requested: Optional[bool], in_memory: bool) -> bool:
+    """Batched on the device unless asked otherwise, when the policy draws per image and the data is in memory."""
+    batched = hasattr(transform, "apply_batch")
+    if requested is None:
+        return batched and in_memory
+    if requested and not batched:
+        raise ValueError(f"policy {name!r} ({type(transform).__name__}) draws one op per call, so it runs per "
+                         f"image in DataLoader workers: set policy.on_device=false (or leave it null)")
+    if requested and not in_memory:
+        raise ValueError(f"policy.on_device=true needs an in-memory data set; this one is read from disk by a "
+                         f"DataLoader: set policy.on_device=false (or leave it null)")
+    return requested
+
+
+def create_augmentation(config, dataset: str, seed: int, in_memory: bool = True) -> Augmentation:
+    """The `Augmentation` for ``config`` (a ``PolicyConfig``) on data set ``dataset``, seeded by the run seed."""
+    if config.name not in POLICIES:
+        raise ValueError(f"unknown policy {config.name!r}; valid choices: {', '.join(POLICIES)}")
+    transform = POLICIES[config.name](config, dataset, seed)
+    on_device = _place(config.name, transform, config.on_device, in_memory)
+    return Augmentation(config.name, _describe(config, transform), transform, on_device, config.cutout)
+
+
+def _describe(config, transform: v2.Transform) -> Optional[str]:
+    """Where the policy came from, for the summary: the file or shipped name, the seed, or the settings."""
+    if config.name == "dada":
+        return config.source
+    if isinstance(transform, Policy):
+        return transform.name
+    if isinstance(transform, v2.AutoAugment):
+        return transform.policy.value
+    if isinstance(transform, v2.RandAugment):
+        return f"rand-n{transform.num_ops}-m{transform.magnitude}"
+    return None

@@ -1,0 +1,272 @@
+"""dada.train: policies, recipes and schedules, the data pipeline, aggregation, and short real runs on Fashion-MNIST."""
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+from PIL import Image
+from torchvision.transforms import v2
+
+from dada import checkpoint, data
+from dada.policy import Policy
+from dada.train import (POLICIES, Distributed, TrainRun, aggregate, create_augmentation, create_scheduler,
+                        plan_schedule)
+from dada.train import _config, pipeline  # noqa: F401  (_config registers the schema)
+
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+PAPER_PAIRS = [("wrn40_2", "cifar10"), ("wrn40_2", "cifar100"), ("wrn28_10", "cifar10"), ("wrn28_10", "cifar100"),
+               ("shakeshake26_2x32d", "cifar10"), ("shakeshake26_2x96d", "cifar10"), ("shakeshake26_2x112d", "cifar10"),
+               ("shakeshake26_2x96d", "cifar100"), ("pyramidnet272_a200_shakedrop", "cifar10"),
+               ("pyramidnet272_a200_shakedrop", "cifar100"), ("wrn28_10", "svhn"), ("shakeshake26_2x96d", "svhn"),
+               ("resnet50", "imagenet"), ("wrn40_2", "fashion-mnist")]
+TINY = ["scale.train_images=256", "scale.test_images=128", "scale.train_epochs=1", "scale.batch_size=32"]
+
+
+def compose_train(*overrides):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+@pytest.fixture(scope="module")
+def fashion_root(tmp_path_factory):
+    """A data root holding the decompressed Fashion-MNIST once for the whole module."""
+    root = tmp_path_factory.mktemp("fashion-root")
+    data.load_images("fashion-mnist", root, train=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cifar_batch():
+    """The 20 real CIFAR-10 images foolbox ships, as uint8 [20,3,32,32]."""
+    folder = Path(importlib.util.find_spec("foolbox").origin).parent / "data"
+    images = [np.asarray(Image.open(path).convert("RGB")) for path in sorted(folder.glob("cifar10_*.png"))]
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+
+
+@pytest.fixture
+def policy_file(tmp_path):
+    return str(Policy.random(25, 2, seed=3).save(tmp_path / "policy.json"))
+
+
+def run_config(tmp_path, fashion_root, *overrides):
+    return compose_train(f"run_dir={tmp_path / 'run'}", f"dataset.root={fashion_root}", *TINY, *overrides)
+
+
+# -- policies ---------------------------------------------------------------------------------------------------
+
+
+def _policy_overrides(name, policy_file):
+    return [f"policy={name}"] + ([f"policy.source={policy_file}"] if name == "dada" else [])
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_every_policy_keeps_shape_and_dtype_and_changes_the_batch_unless_identity(name, cifar_batch, policy_file):
+    cfg = compose_train(*_policy_overrides(name, policy_file))
+    torch.manual_seed(0)
+    augmentation = create_augmentation(cfg.policy, "cifar10", seed=0)
+    if augmentation.on_device:
+        out = augmentation.apply_batch(cifar_batch, torch.Generator().manual_seed(0))
+    else:
+        out = torch.stack([v2.functional.pil_to_tensor(augmentation.transform(v2.functional.to_pil_image(image)))
+                           for image in cifar_batch])
+    assert out.shape == cifar_batch.shape and out.dtype == torch.uint8
+    assert torch.equal(out, cifar_batch) == (name in ("none", "cutout"))
+
+
+def test_policy_placement_follows_the_policy_and_the_data(policy_file):
+    on_device = compose_train(*_policy_overrides("dada", policy_file)).policy
+    assert create_augmentation(on_device, "cifar10", 0).on_device
+    assert not create_augmentation(on_device, "imagenet", 0, in_memory=False).on_device
+    forced = OmegaConf.merge(on_device, {"on_device": False})
+    assert not create_augmentation(forced, "cifar10", 0).on_device
+    autoaugment = OmegaConf.merge(compose_train("policy=autoaugment").policy, {"on_device": True})
+    with pytest.raises(ValueError, match="one op per call"):
+        create_augmentation(autoaugment, "cifar10", 0)
+
+
+def test_policy_sources_by_data_set_and_seed():
+    autoaugment = compose_train("policy=autoaugment").policy
+    assert create_augmentation(autoaugment, "svhn", 0).source == "svhn"
+    assert create_augmentation(autoaugment, "cifar100", 0).source == "cifar10"
+    random_policy = compose_train("policy=random").policy
+    assert create_augmentation(random_policy, "cifar10", 7).source == "random-25x2-seed7"
+    with pytest.raises(ValueError, match="valid choices"):
+        create_augmentation(OmegaConf.merge(random_policy, {"name": "bogus"}), "cifar10", 0)
+
+
+def test_cutout_zeroes_a_square_after_normalisation(cifar_batch):
+    preprocess = pipeline.Preprocess([0.5] * 3, [0.25] * 3, cutout=16)
+    plain = pipeline.Preprocess([0.5] * 3, [0.25] * 3, cutout=0)(cifar_batch)
+    out = preprocess(cifar_batch, torch.Generator().manual_seed(0))
+    zeroed = (out == 0).all(dim=1) & (plain != 0).all(dim=1)
+    assert zeroed.flatten(1).sum(1).min() >= 8 * 8  # a 16x16 square clipped at a corner keeps at least 8x8
+    assert torch.equal(preprocess(cifar_batch, train=False), plain)
+
+
+# -- recipes and schedules -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model,dataset", PAPER_PAIRS)
+def test_every_paper_pair_has_a_recipe(model, dataset):
+    recipe = compose_train(f"model={model}", f"dataset={dataset}").recipe
+    assert recipe.epochs in (200, 270, 1800) and recipe.lr > 0 and recipe.weight_decay > 0
+    assert recipe.nesterov and recipe.momentum == 0.9
+
+
+def test_recipes_hold_the_papers_values():
+    wrn = compose_train("model=wrn40_2", "dataset=cifar10").recipe
+    assert (wrn.batch_size, wrn.lr, wrn.weight_decay, wrn.warmup_multiplier, wrn.warmup_epochs) == (512, 0.1, 2e-4, 4, 5)
+    pyramid = compose_train("model=pyramidnet272_a200_shakedrop", "dataset=cifar100").recipe
+    assert (pyramid.batch_size, pyramid.lr, pyramid.weight_decay, pyramid.warmup_epochs) == (64, 0.025, 5e-4, 0)
+    resnet = compose_train("model=resnet50", "dataset=imagenet").recipe
+    assert (resnet.schedule, list(resnet.milestones), resnet.grad_clip, resnet.warmup_multiplier) == (
+        "multistep", [90, 180, 240], 0.0, 2.0)
+
+
+def _lrs(recipe, scale, train_size):
+    schedule = plan_schedule(recipe, scale, train_size)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=recipe.lr * recipe.warmup_multiplier)
+    scheduler = create_scheduler(optimizer, recipe, schedule)
+    lrs = []
+    for step in range(schedule.total_steps):
+        scheduler.step_update(step)
+        lrs.append(optimizer.param_groups[0]["lr"])
+    return schedule, lrs
+
+
+def test_warmup_ramps_to_four_times_the_lr_then_cosine_to_zero():
+    cfg = compose_train("model=wrn40_2", "dataset=cifar10", "scale=paper")
+    schedule, lrs = _lrs(cfg.recipe, cfg.scale, train_size=50_000)
+    assert schedule.steps_per_epoch == 97 and schedule.warmup_steps == 5 * 97
+    assert lrs[0] == pytest.approx(0.1) and lrs[schedule.warmup_steps] == pytest.approx(0.4)
+    assert all(a < b for a, b in zip(lrs[: schedule.warmup_steps], lrs[1: schedule.warmup_steps + 1]))
+    assert all(a >= b for a, b in zip(lrs[schedule.warmup_steps:], lrs[schedule.warmup_steps + 1:]))
+    assert lrs[-1] < 1e-5
+
+
+def test_multistep_divides_the_lr_by_ten_at_each_scaled_milestone():
+    cfg = compose_train("model=resnet50", "dataset=imagenet", "scale=paper", "scale.train_epochs=27")
+    schedule, lrs = _lrs(cfg.recipe, cfg.scale, train_size=10 * 1024)
+    assert schedule.milestone_steps == (90, 180, 240) and schedule.warmup_steps == 3  # a tenth of 270 epochs
+    after_warmup = [lrs[schedule.warmup_steps + step] for step in (0, 89, 90, 179, 180, 240)]
+    assert after_warmup == pytest.approx([0.4, 0.4, 0.04, 0.04, 0.004, 0.0004])
+
+
+def test_batches_of_two_ranks_partition_each_global_batch():
+    samplers = [pipeline.ShardedBatchSampler(100, 20, torch.Generator().manual_seed(5), rank, 2) for rank in (0, 1)]
+    first, second = (list(sampler) for sampler in samplers)
+    assert len(first) == len(second) == 5
+    union = [sorted(a + b) for a, b in zip(first, second)]
+    assert all(len(batch) == 20 and len(set(batch)) == 20 for batch in union)
+    assert len({index for batch in union for index in batch}) == 100
+    with pytest.raises(ValueError, match="not divisible"):
+        pipeline.ShardedBatchSampler(100, 21, torch.Generator(), 0, 2)
+
+
+def test_imagenet_pipeline_reads_an_image_folder(tmp_path, policy_file):
+    for split, wnids in (("train", ("n01", "n02")), ("val", ("n01", "n02"))):
+        for index, wnid in enumerate(wnids):
+            (tmp_path / "imagenet" / split / wnid).mkdir(parents=True)
+            for item in range(3):
+                pixels = np.random.default_rng(index * 10 + item).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(tmp_path / "imagenet" / split / wnid / f"{item}.png")
+    cfg = compose_train("dataset=imagenet", "model=resnet50", f"dataset.root={tmp_path}",
+                        *_policy_overrides("dada", policy_file))
+    augmentation = create_augmentation(cfg.policy, "imagenet", 0, in_memory=False)
+    train = pipeline.load_train_split(cfg.dataset, augmentation, cfg.recipe, size=4, seed=0)
+    sampler = pipeline.ShardedBatchSampler(len(train), 2, torch.Generator().manual_seed(0))
+    batches = pipeline.train_batches(train, augmentation, cfg.recipe, 224, sampler, None, torch.device("cpu"), 0)
+    images, labels = next(iter(batches))
+    assert images.shape == (2, 3, 224, 224) and images.dtype == torch.uint8 and len(train) == 4
+    test = pipeline.load_test_split(cfg.dataset, size=None, seed=0)
+    images, labels = next(iter(pipeline.test_batches(test, 8, Distributed(), torch.device("cpu"), 0)))
+    assert images.shape == (6, 3, 224, 224) and sorted(labels.tolist()) == [0, 0, 0, 1, 1, 1]
+
+
+# -- aggregation ----------------------------------------------------------------------------------------------------
+
+
+def test_aggregate_gives_mean_std_and_t_interval(tmp_path):
+    for seed, error in enumerate((1.0, 2.0, 3.0)):
+        (tmp_path / f"seed{seed}").mkdir()
+        (tmp_path / f"seed{seed}" / "summary.json").write_text(json.dumps({"test_error_top1": error}))
+    result = aggregate(sorted(tmp_path.iterdir()))
+    half_width = 4.302652729911275 / math.sqrt(3)  # t(0.975, 2 degrees of freedom) * std / sqrt(n)
+    assert (result.mean, result.std, result.count) == (2.0, 1.0, 3)
+    assert result.ci95 == pytest.approx((2.0 - half_width, 2.0 + half_width))
+    assert "2.00 ± 1.00" in str(result)
+    single = aggregate([{"test_error_top1": 4.0}])
+    assert single.mean == 4.0 and math.isnan(single.std) and all(map(math.isnan, single.ci95))
+    with pytest.raises(KeyError, match="test_error_top5"):
+        aggregate([{"test_error_top1": 1.0}], metric="test_error_top5")
+
+
+# -- the app --------------------------------------------------------------------------------------------------------
+
+
+def test_unknown_config_key_fails_at_composition():
+    with pytest.raises(ConfigCompositionException, match="bogus_key"):
+        compose_train("bogus_key=1")
+
+
+def test_run_name_and_folder_follow_the_choices():
+    cfg = compose_train("policy=random", "seed=4", "tag=-try2")
+    assert cfg.name == "train-fashion-mnist-wrn40_2-random-smoke-try2"
+    assert cfg.run_dir == "runs/train-fashion-mnist-wrn40_2-random-smoke-try2/seed4"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["none", "dada", "trivialaugment"])
+def test_smoke_evaluation_writes_both_errors_and_is_a_no_op_when_rerun(name, tmp_path, fashion_root, policy_file):
+    cfg = run_config(tmp_path, fashion_root, *_policy_overrides(name, policy_file), "num_workers=1")
+    summary = TrainRun(cfg).run()
+    written = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert written["status"] == "FINISHED" and written["policy"]["name"] == name
+    assert 0 <= written["test_error_top1"] <= 100 and 0 <= written["test_error_top5"] <= written["test_error_top1"]
+    assert written["test_error_best_epoch_selected_on_test"] <= written["test_error_top1"]
+    assert written["cost"]["eval_device_hours"] > 0 and written["cost"]["unit"] == "CPU-hours"
+    assert summary["test_error_top1"] == written["test_error_top1"]
+    stamp = (tmp_path / "run" / "checkpoint.pt").stat().st_mtime_ns
+    assert TrainRun(cfg).run()["test_error_top1"] == written["test_error_top1"]
+    assert (tmp_path / "run" / "checkpoint.pt").stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="policy"):
+        TrainRun(run_config(tmp_path, fashion_root, "policy=cutout")).run()
+
+
+def test_corrupt_checkpoint_raises_naming_the_file_and_keeps_it(tmp_path, fashion_root):
+    path = tmp_path / "run" / "checkpoint.pt"
+    path.parent.mkdir()
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(checkpoint.CorruptCheckpointError, match=str(path)):
+        TrainRun(run_config(tmp_path, fashion_root, "policy=none")).run()
+    assert path.read_bytes() == b"not a checkpoint"
+
+
+class _NanAfter:
+    """A loss that turns NaN after ``calls`` good calls."""
+
+    def __init__(self, calls):
+        self.calls, self.loss = calls, torch.nn.CrossEntropyLoss()
+
+    def __call__(self, logits, labels):
+        self.calls -= 1
+        return self.loss(logits, labels) if self.calls >= 0 else logits.sum() * float("nan")
+
+
+@pytest.mark.slow
+def test_nan_loss_raises_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, fashion_root):
+    cfg = run_config(tmp_path, fashion_root, "policy=none", "scale.train_epochs=2")
+    run = TrainRun(cfg)
+    run.criterion = _NanAfter(calls=8 + 1 + 2)  # epoch 1: 8 steps and 1 test batch; epoch 2: 2 steps, then NaN
+    with pytest.raises(FloatingPointError, match="epoch 2, step 3"):
+        run.run()
+    assert checkpoint.load(tmp_path / "run" / "checkpoint.pt")["epoch"] == 0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "FAILED"
+    resumed = TrainRun(cfg).run()
+    assert resumed["status"] == "FINISHED" and resumed["epochs"] == 2
