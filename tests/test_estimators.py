@@ -274,3 +274,20 @@ def test_analysis_writes_table_and_figure(tmp_path):
     for suffix in ("csv", "png", "pdf"):
         assert (tmp_path / f"estimators_toy.{suffix}").stat().st_size > 0
     assert len(pd.read_csv(tmp_path / "estimators_toy.csv")) == len(frame)
+
+
+@pytest.mark.parametrize("name", ["gumbel", "reinforce", "relax"])
+def test_gradients_many_is_the_sum_of_single_estimates(name):
+    """One sample per image: the estimate for losses that add up is the sum of the per-sample estimates."""
+    torch.manual_seed(0)
+    alpha, beta = torch.randn(5), torch.rand(4)
+    table, weights = torch.randn(5), torch.randn(4)
+    generator = torch.Generator().manual_seed(1)
+    many, single = create(name, 5, 4), create(name, 5, 4)
+    single.load_state_dict(many.state_dict())
+    samples = [many.sample(alpha, beta, generator) for _ in range(3)]
+    losses = [(table * s.category_weights).sum() + (weights * s.gates).sum() for s in samples]
+    total = many.gradients_many(samples, losses, retain_graph=True)
+    parts = [single.gradients(s, loss, retain_graph=True) for s, loss in zip(samples, losses)]
+    torch.testing.assert_close(total.grad_alpha, sum(p.grad_alpha for p in parts))
+    torch.testing.assert_close(total.grad_beta, sum(p.grad_beta for p in parts))

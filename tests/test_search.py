@@ -32,7 +32,7 @@ def test_finite_difference_matches_double_backward():
     params = dict(model.named_parameters())
     direction = [torch.randn_like(p) for p in params.values()]
     lr = 0.1
-    objective = finite_difference_objective(model, params, {}, direction, _augmented(images, d), labels, lr)
+    objective = finite_difference_objective(model, params, {}, direction, _augmented(images, d), labels, lr).sum()
     (approximate,) = torch.autograd.grad(objective, d)
 
     loss = torch.nn.functional.cross_entropy(model(_augmented(images, d)), labels)
@@ -91,6 +91,15 @@ def test_first_order_mode_moves_the_policy(search_config, tmp_path):
     space = SearchSpace()
     space.load_state_dict(checkpoint.load(tmp_path / "run" / "checkpoint.pt")["space"])
     assert (space.alpha - 1e-3).abs().max() > 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("estimator", ["gumbel", "relax"])
+def test_per_image_sampling_moves_the_policy(search_config, estimator, tmp_path):
+    SearchRun(search_config("search.sampling=image", f"estimator={estimator}")).run()
+    space = SearchSpace()
+    space.load_state_dict(checkpoint.load(tmp_path / "run" / "checkpoint.pt")["space"])
+    assert (space.alpha - 1e-3).abs().max() > 1e-4 and (space.probability - 0.5).abs().max() > 1e-4
 
 
 @pytest.mark.slow

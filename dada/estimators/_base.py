@@ -1,6 +1,7 @@
 """The interface every estimator implements: draw ``(c, b)`` from p(c, b | alpha, beta), then
 turn the loss of that draw into gradients for alpha and beta (Sec. 3.2, Eq. 6)."""
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -98,6 +99,21 @@ class Estimator(nn.Module):
         estimators read the loss as a value and never backpropagate through it).
         """
         raise NotImplementedError
+
+    def gradients_many(
+        self, samples: Sequence[EstimatorSample], losses: Sequence[Tensor], retain_graph: bool = False
+    ) -> EstimatorOutput:
+        """The summed estimate for independent samples whose losses add up: ``f = sum_i f_i(q_i)``.
+
+        Used for one sub-policy per image; ``losses[i]`` is the part of the loss that sample ``i`` drives.
+        """
+        outputs = [self.gradients(sample, loss, retain_graph) for sample, loss in zip(samples, losses, strict=True)]
+        surrogates = [out.surrogate_loss for out in outputs if out.surrogate_loss is not None]
+        return EstimatorOutput(
+            torch.stack([out.grad_alpha for out in outputs]).sum(0),
+            torch.stack([out.grad_beta for out in outputs]).sum(0),
+            torch.stack(surrogates).sum() if surrogates else None,
+        )
 
     def log_prob(self, sample: EstimatorSample) -> Tensor:
         """``log p(c, b | alpha, beta)`` of the sample, differentiable in ``sample.alpha`` and ``sample.beta``."""

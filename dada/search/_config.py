@@ -36,6 +36,7 @@ class SearchRecipe:
     policy_weight_decay: float = 0.0
     ops_per_sub_policy: int = 2
     ordered: bool = False
+    sampling: str = "batch"  # batch: one sub-policy per mini-batch (official) | image: one per image
     mode: str = "unrolled"  # unrolled: Eq. 17-19 | first_order: d from the augmented validation batch
     alpha_init: float = 1.0e-3
     probability_init: float = 0.5

@@ -22,6 +22,7 @@ from dada.search.augment import augment
 from dada.search.space import SearchSpace
 
 MODES = ("unrolled", "first_order")
+SAMPLINGS = ("batch", "image")
 
 
 @dataclass
@@ -35,11 +36,11 @@ class StepResult:
     surrogate_loss: float | None
 
 
-def _loss(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
-          images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the network with the given weights; buffers are copies, so BN statistics stay put."""
+def _losses(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
+            images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-image cross-entropy with the given weights; buffers are copies, so BN statistics stay put."""
     logits = functional_call(model, {**params, **buffers}, (images,))
-    return nn.functional.cross_entropy(logits, labels)
+    return nn.functional.cross_entropy(logits, labels, reduction="none")
 
 
 def virtual_step(params: dict[str, torch.Tensor], grads: list[torch.Tensor], optimizer: torch.optim.SGD,
@@ -60,14 +61,14 @@ def virtual_step(params: dict[str, torch.Tensor], grads: list[torch.Tensor], opt
 def finite_difference_objective(model: nn.Module, params: dict[str, torch.Tensor],
                                 buffers: dict[str, torch.Tensor], direction: list[torch.Tensor],
                                 images: torch.Tensor, labels: torch.Tensor, lr: float) -> torch.Tensor:
-    """Eq. 19 as a scalar: -ζ [L_train(w+) - L_train(w-)] / 2ε, ε = 0.01/‖v‖. Its d-gradient is Eq. 18's product."""
+    """Eq. 19 per image: -ζ [ℓ(w+) - ℓ(w-)] / 2εB, ε = 0.01/‖v‖; the sum's d-gradient is Eq. 18's product."""
     norm = torch.sqrt(sum((v * v).sum() for v in direction))
     epsilon = 0.01 / norm.clamp_min(1e-12)
     plus = {n: w.detach() + epsilon * v for (n, w), v in zip(params.items(), direction)}
     minus = {n: w.detach() - epsilon * v for (n, w), v in zip(params.items(), direction)}
-    loss_plus = _loss(model, plus, buffers, images, labels)
-    loss_minus = _loss(model, minus, buffers, images, labels)
-    return -lr * (loss_plus - loss_minus) / (2 * epsilon)
+    loss_plus = _losses(model, plus, buffers, images, labels)
+    loss_minus = _losses(model, minus, buffers, images, labels)
+    return -lr * (loss_plus - loss_minus) / (2 * epsilon * len(labels))
 
 
 class BiLevelOptimizer:
@@ -75,12 +76,14 @@ class BiLevelOptimizer:
 
     def __init__(self, model: nn.Module, space: SearchSpace, estimator: nn.Module,
                  network_optimizer: torch.optim.SGD, policy_optimizer: torch.optim.Optimizer,
-                 grad_clip: float, mode: str = "unrolled"):
+                 grad_clip: float, mode: str = "unrolled", sampling: str = "batch"):
         if mode not in MODES:
             raise ValueError(f"unknown search mode {mode!r}; valid: {', '.join(MODES)}")
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"unknown sampling {sampling!r}; valid: {', '.join(SAMPLINGS)}")
         self.model, self.space, self.estimator = model, space, estimator
         self.network_optimizer, self.policy_optimizer = network_optimizer, policy_optimizer
-        self.grad_clip, self.mode = grad_clip, mode
+        self.grad_clip, self.mode, self.sampling = grad_clip, mode, sampling
 
     def step(self, train_batch: tuple[torch.Tensor, torch.Tensor], val_batch: tuple[torch.Tensor, torch.Tensor],
              preprocess, generator: torch.Generator) -> StepResult:
@@ -90,32 +93,39 @@ class BiLevelOptimizer:
         buffers = {n: b.clone() for n, b in self.model.named_buffers()}
         lr = self.network_optimizer.param_groups[0]["lr"]
 
-        sample = self.estimator.sample(self.space.alpha, self.space.probabilities().flatten(), generator=generator)
-        augmented = preprocess(augment(train_images, self.space, sample, generator))
+        draws = len(train_labels) if self.sampling == "image" else 1
+        samples = [self.estimator.sample(self.space.alpha, self.space.probabilities().flatten(), generator=generator)
+                   for _ in range(draws)]
+        augmented = preprocess(augment(train_images, self.space, samples, generator))
         train_loss = nn.functional.cross_entropy(self.model(augmented), train_labels)
         network_grads = torch.autograd.grad(train_loss, list(params.values()), retain_graph=True)
 
         if self.mode == "unrolled":
             unrolled = virtual_step(params, network_grads, self.network_optimizer, lr)
-            val_loss = _loss(self.model, unrolled, buffers, preprocess(val_images), val_labels)
+            val_loss = _losses(self.model, unrolled, buffers, preprocess(val_images), val_labels).mean()
             direction = torch.autograd.grad(val_loss, list(unrolled.values()))
-            objective = finite_difference_objective(self.model, params, buffers, direction,
-                                                    augmented, train_labels, lr)
+            objectives = finite_difference_objective(self.model, params, buffers, direction,
+                                                     augmented, train_labels, lr)
         else:
-            val_augmented = preprocess(augment(val_images, self.space, sample, generator))
-            objective = val_loss = nn.functional.cross_entropy(self.model(val_augmented), val_labels)
+            val_augmented = preprocess(augment(val_images, self.space, samples, generator))
+            objectives = nn.functional.cross_entropy(self.model(val_augmented), val_labels, reduction="none")
+            objectives = objectives / len(val_labels)
+            val_loss = objectives.sum()
 
-        result = self._policy_step(sample, objective, train_loss, val_loss)
+        result = self._policy_step(samples, objectives, train_loss, val_loss)
         self._network_step(params, network_grads)
         return result
 
-    def _policy_step(self, sample, objective, train_loss, val_loss) -> StepResult:
+    def _policy_step(self, samples, objectives, train_loss, val_loss) -> StepResult:
+        """``objectives``: the per-image parts of the policy objective; each sample drives its images' parts."""
         self.policy_optimizer.zero_grad(set_to_none=True)
+        objective = objectives.sum()
         grad_magnitude = torch.zeros_like(self.space.magnitude)
         if objective.requires_grad:  # else no op fired, and nothing depends on d
             (grad_magnitude,) = torch.autograd.grad(objective, [self.space.magnitude], retain_graph=True,
                                                     allow_unused=True, materialize_grads=True)
-        estimate = self.estimator.gradients(sample, objective)
+        losses = [objective] if len(samples) == 1 else list(objectives)
+        estimate = self.estimator.gradients_many(samples, losses)
         grad_probability = estimate.grad_beta.view_as(self.space.probability)
         self.space.alpha.grad = estimate.grad_alpha.detach()
         self.space.probability.grad = grad_probability.detach()

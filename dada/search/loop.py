@@ -105,7 +105,7 @@ class SearchRun:
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(network_optimizer, T_max=self.epochs,
                                                                     eta_min=recipe.lr_min)
         self.optimizer = BiLevelOptimizer(self.model, self.space, self.estimator, network_optimizer,
-                                          policy_optimizer, recipe.grad_clip, recipe.mode)
+                                          policy_optimizer, recipe.grad_clip, recipe.mode, recipe.sampling)
         self.clock = DeviceClock(self.device)
         self.start_epoch, self.resumed_seconds = 0, 0.0
 
