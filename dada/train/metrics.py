@@ -40,7 +40,9 @@ class ClassificationMeters:
         totals = torch.tensor([self.loss.sum, self.top1.sum, self.top5.sum, self.loss.count],
                               dtype=torch.float64, device=dist.device)
         loss, top1, top5, count = dist.sum(totals).tolist()
-        return {"loss": loss / count, "error_top1": 100 - top1 / count, "error_top5": 100 - top5 / count}
+        # timm's accuracy is a float32 percentage of each batch; the sums are 100 x whole numbers of correct images
+        errors = {name: 100 * (count - round(total / 100)) / count for name, total in (("top1", top1), ("top5", top5))}
+        return {"loss": loss / count, "error_top1": errors["top1"], "error_top5": errors["top5"]}
 
     def __repr__(self) -> str:
         return (f"ClassificationMeters(count={self.count}, loss={self.loss.avg:.4f}, top1={self.top1.avg:.2f}, "

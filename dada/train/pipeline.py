@@ -155,7 +155,8 @@ def load_train_split(dataset_cfg, augmentation: Augmentation, recipe, size: Opti
 
 def load_test_split(dataset_cfg, size: Optional[int], seed: int):
     """The test set (ImageNet: the validation set), a fixed stratified subset if scaled."""
-    return _load(dataset_cfg.name, dataset_cfg.root, False, size, seed, _imagenet_test_transform(dataset_cfg.image_size))
+    transform = _imagenet_test_transform(dataset_cfg.image_size)
+    return _load(dataset_cfg.name, dataset_cfg.root, False, size, seed, transform)
 
 
 def train_batches(split, augmentation: Augmentation, recipe, image_size: int, sampler: ShardedBatchSampler,
