@@ -1,0 +1,128 @@
+"""Batched application: group a batch by op, run each op once on its group, add the straight-through gradient."""
+from __future__ import annotations
+
+import torch
+
+from ._table import OP_NAMES, OPS, check_level, check_sign, op_spec
+from ._tensor import apply_op
+
+
+def apply(x: torch.Tensor, name: str, level: float | torch.Tensor, mask: torch.Tensor | None = None,
+          sign: int | torch.Tensor | None = None, generator: torch.Generator | None = None, *,
+          center: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply op ``name`` to a batch ``x`` [B, 3, H, W]; see ``apply_indexed`` for the arguments."""
+    op_spec(name)
+    _check_images(x)
+    op_index = torch.full((len(x),), OP_NAMES.index(name), dtype=torch.long, device=x.device)
+    return apply_indexed(x, op_index, level, mask, sign, generator, center=center)
+
+
+def apply_indexed(x: torch.Tensor, op_index: torch.Tensor, level: float | torch.Tensor,
+                  mask: torch.Tensor | None = None, sign: int | torch.Tensor | None = None,
+                  generator: torch.Generator | None = None, *, center: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply op ``OP_NAMES[op_index[i]]`` at ``level[i]`` to sample i of ``x``, for every i where ``mask`` holds.
+
+    x: uint8, or float in [0, 1], [B, 3, H, W] on any device; the result has x's dtype. level: a float or [B],
+    in [0, 1]. mask: bool [B], None = all; unmasked samples come back unchanged. sign: +1, -1 or [B] of them,
+    fixing the random mirror of signed ops; None draws it per sample. center: Cutout centres (x, y) in pixels,
+    [B, 2] or [2]; None draws them uniformly over the image. generator: drives both draws.
+
+    Eq. 10-11 (straight-through): when ``level`` requires grad, d out / d level[i] = 1 for every pixel of
+    every masked sample i (0 for the others), for all 15 ops; gradients reach float ``x`` as the identity,
+    so the earlier op of a sub-policy also gets Eq. 11's gradient.
+    """
+    images = _check_images(x)
+    batch, device = len(images), images.device
+    level = _per_sample("level", level, batch, device, images.dtype)
+    check_level(level)
+    if level.requires_grad and not x.is_floating_point():
+        raise ValueError("the straight-through magnitude gradient needs float images in [0, 1], got uint8")
+    op_index = _check_op_index(op_index, batch, device)
+    active = _per_sample("mask", True if mask is None else mask, batch, device, torch.bool)
+    check_sign(sign)
+    signs = _random_signs(batch, generator, device) if sign is None else sign
+    signs = _per_sample("sign", signs, batch, device, images.dtype)
+    if center is None:
+        center = _uniform((batch, 2), generator, device) * images.new_tensor(images.shape[:-3:-1])
+    centers = _per_sample("center", center, batch, device, images.dtype, trailing=(2,))
+    with torch.no_grad():
+        out = _apply_groups(images, op_index, active, level, signs, centers)
+    out = _straight_through(out, images, level, active)
+    return out if x.is_floating_point() else out.mul_(255).round_().to(torch.uint8)
+
+
+def _apply_groups(images: torch.Tensor, op_index: torch.Tensor, active: torch.Tensor,
+                  *per_sample: torch.Tensor) -> torch.Tensor:
+    """Sort the active samples by op and run each op once on its group; inactive samples pass through."""
+    key = torch.where(active, op_index, len(OP_NAMES))
+    order = torch.argsort(key, stable=True)
+    counts = torch.bincount(key, minlength=len(OP_NAMES) + 1).tolist()
+    order = order[: len(order) - counts.pop()]
+    groups = zip(OP_NAMES, counts, *(t[order].split(counts) for t in (images, *per_sample)))
+    outputs = [_apply_group(name, *group) for name, count, *group in groups if count]
+    if not outputs:
+        return images.clone()
+    return images.index_copy(0, order, torch.cat(outputs))
+
+
+def _apply_group(name: str, images: torch.Tensor, level: torch.Tensor, signs: torch.Tensor,
+                 centers: torch.Tensor) -> torch.Tensor:
+    spec = OPS[name]
+    values = spec.value(level)
+    if spec.signed:
+        values = values * signs
+    return apply_op(name, images, values, centers)
+
+
+def _straight_through(out: torch.Tensor, images: torch.Tensor, level: torch.Tensor,
+                      active: torch.Tensor) -> torch.Tensor:
+    """Eq. 10: forward ``out`` unchanged; backward d out / d level = 1 on the active samples, d out / d x = I."""
+    if level.requires_grad:
+        out = out + ((level - level.detach()) * active).view(-1, 1, 1, 1)
+    if images.requires_grad:
+        out = out + (images - images.detach())
+    return out
+
+
+# -- argument plumbing -------------------------------------------------------------------------------------------
+
+def _check_images(x: torch.Tensor) -> torch.Tensor:
+    """Validate a [B, 3, H, W] batch and return it as float in [0, 1]."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected an image batch [B, 3, H, W], got {getattr(x, 'shape', type(x))}")
+    if x.dtype == torch.uint8:
+        return x.float().div_(255)
+    if not x.is_floating_point():
+        raise ValueError(f"images must be uint8 or float in [0, 1], got {x.dtype}")
+    return x
+
+
+def _check_op_index(op_index: torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
+    if not isinstance(op_index, torch.Tensor) or op_index.shape != (batch,) or op_index.is_floating_point():
+        raise ValueError(f"op_index must be an integer tensor of shape ({batch},)")
+    op_index = op_index.to(device=device, dtype=torch.long)
+    if bool(((op_index < 0) | (op_index >= len(OP_NAMES))).any()):
+        raise ValueError(f"op_index must lie in [0, {len(OP_NAMES) - 1}], indexing OP_NAMES: {', '.join(OP_NAMES)}")
+    return op_index
+
+
+def _per_sample(argument: str, value: object, batch: int, device: torch.device, dtype: torch.dtype,
+                trailing: tuple[int, ...] = ()) -> torch.Tensor:
+    """Broadcast a scalar or tensor argument to shape [batch, *trailing] on ``device``, keeping autograd."""
+    tensor = torch.as_tensor(value).to(device=device, dtype=dtype)
+    try:
+        return tensor.expand(batch, *trailing)
+    except RuntimeError:
+        raise ValueError(f"{argument} must be a scalar or of shape {(batch, *trailing)}, "
+                         f"got {tuple(tensor.shape)}") from None
+
+
+def _uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """U[0, 1) draws from ``generator`` (on its own device), moved to ``device``."""
+    source = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, device=source).to(device)
+
+
+def _random_signs(batch: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """Fast AA's random mirror: +1 or -1 with probability 0.5 each."""
+    return torch.where(_uniform((batch,), generator, device) < 0.5, -1.0, 1.0)
