@@ -6,7 +6,6 @@ the test set (what Fast AA's train.py reports) appears only under a name that sa
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import time
@@ -20,7 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from dada import checkpoint, data, models
-from dada.runtime import resolve_device, seed_everything
+from dada.runtime import finished_summary, resolve_device, seed_everything
 from dada.tracking import DeviceClock, create_tracker
 from dada.train import pipeline
 from dada.train.distributed import Distributed
@@ -216,15 +215,10 @@ class TrainRun:
                               mlflow_uri=logger.mlflow_uri, wandb_mode=logger.wandb_mode,
                               wandb_project=logger.wandb_project)
 
-    def _finished_summary(self) -> Optional[dict]:
-        path = self.run_dir / "summary.json"
-        summary = json.loads(path.read_text()) if path.is_file() else None
-        return summary if summary and summary.get("status") == "FINISHED" else None
-
     def run(self) -> dict:
         state = checkpoint.load(self.checkpoint_path)
         self._check_identity(state)
-        finished = self._finished_summary()
+        finished = finished_summary(self.run_dir)
         if finished is not None:
             log.info("%s is finished; nothing to do", self.run_dir)
             return finished

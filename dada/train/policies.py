@@ -102,8 +102,8 @@ def _place(name: str, transform: v2.Transform, requested: Optional[bool], in_mem
         raise ValueError(f"policy {name!r} ({type(transform).__name__}) draws one op per call, so it runs per "
                          f"image in DataLoader workers: set policy.on_device=false (or leave it null)")
     if requested and not in_memory:
-        raise ValueError(f"policy.on_device=true needs an in-memory data set; this one is read from disk by a "
-                         f"DataLoader: set policy.on_device=false (or leave it null)")
+        raise ValueError("policy.on_device=true needs an in-memory data set; this one is read from disk by a "
+                         "DataLoader: set policy.on_device=false (or leave it null)")
     return requested
 
 
