@@ -1,0 +1,26 @@
+"""``python -m analysis <target> [--scale smoke] [--source folders|mlflow]``: write a target's tables and figures."""
+import argparse
+from pathlib import Path
+
+from analysis.report import Context, write_results
+from reproduce.cli import parse_seeds
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
+    parser.add_argument("target", help="table1, table2, table3, table4, table6, fig1, fig3a, fig3b, figures or all")
+    parser.add_argument("--scale", default="smoke", help="which runs count: smoke or paper")
+    parser.add_argument("--seeds", type=parse_seeds, default=None, help="e.g. 0,1,2 (default: every finished seed)")
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="the runs root (run folders)")
+    parser.add_argument("--results", type=Path, default=Path("results"), help="where tables and figures go")
+    parser.add_argument("--data-root", type=Path, default=Path("data"), help="to say which data sets are missing")
+    parser.add_argument("--source", choices=("folders", "mlflow"), default="folders",
+                        help="read runs from the run folders (default) or from the MLflow store")
+    parser.add_argument("--mlflow-uri", default="sqlite:///mlruns.db")
+    args = parser.parse_args(argv)
+    write_results(args.target, Context(args.scale, args.runs, args.results, args.data_root, args.seeds, args.source,
+                                args.mlflow_uri))
+
+
+if __name__ == "__main__":
+    main()

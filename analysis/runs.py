@@ -1,0 +1,117 @@
+"""Finished runs as one DataFrame, read from the run folders (default) or from the MLflow store.
+
+Both readers return the same columns (`RUN_COLUMNS`), one line per run. A run folder is
+``<runs root>/<scale>/<experiment>/<variant>/seed<N>`` (``reproduce.plan.run_dir``); the MLflow reader finds
+that path in each run's ``run_dir`` tag, so both name experiment, variant and seed the same way.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+RUN_COLUMNS = ("run_dir", "scale", "experiment", "variant", "seed", "app", "status", "dataset", "model",
+               "estimator", "policy", "test_error_top1", "test_error_top5", "search_device_hours",
+               "eval_device_hours", "unit", "device_name", "epochs")
+NUMBERS = ("test_error_top1", "test_error_top5", "search_device_hours", "eval_device_hours", "epochs")
+
+
+def _location(run_dir: Path) -> dict[str, Any]:
+    """scale, experiment, variant and seed from the last four parts of a run folder's path."""
+    scale, experiment, variant, seed = Path(run_dir).parts[-4:]
+    if not seed.startswith("seed") or not seed[4:].isdigit():
+        raise ValueError(f"{run_dir} is not a run folder <scale>/<experiment>/<variant>/seed<N>")
+    return {"run_dir": str(run_dir), "scale": scale, "experiment": experiment, "variant": variant,
+            "seed": int(seed[4:])}
+
+
+def _number(value: Any) -> float:
+    return float(value) if value is not None else math.nan
+
+
+def run_record(run_dir: Path, summary: Mapping[str, Any]) -> dict[str, Any]:
+    """One line of the runs table from a run folder and its ``summary.json`` (search or evaluation)."""
+    cost = summary.get("cost", {})
+    policy = summary.get("policy")
+    return {
+        **_location(run_dir),
+        "app": "search" if "search_device_hours" in cost else "train",
+        "status": summary.get("status", "UNKNOWN"),
+        "dataset": summary.get("dataset"),
+        "model": summary.get("model"),
+        "estimator": summary.get("estimator"),
+        "policy": policy.get("name") if isinstance(policy, Mapping) else None,
+        "test_error_top1": _number(summary.get("test_error_top1")),
+        "test_error_top5": _number(summary.get("test_error_top5")),
+        "search_device_hours": _number(cost.get("search_device_hours")),
+        "eval_device_hours": _number(cost.get("eval_device_hours")),
+        "unit": cost.get("unit"),
+        "device_name": cost.get("device_name"),
+        "epochs": _number(summary.get("epochs")),
+    }
+
+
+def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(records, columns=list(RUN_COLUMNS))
+    return frame.astype({"seed": "int64", **{column: "float64" for column in NUMBERS}})
+
+
+def read_runs(runs_root: str | Path = "runs") -> pd.DataFrame:
+    """Every run folder under ``runs_root`` that has a ``summary.json`` (any status), sorted by path."""
+    records = [run_record(path.parent, json.loads(path.read_text()))
+               for path in sorted(Path(runs_root).glob("*/*/*/seed*/summary.json"))]
+    return _frame(records)
+
+
+def _unflatten(row: pd.Series) -> dict[str, Any]:
+    """An MLflow run's summary back as nested dicts: ``metrics.cost.x`` and ``tags.summary.cost.x`` -> cost.x."""
+    summary: dict[str, Any] = {}
+    for column, value in row.items():
+        for prefix in ("metrics.", "tags.summary."):
+            if column.startswith(prefix) and not (isinstance(value, float) and math.isnan(value)) and value is not None:
+                *parents, leaf = column[len(prefix):].split(".")
+                node = summary
+                for parent in parents:
+                    node = node.setdefault(parent, {})
+                node[leaf] = value
+    return summary
+
+
+def read_runs_mlflow(tracking_uri: str = "sqlite:///mlruns.db", experiment: str = "dada") -> pd.DataFrame:
+    """The runs of an MLflow experiment, as `read_runs` would read their folders (``logger=mlflow`` runs)."""
+    import mlflow
+
+    found = mlflow.search_runs(experiment_names=[experiment], output_format="pandas",
+                               tracking_uri=tracking_uri) if _has_experiment(tracking_uri, experiment) else None
+    if found is None or found.empty:
+        return _frame([])
+    records = []
+    for _, row in found.iterrows():
+        summary = {**_unflatten(row), "status": row["status"], "dataset": row.get("tags.dataset"),
+                   "model": row.get("tags.model")}
+        if row.get("tags.app") == "search":
+            summary["estimator"] = row.get("tags.estimator")
+        else:
+            summary["policy"] = {"name": row.get("tags.policy")}
+        records.append(run_record(Path(row["tags.run_dir"]), summary))
+    return _frame(sorted(records, key=lambda record: record["run_dir"]))
+
+
+def _has_experiment(tracking_uri: str, experiment: str) -> bool:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(experiment) is not None
+
+
+def finished(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs whose status is FINISHED."""
+    return runs[runs["status"] == "FINISHED"]
+
+
+def read_epoch_metrics(run_dir: str | Path) -> pd.DataFrame:
+    """The per-epoch lines of a run's ``metrics.jsonl`` (those with an ``epoch`` field), one row per epoch."""
+    lines = Path(run_dir, "metrics.jsonl").read_text().splitlines()
+    return pd.DataFrame.from_records([record for record in map(json.loads, lines) if "epoch" in record])

@@ -1,0 +1,64 @@
+"""One look for every figure: a colour per method, the paper's vs our markers, captions naming scale and device."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+# The one colour map: Gumbel orange and RELAX green as in analysis/estimators.py.
+METHOD_COLORS = {
+    "AA": "tab:blue",
+    "PBA": "tab:purple",
+    "Fast AA": "tab:brown",
+    "OHL AA": "tab:pink",
+    "DADA": "tab:green",
+    "relax": "tab:green",
+    "gumbel": "tab:orange",
+    "none": "tab:gray",
+    "random": "tab:olive",
+    "cutout": "tab:cyan",
+}
+PAPER_MARKER, OURS_MARKER = "o", "*"
+FIGURE_FORMATS = ("png", "pdf")
+
+STYLE = {"font.size": 10, "axes.grid": True, "grid.alpha": 0.3, "savefig.dpi": 130,
+         "axes.spines.top": False, "axes.spines.right": False}  # use as `with plt.rc_context(STYLE):`
+
+
+def color(method: str) -> str:
+    """The colour of a paper method ("Fast AA"), an estimator ("relax") or a policy column ("none")."""
+    if method.startswith("DADA"):
+        return METHOD_COLORS["DADA"]
+    key = method.split("-")[-1] if method.startswith("dada-") else method
+    if key not in METHOD_COLORS:
+        raise ValueError(f"no colour for {method!r}; known: {', '.join(METHOD_COLORS)}")
+    return METHOD_COLORS[key]
+
+
+def describe_devices(runs: pd.DataFrame) -> str:
+    """``Intel Xeon (CPU-hours)`` for the devices that ran ``runs``; "no finished runs" when empty."""
+    pairs = sorted({(row.device_name, row.unit) for row in runs.itertuples() if isinstance(row.device_name, str)})
+    if not pairs:
+        return "no finished runs"
+    return "; ".join(f"{name} ({unit or 'unit unknown'})" for name, unit in pairs)
+
+
+def scale_caption(scale: str, devices: str) -> str:
+    """What every title carries: the scale (reduced scales say so) and the device."""
+    reduced = "" if scale == "paper" else ", REDUCED: not the paper's sizes"
+    return f"{scale} scale{reduced}; ours on {devices}"
+
+
+def save_figure(figure: plt.Figure, out_dir: Path, name: str, formats: Iterable[str] = FIGURE_FORMATS) -> list[Path]:
+    """Write ``<out_dir>/<name>.png`` and ``.pdf`` and close the figure."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.{extension}" for extension in formats]
+    for path in paths:
+        figure.savefig(path, bbox_inches="tight")
+    plt.close(figure)
+    return paths

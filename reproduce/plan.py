@@ -1,0 +1,97 @@
+"""The runs a target needs, in order, and whether their data sets are on disk."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from dada.data import FASHION_MNIST_DIR, DatasetNotFoundError, get_spec
+from dada.data.fashion_mnist import raw_folder
+from reproduce.tables import EvalJob, Job, SearchJob, get_layout, jobs
+
+SCALES = ("smoke", "paper")
+TARGETS = ("table1", "table2", "table3", "table4", "table6", "fig1", "fig3a", "fig3b")
+FIGURES = ("fig1", "fig3a", "fig3b")
+
+
+def run_dir(job: Job, scale: str, seed: int, runs_root: Path = Path("runs")) -> Path:
+    """``runs/<scale>/<experiment>/<estimator or column>/seed<N>``: scales never share a folder."""
+    return Path(runs_root) / scale / job.experiment / job.variant / f"seed{seed}"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One seeded run of an app: ``python -m dada.<app> experiment=<experiment> <overrides>``."""
+
+    app: str  # "search" or "train"
+    experiment: str  # conf/experiment/<experiment>.yaml
+    variant: str  # the estimator of a search, the column of an evaluation
+    seed: int
+    scale: str
+    dataset: str  # the data set it needs, a dada.data name
+    overrides: tuple[str, ...]
+    run_dir: Path
+    needs: Optional[Path] = None  # the search run folder whose policy.json an evaluation reads
+
+    def __repr__(self) -> str:
+        return f"Run({self.app} {self.experiment}/{self.variant} seed {self.seed}, {self.scale})"
+
+    @property
+    def label(self) -> str:
+        return f"{self.app} {self.experiment}/{self.variant}/seed{self.seed}"
+
+    def command(self, python: str = sys.executable) -> list[str]:
+        """The subprocess command line; every override is a Hydra override of the app."""
+        return [python, "-m", f"dada.{self.app}", f"experiment={self.experiment}", f"scale={self.scale}",
+                f"seed={self.seed}", f"run_dir={self.run_dir}", *self.overrides]
+
+
+def _overrides(job: Job, scale: str, seed: int, runs_root: Path) -> tuple[str, ...]:
+    if isinstance(job, SearchJob):
+        return (f"estimator={job.estimator}", *(job.smoke_overrides if scale == "smoke" else ()))
+    if job.search is None:
+        return job.overrides
+    return (*job.overrides, f"policy.source={run_dir(job.search, scale, seed, runs_root) / 'policy.json'}")
+
+
+def make_run(job: Job, scale: str, seed: int, runs_root: Path = Path("runs")) -> Run:
+    needs = run_dir(job.search, scale, seed, runs_root) if isinstance(job, EvalJob) and job.search else None
+    return Run(job.app, job.experiment, job.variant, seed, scale, job.dataset, _overrides(job, scale, seed, runs_root),
+               run_dir(job, scale, seed, runs_root), needs)
+
+
+def plan(target: str, scale: str = "smoke", seeds: tuple[int, ...] = (0,), runs_root: Path = Path("runs")) -> list[Run]:
+    """Every run of ``target`` for each seed: all searches first, then the evaluations."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; valid choices: {', '.join(SCALES)}")
+    runs = [make_run(job, scale, seed, runs_root) for job in jobs(get_layout(target)) for seed in seeds]
+    return sorted(runs, key=lambda run: run.app != "search")
+
+
+def plan_many(targets: tuple[str, ...], scale: str, seeds: tuple[int, ...], runs_root: Path = Path("runs")) -> list[Run]:
+    """The union of several targets' runs, each once, searches first."""
+    runs = {}
+    for target in targets:
+        runs.update({run.run_dir: run for run in plan(target, scale, seeds, runs_root)})
+    return sorted(runs.values(), key=lambda run: run.app != "search")
+
+
+def missing_data(dataset: str, data_root: Path) -> Optional[Path]:
+    """Where data set ``dataset`` should be when its files are missing under ``data_root``, else None.
+
+    Fashion-MNIST is read from the Debian package (or its cache under the data root), every other set
+    from the paths its ``dada.data`` spec lists.
+    """
+    spec = get_spec(dataset)
+    if dataset == "fashion-mnist":
+        found = any(FASHION_MNIST_DIR.glob("*.gz")) or raw_folder(data_root).is_dir()
+        return None if found else FASHION_MNIST_DIR
+    for train in (True, False):
+        try:
+            spec.require(Path(data_root), train)
+        except DatasetNotFoundError:
+            paths = spec.train_paths if train else spec.test_paths
+            first_missing = next(path for path in paths if not (Path(data_root) / path).exists())
+            return Path(data_root) / Path(first_missing).parts[0]
+    return None

@@ -1,0 +1,100 @@
+"""Run a plan: each run in its own subprocess, finished ones skipped, missing data recorded, a progress bar over runs."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from tqdm import tqdm
+
+from dada.runtime import finished_summary
+from reproduce.plan import Run, missing_data
+
+LOG_NAME = "reproduce.log"  # the app's stdout and stderr, in its run folder
+FAILED_LOG_LINES = 15
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a run: ``ran``, ``finished earlier``, ``failed (exit N)`` or ``not run: <why>``."""
+
+    run: Run
+    status: str
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ran", "finished earlier") or self.status.startswith("not run: no data")
+
+    def __str__(self) -> str:
+        timing = f" in {self.seconds:.0f} s" if self.status == "ran" else ""
+        return f"{self.run.label}: {self.status}{timing}"
+
+
+def skip_reason(run: Run, data_root: Path) -> Optional[str]:
+    """Why ``run`` need not or cannot run now, or None when it should run."""
+    if finished_summary(run.run_dir) is not None:
+        return "finished earlier"
+    missing = missing_data(run.dataset, data_root)
+    if missing is not None:
+        return f"not run: no data at {missing}"
+    if run.needs is not None and finished_summary(run.needs) is None:
+        return f"not run: its search {run.needs} did not finish"
+    return None
+
+
+def _tail(path: Path, lines: int = FAILED_LOG_LINES) -> str:
+    text = path.read_text(errors="replace").replace("\r", "\n").splitlines()
+    return "\n".join(line for line in text[-lines:])
+
+
+def launch(run: Run, data_root: Path, python: str = sys.executable) -> Outcome:
+    """Run the app in a subprocess (DATA_ROOT set), its output in ``<run_dir>/reproduce.log``."""
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run.run_dir / LOG_NAME
+    started = time.perf_counter()
+    with open(log_path, "w", encoding="utf-8") as log:
+        log.write(" ".join(run.command(python)) + "\n")
+        log.flush()
+        result = subprocess.run(run.command(python), stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "DATA_ROOT": str(data_root)}, check=False)
+    seconds = time.perf_counter() - started
+    if result.returncode == 0 and finished_summary(run.run_dir) is not None:
+        return Outcome(run, "ran", seconds)
+    return Outcome(run, f"failed (exit {result.returncode}); last lines of {log_path}:\n{_tail(log_path)}", seconds)
+
+
+def execute(runs: Sequence[Run], data_root: Path, python: str = sys.executable) -> list[Outcome]:
+    """Every run in order (searches come first in a plan), one line per run above a progress bar."""
+    outcomes = []
+    progress = tqdm(runs, unit="run", dynamic_ncols=True, file=sys.stderr)
+    for run in progress:
+        progress.set_description(run.label)
+        reason = skip_reason(run, data_root)
+        outcome = Outcome(run, reason) if reason else launch(run, data_root, python)
+        progress.write(str(outcome), file=sys.stderr)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _kind(status: str) -> str:
+    if status.startswith("failed"):
+        return "failed"
+    if status.startswith("not run: no data"):
+        return "not run (no data)"
+    if status.startswith("not run"):
+        return "not run (search did not finish)"
+    return status
+
+
+def summarize(outcomes: Sequence[Outcome]) -> str:
+    """Counts per kind of outcome and the time spent running."""
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[_kind(outcome.status)] = counts.get(_kind(outcome.status), 0) + 1
+    seconds = sum(outcome.seconds for outcome in outcomes)
+    return ", ".join(f"{count} {status}" for status, count in counts.items()) + f"; {seconds / 60:.1f} min running"

@@ -1,0 +1,278 @@
+"""What each paper table and figure is made of: cells, each naming the paper's value and the run that gives ours.
+
+A `Cell` is one number of a table: its row and column labels, the paper's value (`PaperRef` into
+``analysis/paper_results.yaml``) and the job whose runs give ours (`SearchJob` or `EvalJob`, run once per seed).
+The runner (`reproduce.plan`) turns cells into runs; the analysis (``analysis.tables``) turns runs back into cells.
+A cell with no job is a paper method dada does not ship (PBA, Fast AA, OHL AA): shown, never run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+TEST_ERROR, TOP5_ERROR, SEARCH_COST = "test_error_top1", "test_error_top5", "search_device_hours"
+SMOKE_FULL_SEARCH_IMAGES = 4000  # smoke stand-in for a full-data search: 4x the smoke reduced set (1000)
+
+
+@dataclass(frozen=True)
+class SearchJob:
+    """``python -m dada.search experiment=<experiment> estimator=<estimator>``, one run per seed."""
+
+    experiment: str
+    estimator: str
+    dataset: str  # the data set it reads, a ``dada.data`` name
+    smoke_overrides: tuple[str, ...] = ()
+
+    app = "search"
+
+    @property
+    def variant(self) -> str:
+        return self.estimator
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """``python -m dada.train experiment=<experiment> <overrides>``; a DADA column also reads a search's policy."""
+
+    experiment: str
+    column: str  # run-folder name of the column: none, cutout, autoaugment, random, dada-relax, ...
+    dataset: str  # the data set it trains and tests on (svhn-extra for SVHN's train+extra)
+    overrides: tuple[str, ...]
+    search: Optional[SearchJob] = None  # the search whose seed-matched policy.json it evaluates
+
+    app = "train"
+
+    @property
+    def variant(self) -> str:
+        return self.column
+
+
+Job = SearchJob | EvalJob
+
+
+@dataclass(frozen=True)
+class PaperRef:
+    """A cell of ``analysis/paper_results.yaml``."""
+
+    table: str
+    row: str
+    column: str
+
+
+@dataclass(frozen=True)
+class Cell:
+    row: str
+    column: str
+    metric: str  # the summary field: test_error_top1, test_error_top5 or search_device_hours
+    job: Optional[Job]
+    paper: Optional[PaperRef] = None
+    note: str = ""  # why a cell has no job
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One target: its title, what its values are, and its cells in display order."""
+
+    name: str
+    title: str
+    quantity: str
+    cells: tuple[Cell, ...]
+
+    def __repr__(self) -> str:
+        return f"Layout(name={self.name!r}, cells={len(self.cells)}, jobs={len(jobs(self))})"
+
+
+def jobs(layout: Layout) -> list[Job]:
+    """The distinct jobs of a layout, searches before the evaluations that read their policies."""
+    found = {}
+    for cell in layout.cells:
+        if cell.job is not None:
+            if isinstance(cell.job, EvalJob) and cell.job.search is not None:
+                found.setdefault(cell.job.search, None)
+            found.setdefault(cell.job, None)
+    return sorted(found, key=lambda job: job.app != "search")
+
+
+# -- the searches (conf/experiment/search_*.yaml) ------------------------------------------------------------------
+
+def _search(dataset: str, estimator: str = "relax", full: bool = False) -> SearchJob:
+    name = f"search_{dataset}" + ("-full" if full else "")
+    smoke = (f"scale.search_images={SMOKE_FULL_SEARCH_IMAGES}",) if full else ()
+    return SearchJob(name, estimator, dataset, smoke)
+
+
+# -- the evaluation columns ----------------------------------------------------------------------------------------
+
+def _eval(experiment: str, dataset: str, column: str, search: Optional[SearchJob] = None) -> EvalJob:
+    """Column ``dada-relax`` runs ``policy=dada``; the runner adds ``policy.source`` from the search."""
+    return EvalJob(experiment, column, dataset, (f"policy={column.split('-')[0]}",), search)
+
+
+def _paper(table: str, row: Optional[str], column: str) -> Optional[PaperRef]:
+    """The paper's cell, or None for a row the paper does not have (the embedded Fashion-MNIST)."""
+    return None if row is None else PaperRef(table, row, column)
+
+
+_NOT_SHIPPED = "not reproduced: dada ships no {} policy"
+# Paper column label -> our column key; None: a method we cannot run.
+METHOD_COLUMNS = {"Baseline": "none", "Cutout": "cutout", "AA": "autoaugment", "PBA": None, "Fast AA": None,
+                  "OHL AA": None, "DADA": "dada-relax"}
+
+
+def _method_cells(paper_table: str, row: str, experiment: str, dataset: str, search: SearchJob,
+                  methods: tuple[str, ...], metric: str = TEST_ERROR) -> list[Cell]:
+    """One row of Tables 2-4: the paper's methods, ours where dada can run them."""
+    cells = []
+    for method in methods:
+        column = METHOD_COLUMNS[method]
+        paper = PaperRef(paper_table, row, method)
+        if column is None:
+            cells.append(Cell(row, method, metric, None, paper, _NOT_SHIPPED.format(method)))
+        else:
+            job = _eval(experiment, dataset, column, search if column.startswith("dada") else None)
+            cells.append(Cell(row, method, metric, job, paper))
+    return cells
+
+
+# -- Table 1: search cost and test error per data set ------------------------------------------------------------
+
+EMBEDDED = "Fashion-MNIST (embedded, not in the paper)"
+# (row label, the paper's row or None, search data set, evaluation experiment, evaluation data set)
+TABLE1_ROWS = (
+    (EMBEDDED, None, "fashion-mnist", "table1_fashion-mnist_wrn40_2", "fashion-mnist"),
+    ("CIFAR-10", "CIFAR-10", "cifar10", "table2_cifar10_wrn28_10", "cifar10"),
+    ("CIFAR-100", "CIFAR-100", "cifar100", "table2_cifar100_wrn28_10", "cifar100"),
+    ("SVHN", "SVHN", "svhn", "table3_svhn_wrn28_10", "svhn-extra"),
+    ("ImageNet", "ImageNet", "imagenet", "table4_imagenet_resnet50", "imagenet"),
+)
+
+
+def _table1_row(row: str, paper_row: Optional[str], search_dataset: str, experiment: str,
+                dataset: str) -> list[Cell]:
+    relax, gumbel = _search(search_dataset, "relax"), _search(search_dataset, "gumbel")
+    return [
+        Cell(row, "search cost, RELAX", SEARCH_COST, relax, _paper("table1a", paper_row, "DADA")),
+        Cell(row, "search cost, Gumbel", SEARCH_COST, gumbel),
+        Cell(row, "test error, no policy", TEST_ERROR, _eval(experiment, dataset, "none")),
+        Cell(row, "test error, random policy", TEST_ERROR, _eval(experiment, dataset, "random")),
+        Cell(row, "test error, DADA (Gumbel)", TEST_ERROR, _eval(experiment, dataset, "dada-gumbel", gumbel)),
+        Cell(row, "test error, DADA (RELAX)", TEST_ERROR, _eval(experiment, dataset, "dada-relax", relax),
+             _paper("table1b", paper_row, "DADA")),
+    ]
+
+
+def table1() -> Layout:
+    cells = [cell for row in TABLE1_ROWS for cell in _table1_row(*row)]
+    return Layout("table1", "Table 1: policy search cost and test error per data set",
+                  "search cost in device-hours; test error in %", tuple(cells))
+
+
+# -- Tables 2 and 3: test error across models ---------------------------------------------------------------------
+
+MODEL_LABELS = {
+    "wrn40_2": "Wide-ResNet-40-2", "wrn28_10": "Wide-ResNet-28-10",
+    "shakeshake26_2x32d": "Shake-Shake(26 2x32d)", "shakeshake26_2x96d": "Shake-Shake(26 2x96d)",
+    "shakeshake26_2x112d": "Shake-Shake(26 2x112d)", "pyramidnet272_a200_shakedrop": "PyramidNet+ShakeDrop",
+}
+DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "svhn": "SVHN"}
+TABLE2_MODELS = {
+    "cifar10": ("wrn40_2", "wrn28_10", "shakeshake26_2x32d", "shakeshake26_2x96d", "shakeshake26_2x112d",
+                "pyramidnet272_a200_shakedrop"),
+    "cifar100": ("wrn40_2", "wrn28_10", "shakeshake26_2x96d", "pyramidnet272_a200_shakedrop"),
+}
+TABLE3_MODELS = ("wrn28_10", "shakeshake26_2x96d")
+METHODS = ("Baseline", "Cutout", "AA", "PBA", "Fast AA", "DADA")
+
+
+def _across_models(table: str, dataset: str, models: tuple[str, ...], eval_dataset: str) -> list[Cell]:
+    cells = []
+    for model in models:
+        row = f"{DATASET_LABELS[dataset]} / {MODEL_LABELS[model]}"
+        cells += _method_cells(table, row, f"{table}_{dataset}_{model}", eval_dataset, _search(dataset), METHODS)
+    return cells
+
+
+def table2() -> Layout:
+    cells = [cell for dataset, models in TABLE2_MODELS.items()
+             for cell in _across_models("table2", dataset, models, dataset)]
+    return Layout("table2", "Table 2: CIFAR-10 and CIFAR-100 test error", "test error in %", tuple(cells))
+
+
+def table3() -> Layout:
+    cells = _across_models("table3", "svhn", TABLE3_MODELS, "svhn-extra")
+    return Layout("table3", "Table 3: SVHN test error", "test error in %", tuple(cells))
+
+
+# -- Table 4: ImageNet -------------------------------------------------------------------------------------------
+
+def table4() -> Layout:
+    experiment, search, methods = "table4_imagenet_resnet50", _search("imagenet"), ("Baseline", "AA", "Fast AA",
+                                                                                    "OHL AA", "DADA")
+    cells = _method_cells("table4", "Top-1 error (%)", experiment, "imagenet", search, methods)
+    cells += _method_cells("table4", "Top-5 error (%)", experiment, "imagenet", search, methods, TOP5_ERROR)
+    cells.append(Cell("Search time (h)", "DADA", SEARCH_COST, search, PaperRef("table4", "Search time (h)", "DADA")))
+    return Layout("table4", "Table 4: ImageNet (ResNet-50) top-1 / top-5 error and search time",
+                  "error in %; search time in device-hours", tuple(cells))
+
+
+# -- Table 6: search on the reduced vs the full training set -----------------------------------------------------
+
+# (row label, the paper's row or None, data set, evaluation experiment); the search uses WRN-40-2 throughout
+TABLE6_ROWS = (
+    ("Fashion-MNIST / Wide-ResNet-40-2 (embedded, not in the paper)", None, "fashion-mnist",
+     "table1_fashion-mnist_wrn40_2"),
+    ("CIFAR-10 / Wide-ResNet-40-2", "CIFAR-10 / Wide-ResNet-40-2", "cifar10", "table2_cifar10_wrn40_2"),
+    ("CIFAR-10 / Wide-ResNet-28-10", "CIFAR-10 / Wide-ResNet-28-10", "cifar10", "table2_cifar10_wrn28_10"),
+)
+
+
+def _table6_row(row: str, paper_row: Optional[str], dataset: str, experiment: str) -> list[Cell]:
+    reduced, full = _search(dataset), _search(dataset, full=True)
+    return [
+        Cell(row, "search cost, reduced", SEARCH_COST, reduced),
+        Cell(row, "search cost, full", SEARCH_COST, full),
+        Cell(row, "Reduced", TEST_ERROR, _eval(experiment, dataset, "dada-relax", reduced),
+             _paper("table6", paper_row, "Reduced CIFAR-10")),
+        Cell(row, "Full", TEST_ERROR, _eval(experiment, dataset, "dada-full", full),
+             _paper("table6", paper_row, "Full CIFAR-10")),
+    ]
+
+
+def table6() -> Layout:
+    cells = [cell for row in TABLE6_ROWS for cell in _table6_row(*row)]
+    return Layout("table6", "Table 6: DADA policy searched on the reduced vs the full training set",
+                  "test error in %; search cost in device-hours", tuple(cells))
+
+
+# -- the figures: which cells each one draws ---------------------------------------------------------------------
+
+def fig1() -> Layout:
+    """Test error vs search cost: Table 1's rows (the paper's points come from its Fig. 1 entry)."""
+    cells = [cell for cell in table1().cells if cell.column in ("search cost, RELAX", "test error, DADA (RELAX)")]
+    return Layout("fig1", "Fig. 1: test error vs policy search cost", "device-hours (log) vs test error in %",
+                  tuple(cells))
+
+
+def fig3a() -> Layout:
+    """Gumbel-Softmax vs RELAX: the two DADA columns of Table 1 (CIFAR-10 in the paper)."""
+    keep = ("test error, DADA (Gumbel)", "test error, DADA (RELAX)")
+    cells = [cell for cell in table1().cells if cell.column in keep and cell.row.startswith(("Fashion", "CIFAR-10"))]
+    return Layout("fig3a", "Fig. 3a: Gumbel-Softmax vs RELAX estimator", "test error in %", tuple(cells))
+
+
+def fig3b() -> Layout:
+    """Speed/accuracy trade-off with WRN-40-2: Table 6's WRN-40-2 rows."""
+    cells = [cell for cell in table6().cells if "Wide-ResNet-40-2" in cell.row]
+    return Layout("fig3b", "Fig. 3b: speed/accuracy trade-off (WRN-40-2)", "device-hours (log) vs test error in %",
+                  tuple(cells))
+
+
+LAYOUTS = {"table1": table1, "table2": table2, "table3": table3, "table4": table4, "table6": table6,
+           "fig1": fig1, "fig3a": fig3a, "fig3b": fig3b}
+
+
+def get_layout(name: str) -> Layout:
+    """The layout of a table or figure; ValueError naming the valid ones otherwise."""
+    if name not in LAYOUTS:
+        raise ValueError(f"unknown table or figure {name!r}; valid choices: {', '.join(LAYOUTS)}")
+    return LAYOUTS[name]()

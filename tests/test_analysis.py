@@ -1,0 +1,211 @@
+"""The analysis: fabricated run folders -> the right cells, the paper column, differences, mean ± std, notes."""
+import json
+import math
+
+import pandas as pd
+import pytest
+import yaml
+
+from analysis.cost import cost_report
+from analysis.paper import load_paper_results, lookup
+from analysis.report import Context, write_results, write_table
+from analysis.runs import read_runs, read_runs_mlflow
+from analysis.tables import build_table
+from reproduce.tables import LAYOUTS, get_layout
+
+PAPER = load_paper_results()
+
+
+def write_run(root, scale, experiment, variant, seed, summary, status="FINISHED", epochs=()):
+    """A run folder as the apps leave it: summary.json, and metrics.jsonl / config.yaml for a search."""
+    run_dir = root / scale / experiment / variant / f"seed{seed}"
+    run_dir.mkdir(parents=True)
+    (run_dir / "summary.json").write_text(json.dumps({"status": status, **summary}))
+    if epochs:
+        (run_dir / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in epochs))
+        (run_dir / "config.yaml").write_text(yaml.safe_dump({"search": {"ops_per_sub_policy": 2, "ordered": False}}))
+    return run_dir
+
+
+def search_summary(hours, estimator="relax", unit="CPU-hours"):
+    return {"estimator": estimator, "dataset": "fashion-mnist", "model": "wrn10_1", "scale": "smoke", "epochs": 2,
+            "cost": {"search_device_hours": hours, "unit": unit, "device_name": "Test CPU"}}
+
+
+def train_summary(error, policy="dada"):
+    return {"dataset": "fashion-mnist", "model": "wrn10_1", "scale": "smoke", "epochs": 2,
+            "policy": {"name": policy, "source": None}, "test_error_top1": error, "test_error_top5": error / 10,
+            "cost": {"eval_device_hours": 0.01, "unit": "CPU-hours", "device_name": "Test CPU"}}
+
+
+def search_epochs(seed):
+    """Two epochs of per-epoch search metrics: the policy (105 sub-policies) and gradient variances."""
+    lines = []
+    for epoch in (1, 2):
+        line = {"step": epoch * 7, "epoch": epoch, "search/train_loss": 2.0}
+        line.update({f"grad/{group}/variance": 10.0 ** -(epoch + seed) for group in ("alpha", "probability",
+                                                                                       "magnitude")})
+        line.update({f"policy/weight/{i:03d}": (2.0 if i == seed else 1.0) / 106 for i in range(105)})
+        line.update({f"policy/{name}/{i:03d}_{j}": 0.5 for name in ("probability", "magnitude")
+                     for i in range(105) for j in range(2)})
+        lines.append(line)
+    return lines
+
+
+@pytest.fixture
+def smoke_runs(tmp_path):
+    """Table 1's Fashion-MNIST row for seeds 0 and 1, and CIFAR-10's DADA column (data absent)."""
+    root = tmp_path / "runs"
+    errors = {"none": (20.0, 22.0), "random": (19.0, 19.0), "dada-gumbel": (18.0, 20.0), "dada-relax": (17.0, 18.0)}
+    for seed in (0, 1):
+        for estimator, hours in (("relax", (0.01, 0.03)), ("gumbel", (0.02, 0.02))):
+            write_run(root, "smoke", "search_fashion-mnist", estimator, seed, search_summary(hours[seed], estimator),
+                      epochs=search_epochs(seed))
+        for column, values in errors.items():
+            write_run(root, "smoke", "table1_fashion-mnist_wrn40_2", column, seed, train_summary(values[seed]))
+        write_run(root, "smoke", "table2_cifar10_wrn28_10", "dada-relax", seed, train_summary(3.0 + seed))
+    return root
+
+
+def table1_cells(runs_root, data_root, seeds=None):
+    return build_table(get_layout("table1"), read_runs(runs_root), PAPER, "smoke", data_root, seeds)
+
+
+def cell(frame, row, column):
+    return frame[(frame["row"] == row) & (frame["column"] == column)].iloc[0]
+
+
+FASHION = "Fashion-MNIST (embedded, not in the paper)"
+
+
+def test_table1_mean_std_over_seeds(smoke_runs, tmp_path):
+    frame = table1_cells(smoke_runs, tmp_path / "data")
+    relax = cell(frame, FASHION, "test error, DADA (RELAX)")
+    assert relax["ours_mean"] == pytest.approx(17.5) and relax["n"] == 2
+    assert relax["ours_std"] == pytest.approx(math.sqrt(0.5))  # sample std of (17, 18)
+    assert math.isnan(relax["paper"]) and math.isnan(relax["difference"])  # not a paper row
+    assert cell(frame, FASHION, "test error, random policy")["ours_std"] == 0.0
+    assert cell(frame, FASHION, "search cost, RELAX")["ours_mean"] == pytest.approx(0.02)
+
+
+def test_table1_paper_column_and_difference(smoke_runs, tmp_path):
+    frame = table1_cells(smoke_runs, tmp_path / "data")
+    cifar = cell(frame, "CIFAR-10", "test error, DADA (RELAX)")
+    assert cifar["paper"] == 2.7 and cifar["paper_table"] == "table1b"
+    assert cifar["ours_mean"] == pytest.approx(3.5)
+    assert cifar["difference"] == pytest.approx(3.5 - 2.7)
+    assert cell(frame, "ImageNet", "search cost, RELAX")["paper"] == 1.3
+
+
+def test_missing_data_marks_cells_not_run(smoke_runs, tmp_path):
+    frame = table1_cells(smoke_runs, tmp_path / "data")
+    cifar100 = cell(frame, "CIFAR-100", "test error, DADA (RELAX)")
+    assert cifar100["n"] == 0 and math.isnan(cifar100["ours_mean"])
+    assert cifar100["note"] == f"not run: no data at {tmp_path / 'data' / 'cifar-100-python'}"
+    assert cell(frame, "ImageNet", "search cost, RELAX")["note"].startswith(
+        f"not run: no data at {tmp_path / 'data' / 'imagenet'}")
+    # CIFAR-10's searches were not run either, while its fabricated evaluations exist
+    assert cell(frame, "CIFAR-10", "search cost, RELAX")["note"].startswith("not run: no data")
+
+
+def test_cpu_hours_are_not_subtracted_from_gpu_hours(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, "smoke", "search_cifar10", "relax", 0, search_summary(0.5, unit="CPU-hours"))
+    frame = table1_cells(root, tmp_path / "data")
+    assert math.isnan(cell(frame, "CIFAR-10", "search cost, RELAX")["difference"])
+    (root / "smoke" / "search_cifar10" / "relax" / "seed0" / "summary.json").write_text(
+        json.dumps({"status": "FINISHED", **search_summary(0.5, unit="GPU-hours")}))
+    frame = table1_cells(root, tmp_path / "data")
+    assert cell(frame, "CIFAR-10", "search cost, RELAX")["difference"] == pytest.approx(0.5 - 0.1)
+
+
+def test_unfinished_runs_do_not_count(smoke_runs, tmp_path):
+    write_run(smoke_runs, "smoke", "table1_fashion-mnist_wrn40_2", "none", 2, train_summary(99.0), status="FAILED")
+    frame = table1_cells(smoke_runs, tmp_path / "data")
+    assert cell(frame, FASHION, "test error, no policy")["ours_mean"] == pytest.approx(21.0)
+    only_seed_0 = table1_cells(smoke_runs, tmp_path / "data", seeds=[0])
+    assert cell(only_seed_0, FASHION, "test error, no policy")["n"] == 1
+
+
+def test_failed_run_is_named(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, "smoke", "search_fashion-mnist", "relax", 0, search_summary(0.1), status="FAILED")
+    frame = table1_cells(root, tmp_path / "data")
+    assert cell(frame, FASHION, "search cost, RELAX")["note"].startswith("failed: FAILED")
+
+
+def test_paper_values_never_in_ours_columns(tmp_path):
+    frame = table1_cells(tmp_path / "runs", tmp_path / "data")  # no runs at all
+    assert frame["ours_mean"].isna().all() and (frame["n"] == 0).all()
+    assert frame["paper"].notna().sum() == 8  # Table 1(a) and 1(b): DADA on four data sets
+
+
+def test_every_paper_reference_resolves():
+    for name in LAYOUTS:
+        for layout_cell in get_layout(name).cells:
+            if layout_cell.paper is not None:
+                ref = layout_cell.paper
+                assert lookup(PAPER, ref.table, ref.row, ref.column) is not None
+
+
+def test_figure_points_match_the_tables():
+    def value(table, row, column):
+        return lookup(PAPER, table, row, column)["value"]
+
+    for method in ("AA", "PBA", "Fast AA", "OHL AA", "DADA"):
+        assert value("fig1", method, "search GPU-hours") == value("table1a", "CIFAR-10", method)
+        assert value("fig1", method, "test error (%)") == value("table1b", "CIFAR-10", method)
+    assert value("fig3b", "AA", "test error (%)") == value("table2", "CIFAR-10 / Wide-ResNet-40-2", "AA")
+    assert value("fig3b", "DADA (reduced CIFAR-10)", "test error (%)") == value(
+        "table6", "CIFAR-10 / Wide-ResNet-40-2", "Reduced CIFAR-10")
+
+
+def test_write_table_names_scale_in_title_and_file(smoke_runs, tmp_path):
+    context = Context("smoke", smoke_runs, tmp_path / "results", tmp_path / "data")
+    path = write_table("table1", read_runs(smoke_runs), context)
+    assert path.name == "table1_smoke.md"
+    text = path.read_text()
+    assert "smoke scale, REDUCED" in text.splitlines()[0] and "Test CPU (CPU-hours)" in text.splitlines()[0]
+    assert "| CIFAR-10 | test error, DADA (RELAX) | 2.70 (table1b) | 3.50 ± 0.71 (n=2) | +0.80 |" in text
+    assert f"not run: no data at {tmp_path / 'data' / 'cifar-100-python'}" in text
+    assert "Li et al., ECCV 2020, Table 1(b)" in text
+    csv = pd.read_csv(tmp_path / "results" / "table1_smoke.csv")
+    assert {"paper", "ours_mean", "ours_std", "n", "difference"} <= set(csv.columns)
+    assert (tmp_path / "results" / "cost_smoke.csv").is_file()
+
+
+def test_cost_report_beside_paper_hours(smoke_runs):
+    frame = cost_report(read_runs(smoke_runs), PAPER, "smoke")
+    cifar = frame[frame["data set"] == "CIFAR-10"].iloc[0]
+    assert cifar["paper AA (GPU-hours)"] == "5000" and cifar["paper OHL AA (GPU-hours)"] == "83.4*"
+    fashion = frame[frame["data set"] == FASHION].iloc[0]
+    assert fashion["ours, search cost, RELAX"].startswith("0.02 ± 0.0141 CPU-hours on Test CPU (n=2)")
+
+
+@pytest.mark.slow
+def test_figures_are_written(smoke_runs, tmp_path, monkeypatch):
+    monkeypatch.setattr("analysis.report.write_estimators_toy", lambda context: None)  # its own test covers it
+    results = tmp_path / "results"
+    write_results("figures", Context("smoke", smoke_runs, results, tmp_path / "data"))
+    for name in ("fig1_smoke", "fig3a_smoke", "fig3b_smoke", "search_gradient_variance_smoke",
+                 "policy_search_fashion-mnist_relax_seed0_smoke", "policy_search_fashion-mnist_gumbel_seed0_smoke"):
+        assert (results / f"{name}.png").stat().st_size > 10_000, name
+
+
+@pytest.mark.slow
+def test_mlflow_reader_matches_folder_reader(tmp_path):
+    from dada.tracking import create_tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    root = tmp_path / "runs"
+    for variant, summary in (("relax", search_summary(0.25)), ("none", train_summary(12.5, "none"))):
+        experiment = "search_fashion-mnist" if variant == "relax" else "table1_fashion-mnist_wrn40_2"
+        tags = {"app": "search" if variant == "relax" else "train", "dataset": "fashion-mnist", "model": "wrn10_1",
+                "estimator": "relax", "policy": "none"}
+        with create_tracker(("jsonl", "mlflow"), run_dir=root / "smoke" / experiment / variant / "seed0",
+                            tags=tags, mlflow_uri=uri) as tracker:
+            tracker.set_summary(summary)
+    columns = ["scale", "experiment", "variant", "seed", "app", "status", "dataset", "model", "test_error_top1",
+               "search_device_hours", "unit", "device_name"]
+    folders, mlflow = read_runs(root), read_runs_mlflow(uri)
+    pd.testing.assert_frame_equal(folders[columns].reset_index(drop=True), mlflow[columns].reset_index(drop=True))

@@ -1,0 +1,146 @@
+"""The reproduction plan and runner: which runs a target needs, in which order, and what happens without data."""
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import compose_config
+
+from reproduce import Run, execute, missing_data, plan, plan_many
+from reproduce.cli import main, parse_seeds, targets_of
+from reproduce.tables import LAYOUTS, get_layout, jobs
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def test_table1_smoke_plan_lists_searches_before_evaluations():
+    runs = plan("table1", "smoke", (0, 1))
+    apps = [run.app for run in runs]
+    assert apps == sorted(apps, key=lambda app: app != "search") and "train" in apps
+    fashion = [run for run in runs if run.dataset == "fashion-mnist"]
+    assert len(fashion) == 2 * (2 + 4)  # per seed: searches with RELAX and Gumbel; none, random, DADA x2
+    first = fashion[0]
+    assert first.command("python") == [
+        "python", "-m", "dada.search", "experiment=search_fashion-mnist", "scale=smoke", "seed=0",
+        "run_dir=runs/smoke/search_fashion-mnist/relax/seed0", "estimator=relax"]
+
+
+def test_dada_evaluation_reads_its_seeds_search_policy():
+    runs = {(run.experiment, run.variant, run.seed): run for run in plan("table1", "smoke", (0, 1))}
+    evaluation = runs[("table1_fashion-mnist_wrn40_2", "dada-gumbel", 1)]
+    search = runs[("search_fashion-mnist", "gumbel", 1)]
+    assert evaluation.needs == search.run_dir
+    assert evaluation.overrides == ("policy=dada", f"policy.source={search.run_dir / 'policy.json'}")
+    assert runs[("table1_fashion-mnist_wrn40_2", "none", 0)].overrides == ("policy=none",)
+    order = list(runs.values())
+    assert order.index(search) < order.index(evaluation)
+
+
+def test_full_search_is_capped_only_at_smoke_scale():
+    smoke = [run for run in plan("table6", "smoke", (0,)) if run.experiment == "search_fashion-mnist-full"]
+    paper = [run for run in plan("table6", "paper", (0,)) if run.experiment == "search_fashion-mnist-full"]
+    assert smoke[0].overrides == ("estimator=relax", "scale.search_images=4000")
+    assert paper[0].overrides == ("estimator=relax",)
+    assert paper[0].run_dir == Path("runs/paper/search_fashion-mnist-full/relax/seed0")
+
+
+def test_targets_share_runs_instead_of_repeating_them():
+    runs = plan_many(("table1", "table2", "table6", "fig1", "fig3a", "fig3b"), "smoke", (0,))
+    assert len({run.run_dir for run in runs}) == len(runs)
+    assert sum(run.experiment == "search_cifar10" and run.variant == "relax" for run in runs) == 1
+
+
+def test_missing_data_set_is_detected(tmp_path):
+    assert missing_data("cifar10", tmp_path) == tmp_path / "cifar-10-batches-py"
+    assert missing_data("svhn-extra", tmp_path) == tmp_path / "svhn"
+    assert missing_data("imagenet", tmp_path) == tmp_path / "imagenet"
+    assert missing_data("fashion-mnist", tmp_path) is None  # the embedded set, from the Debian package
+    from dada.data import get_spec
+
+    for path in get_spec("cifar10").train_paths:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).touch()
+    assert missing_data("cifar10", tmp_path) is None
+
+
+@pytest.fixture
+def fake_python(tmp_path):
+    """An executable standing in for python: writes a FINISHED summary.json into the run_dir= it is given."""
+    script = tmp_path / "fake_python"
+    script.write_text(f"#!{sys.executable}\n" + "\n".join([
+        "import json, os, pathlib, sys",
+        "run_dir = pathlib.Path(next(a for a in sys.argv if a.startswith('run_dir='))[8:])",
+        "run_dir.mkdir(parents=True, exist_ok=True)",
+        "(run_dir / 'summary.json').write_text(json.dumps({'status': 'FINISHED', 'root': os.environ['DATA_ROOT']}))",
+    ]))
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return str(script)
+
+
+def _run(tmp_path, app, experiment, dataset, needs=None):
+    run_dir = tmp_path / "runs" / "smoke" / experiment / "v" / "seed0"
+    return Run(app, experiment, "v", 0, "smoke", dataset, (), run_dir, needs)
+
+
+def test_runner_runs_skips_and_records_missing_data(tmp_path, fake_python):
+    search = _run(tmp_path, "search", "search_fashion-mnist", "fashion-mnist")
+    no_data = _run(tmp_path, "search", "search_cifar10", "cifar10")
+    orphan = _run(tmp_path, "train", "table2_cifar10_wrn40_2", "fashion-mnist", needs=no_data.run_dir)
+    evaluation = _run(tmp_path, "train", "table1_fashion-mnist_wrn40_2", "fashion-mnist", needs=search.run_dir)
+    data_root = tmp_path / "data"
+    outcomes = execute([search, no_data, orphan, evaluation], data_root, python=fake_python)
+    statuses = [outcome.status for outcome in outcomes]
+    assert statuses[0] == "ran" and statuses[3] == "ran"
+    assert statuses[1] == f"not run: no data at {data_root / 'cifar-10-batches-py'}"
+    assert statuses[2].startswith("not run: its search") and not outcomes[2].ok
+    assert json.loads((search.run_dir / "summary.json").read_text())["root"] == str(data_root)
+    again = execute([search], data_root, python=fake_python)
+    assert again[0].status == "finished earlier"
+
+
+def test_runner_reports_a_failing_run(tmp_path):
+    run = _run(tmp_path, "search", "search_fashion-mnist", "fashion-mnist")
+    outcome = execute([run], tmp_path / "data", python="false")[0]
+    assert outcome.status.startswith("failed (exit 1)") and not outcome.ok
+
+
+def test_every_experiment_file_is_used_and_composes():
+    from dada.train import _config  # noqa: F401  (registers the schema)
+
+    used = {job.experiment: job.app for name in LAYOUTS for job in jobs(get_layout(name))}
+    files = {path.stem for path in (CONF / "experiment").glob("*.yaml")}
+    assert files == set(used)
+    for experiment, app in used.items():
+        config = compose_config(app, [f"experiment={experiment}", "scale=smoke"])
+        assert config.dataset.name in experiment.replace("-full", "")
+
+
+def test_experiment_files_open_with_package_command_and_paper_cell():
+    for path in sorted((CONF / "experiment").glob("*.yaml")):
+        lines = path.read_text().splitlines()
+        assert lines[0] == "# @package _global_", path.name
+        header = "\n".join(line for line in lines if line.startswith("#"))
+        assert f"python -m dada.{'search' if path.stem.startswith('search') else 'train'} experiment={path.stem}" in header
+        assert "Paper:" in header and "Expected run time:" in header, path.name
+
+
+def test_cli_seeds_targets_and_table5(capsys):
+    assert parse_seeds("0,1,2") == (0, 1, 2)
+    assert targets_of("figures") == ("fig1", "fig3a", "fig3b")
+    with pytest.raises(ValueError, match="valid choices"):
+        targets_of("table7")
+    assert main(["table5"]) == 0
+    assert "separate issue" in capsys.readouterr().out
+    assert main(["table1", "--dry-run", "--seeds", "3"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("python -m dada.search experiment=search_fashion-mnist") and "seed=3" in printed[0]
+
+
+def test_layout_names_are_checked():
+    with pytest.raises(ValueError, match="valid choices: table1"):
+        get_layout("table5")
+    with pytest.raises(ValueError, match="unknown scale"):
+        plan("table1", "tiny")
+    assert os.path.basename(str(plan("fig3a", "smoke")[0].run_dir.parent.parent)) == "search_fashion-mnist"
