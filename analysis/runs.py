@@ -66,44 +66,45 @@ def read_runs(runs_root: str | Path = "runs") -> pd.DataFrame:
     return _frame(records)
 
 
-def _unflatten(row: pd.Series) -> dict[str, Any]:
-    """An MLflow run's summary back as nested dicts: ``metrics.cost.x`` and ``tags.summary.cost.x`` -> cost.x."""
-    summary: dict[str, Any] = {}
-    for column, value in row.items():
-        for prefix in ("metrics.", "tags.summary."):
-            if column.startswith(prefix) and not (isinstance(value, float) and math.isnan(value)) and value is not None:
-                *parents, leaf = column[len(prefix):].split(".")
-                node = summary
-                for parent in parents:
-                    node = node.setdefault(parent, {})
-                node[leaf] = value
+def _nested(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted keys back into nested dicts: ``{"cost.unit": "GPU-hours"}`` -> ``{"cost": {"unit": "GPU-hours"}}``."""
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = nested
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return nested
+
+
+def _mlflow_summary(run) -> dict[str, Any]:
+    """A run's summary as the tracker handed it to MLflow: numbers as metrics, the rest as ``summary.*`` tags."""
+    tags = run.data.tags
+    flat = {**run.data.metrics, **{key[len("summary."):]: value for key, value in tags.items()
+                                   if key.startswith("summary.")}}
+    summary = {**_nested(flat), "status": run.info.status, "dataset": tags.get("dataset"), "model": tags.get("model")}
+    if tags.get("app") == "search":
+        summary["estimator"] = tags.get("estimator")
+    else:
+        summary["policy"] = {"name": tags.get("policy")}
     return summary
 
 
 def read_runs_mlflow(tracking_uri: str = "sqlite:///mlruns.db", experiment: str = "dada") -> pd.DataFrame:
-    """The runs of an MLflow experiment, as `read_runs` would read their folders (``logger=mlflow`` runs)."""
-    import mlflow
-
-    found = mlflow.search_runs(experiment_names=[experiment], output_format="pandas",
-                               tracking_uri=tracking_uri) if _has_experiment(tracking_uri, experiment) else None
-    if found is None or found.empty:
-        return _frame([])
-    records = []
-    for _, row in found.iterrows():
-        summary = {**_unflatten(row), "status": row["status"], "dataset": row.get("tags.dataset"),
-                   "model": row.get("tags.model")}
-        if row.get("tags.app") == "search":
-            summary["estimator"] = row.get("tags.estimator")
-        else:
-            summary["policy"] = {"name": row.get("tags.policy")}
-        records.append(run_record(Path(row["tags.run_dir"]), summary))
-    return _frame(sorted(records, key=lambda record: record["run_dir"]))
-
-
-def _has_experiment(tracking_uri: str, experiment: str) -> bool:
+    """The runs of an MLflow experiment, as `read_runs` reads their folders (runs made with ``logger=mlflow``)."""
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(experiment) is not None
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    records, token = [], None
+    while found is not None:
+        page = client.search_runs([found.experiment_id], max_results=1000, page_token=token)
+        records += [run_record(Path(run.data.tags["run_dir"]), _mlflow_summary(run)) for run in page]
+        token = page.token
+        if not token:
+            break
+    return _frame(sorted(records, key=lambda record: record["run_dir"]))
 
 
 def finished(runs: pd.DataFrame) -> pd.DataFrame:

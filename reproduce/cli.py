@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("target", help=f"one of {', '.join((*TARGETS, *META_TARGETS, 'table5'))}")
     parser.add_argument("--scale", choices=SCALES, default="smoke")
-    parser.add_argument("--seeds", type=parse_seeds, default=(0, 1), help="comma-separated, e.g. 0,1,2")
+    parser.add_argument("--seeds", type=parse_seeds, default=(0, 1, 2), help="comma-separated, e.g. 0,1,2")
     parser.add_argument("--data-root", type=Path, default=Path("data"))
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="the runs root")
     parser.add_argument("--results", type=Path, default=Path("results"))
