@@ -14,7 +14,7 @@ DATA_ROOT ?= ./data
 export DATA_ROOT
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data test test-fast bench-ops bench-search mlflow-ui clean
+.PHONY: help setup data test test-fast lint bench-ops bench-search mlflow-ui clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ test: setup ## run the test suite (under 10 minutes on 2 CPU cores)
 
 test-fast: setup ## run the tests not marked slow
 	$(PY) -m pytest -q -m "not slow"
+
+lint: setup ## ruff over the code
+	$(PY) -m ruff check dada analysis reproduce benchmarks tests
 
 clean: ## remove run outputs (keeps .venv and results/)
 	rm -rf runs outputs multirun

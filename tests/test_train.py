@@ -15,9 +15,18 @@ from torchvision.transforms import v2
 
 from dada import checkpoint, data
 from dada.policy import Policy
-from dada.train import (POLICIES, ClassificationMeters, Distributed, TrainRun, aggregate, create_augmentation,
-                        create_scheduler, plan_schedule)
-from dada.train import _config, pipeline  # noqa: F401  (_config registers the schema)
+from dada.train import (  # noqa: F401  (_config registers the schema)
+    POLICIES,
+    ClassificationMeters,
+    Distributed,
+    TrainRun,
+    _config,
+    aggregate,
+    create_augmentation,
+    create_scheduler,
+    pipeline,
+    plan_schedule,
+)
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 PAPER_PAIRS = [("wrn40_2", "cifar10"), ("wrn40_2", "cifar100"), ("wrn28_10", "cifar10"), ("wrn28_10", "cifar100"),

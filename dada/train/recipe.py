@@ -4,8 +4,8 @@ Fast AA wraps its cosine (or multi-step) schedule in ``GradualWarmupScheduler``:
 the lr ramps linearly from ``lr`` to ``m * lr`` over the warmup epochs (from 0 to ``lr`` when m = 1),
 then the schedule runs from the peak. Here timm's schedulers do the same with ``warmup_prefix=True``,
 stepped every iteration; the cosine reaches 0 at the last step (Fast AA's, whose T_max counts the warmup
-epochs too, stops at about 0.25% of the peak). A scaled-down run keeps the schedule's shape: warmup and milestones shrink
-with the epoch count.
+epochs too, stops at about 0.25% of the peak). A scaled-down run keeps the schedule's shape: warmup
+and milestones shrink with the epoch count.
 """
 from __future__ import annotations
 
