@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from ._table import OP_NAMES, OPS, check_level, check_sign, op_spec
-from ._tensor import apply_op
+from ._table import OP_NAMES, check_level, check_sign, op_spec
+from ._tensor import apply_sorted
 
 
 def apply(x: torch.Tensor, name: str, level: float | torch.Tensor, mask: torch.Tensor | None = None,
@@ -33,52 +33,37 @@ def apply_indexed(x: torch.Tensor, op_index: torch.Tensor, level: float | torch.
     """
     images = _check_images(x)
     batch, device = len(images), images.device
-    level = _per_sample("level", level, batch, device, images.dtype)
+    level = _per_sample("level", level, batch, device, torch.float64)
     check_level(level)
     if level.requires_grad and not x.is_floating_point():
         raise ValueError("the straight-through magnitude gradient needs float images in [0, 1], got uint8")
     op_index = _check_op_index(op_index, batch, device)
-    active = _per_sample("mask", True if mask is None else mask, batch, device, torch.bool)
-    check_sign(sign)
-    signs = _random_signs(batch, generator, device) if sign is None else sign
-    signs = _per_sample("sign", signs, batch, device, images.dtype)
-    if center is None:
-        center = _uniform((batch, 2), generator, device) * images.new_tensor(images.shape[:-3:-1])
-    centers = _per_sample("center", center, batch, device, images.dtype, trailing=(2,))
+    active = _check_mask(mask, batch, device)
+    signs, centers = _draws(images, sign, center, generator)
     with torch.no_grad():
         out = _apply_groups(images, op_index, active, level, signs, centers)
     out = _straight_through(out, images, level, active)
-    return out if x.is_floating_point() else out.mul_(255).round_().to(torch.uint8)
+    return out.to(x.dtype) if x.is_floating_point() else out.mul_(255).round_().to(torch.uint8)
 
 
 def _apply_groups(images: torch.Tensor, op_index: torch.Tensor, active: torch.Tensor,
                   *per_sample: torch.Tensor) -> torch.Tensor:
-    """Sort the active samples by op and run each op once on its group; inactive samples pass through."""
+    """Sort the active samples by op and augment them in one pass; inactive samples pass through."""
     key = torch.where(active, op_index, len(OP_NAMES))
     order = torch.argsort(key, stable=True)
     counts = torch.bincount(key, minlength=len(OP_NAMES) + 1).tolist()
     order = order[: len(order) - counts.pop()]
-    groups = zip(OP_NAMES, counts, *(t[order].split(counts) for t in (images, *per_sample)))
-    outputs = [_apply_group(name, *group) for name, count, *group in groups if count]
-    if not outputs:
+    if len(order) == 0:
         return images.clone()
-    return images.index_copy(0, order, torch.cat(outputs))
-
-
-def _apply_group(name: str, images: torch.Tensor, level: torch.Tensor, signs: torch.Tensor,
-                 centers: torch.Tensor) -> torch.Tensor:
-    spec = OPS[name]
-    values = spec.value(level)
-    if spec.signed:
-        values = values * signs
-    return apply_op(name, images, values, centers)
+    augmented = apply_sorted(images[order], counts, *(tensor[order] for tensor in per_sample))
+    return images.index_copy(0, order, augmented)
 
 
 def _straight_through(out: torch.Tensor, images: torch.Tensor, level: torch.Tensor,
                       active: torch.Tensor) -> torch.Tensor:
     """Eq. 10: forward ``out`` unchanged; backward d out / d level = 1 on the active samples, d out / d x = I."""
     if level.requires_grad:
-        out = out + ((level - level.detach()) * active).view(-1, 1, 1, 1)
+        out = out + ((level - level.detach()) * active).to(out.dtype).view(-1, 1, 1, 1)
     if images.requires_grad:
         out = out + (images - images.detach())
     return out
@@ -87,14 +72,14 @@ def _straight_through(out: torch.Tensor, images: torch.Tensor, level: torch.Tens
 # -- argument plumbing -------------------------------------------------------------------------------------------
 
 def _check_images(x: torch.Tensor) -> torch.Tensor:
-    """Validate a [B, 3, H, W] batch and return it as float in [0, 1]."""
+    """Validate a [B, 3, H, W] batch and return it as float32 (or float64) in [0, 1]."""
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"expected an image batch [B, 3, H, W], got {getattr(x, 'shape', type(x))}")
     if x.dtype == torch.uint8:
         return x.float().div_(255)
     if not x.is_floating_point():
         raise ValueError(f"images must be uint8 or float in [0, 1], got {x.dtype}")
-    return x
+    return x if x.dtype == torch.float64 else x.float()
 
 
 def _check_op_index(op_index: torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
@@ -109,7 +94,7 @@ def _check_op_index(op_index: torch.Tensor, batch: int, device: torch.device) ->
 def _per_sample(argument: str, value: object, batch: int, device: torch.device, dtype: torch.dtype,
                 trailing: tuple[int, ...] = ()) -> torch.Tensor:
     """Broadcast a scalar or tensor argument to shape [batch, *trailing] on ``device``, keeping autograd."""
-    tensor = torch.as_tensor(value).to(device=device, dtype=dtype)
+    tensor = torch.as_tensor(value, dtype=dtype, device=device)
     try:
         return tensor.expand(batch, *trailing)
     except RuntimeError:
@@ -117,12 +102,29 @@ def _per_sample(argument: str, value: object, batch: int, device: torch.device, 
                          f"got {tuple(tensor.shape)}") from None
 
 
+def _check_mask(mask: torch.Tensor | None, batch: int, device: torch.device) -> torch.Tensor:
+    if mask is None:
+        return torch.ones(batch, dtype=torch.bool, device=device)
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor of shape ({batch},) or None")
+    return _per_sample("mask", mask, batch, device, torch.bool)
+
+
+def _draws(images: torch.Tensor, sign: int | torch.Tensor | None, center: torch.Tensor | None,
+           generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample mirror signs [B] (float64) and Cutout centres [B, 2]: the given ones, or drawn."""
+    batch, device = len(images), images.device
+    check_sign(sign)
+    if sign is None:
+        sign = torch.where(_uniform((batch,), generator, device) < 0.5, -1.0, 1.0)  # Fast AA's random mirror
+    if center is None:
+        height, width = images.shape[-2:]
+        center = _uniform((batch, 2), generator, device) * images.new_tensor([width, height])
+    return (_per_sample("sign", sign, batch, device, torch.float64),
+            _per_sample("center", center, batch, device, images.dtype, trailing=(2,)))
+
+
 def _uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     """U[0, 1) draws from ``generator`` (on its own device), moved to ``device``."""
     source = generator.device if generator is not None else device
     return torch.rand(shape, generator=generator, device=source).to(device)
-
-
-def _random_signs(batch: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    """Fast AA's random mirror: +1 or -1 with probability 0.5 each."""
-    return torch.where(_uniform((batch,), generator, device) < 0.5, -1.0, 1.0)
