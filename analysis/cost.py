@@ -11,20 +11,11 @@ from typing import Optional, Sequence
 import pandas as pd
 
 from analysis.paper import citation
-from analysis.tables import cell_runs, markdown_table
+from analysis.style import describe_devices
+from analysis.tables import cell_runs, format_ours, markdown_table
 from reproduce.tables import SEARCH_COST, TABLE1_ROWS, table1
 
 PAPER_METHODS = ("AA", "PBA", "Fast AA", "OHL AA", "DADA")
-
-
-def _measured(selected: pd.DataFrame) -> str:
-    """``0.0123 ± 0.0004 CPU-hours on <device> (n=2)`` over a cell's finished search runs."""
-    if selected.empty:
-        return "—"
-    hours = selected[SEARCH_COST]
-    spread = f" ± {hours.std(ddof=1):.3g}" if len(hours) > 1 else ""
-    devices = ", ".join(sorted(set(selected["device_name"].dropna())))
-    return f"{hours.mean():.3g}{spread} {selected['unit'].iloc[0]} on {devices} (n={len(hours)})"
 
 
 def _paper_hours(paper: pd.DataFrame, row: Optional[str]) -> list[str]:
@@ -38,16 +29,21 @@ def _paper_hours(paper: pd.DataFrame, row: Optional[str]) -> list[str]:
     return out
 
 
-def cost_report(runs: pd.DataFrame, paper: pd.DataFrame, scale: str,
+def cost_report(table1_cells: pd.DataFrame, runs: pd.DataFrame, paper: pd.DataFrame, scale: str,
                 seeds: Optional[Sequence[int]] = None) -> pd.DataFrame:
-    """One line per Table 1 data set: the paper's GPU-hours per method, and ours for RELAX and Gumbel."""
-    cost_cells = [cell for cell in table1().cells if cell.metric == SEARCH_COST]
+    """One line per Table 1 data set: the paper's GPU-hours per method beside ours (RELAX and Gumbel searches).
+
+    ``table1_cells`` is Table 1's cell table (``build_table``); ours names the devices the hours were measured on.
+    """
     records = []
     for row, paper_row, *_ in TABLE1_ROWS:
         record = {"data set": row}
         record.update(zip([f"paper {method} (GPU-hours)" for method in PAPER_METHODS], _paper_hours(paper, paper_row)))
-        for cell in (cell for cell in cost_cells if cell.row == row):
-            record[f"ours, {cell.column}"] = _measured(cell_runs(runs, cell, scale, seeds))
+        for cell in table1().cells:
+            if cell.row == row and cell.metric == SEARCH_COST:
+                line = table1_cells[(table1_cells["row"] == row) & (table1_cells["column"] == cell.column)].iloc[0]
+                devices = describe_devices(cell_runs(runs, cell, scale, seeds))
+                record[f"ours, {cell.column}"] = format_ours(line) + (f" on {devices}" if line["n"] else "")
         records.append(record)
     return pd.DataFrame.from_records(records)
 

@@ -69,7 +69,7 @@ def write_table(name: str, runs: pd.DataFrame, context: Context) -> Path:
                   "not a reproduction error.", ""]
     parts += [to_markdown(cells), "", "Paper values:", *[f"- {line}" for line in citations(cells, context.paper)]]
     if name == "table1":
-        report = cost_report(runs, context.paper, context.scale, context.seeds)
+        report = cost_report(cells, runs, context.paper, context.scale, context.seeds)
         report.to_csv(context.results_dir / f"{output_name('cost', context.scale)}.csv", index=False)
         parts += ["", cost_markdown(report, context.paper, context.scale)]
     stem.with_suffix(".md").write_text("\n".join(parts) + "\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import torch
 import yaml
@@ -71,6 +72,7 @@ def gradient_variance_figure(variance: pd.DataFrame, caption: str) -> plt.Figure
                     axis.plot(line["epoch"], line["variance"], marker="o", color=color(estimator),
                               label=f"{estimator}, seed {seed}", alpha=0.8)
                 axis.set_yscale("log")
+                axis.xaxis.set_major_locator(MaxNLocator(integer=True))
                 axis.set_title(f"{experiment}: {GROUP_LABELS[group]}", fontsize=9)
                 axis.set_xlabel("search epoch")
                 axis.set_ylabel("variance of the estimate")

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
           file=sys.stderr)
     outcomes = execute(runs, args.data_root)
     print(summarize(outcomes), file=sys.stderr)
-    from analysis.report import Context, report  # imported late: matplotlib and pandas only for the analysis
+    from analysis.report import Context, write_results  # imported late: matplotlib and pandas only for the analysis
 
     write_results(args.target, Context(args.scale, args.runs, args.results, args.data_root, args.seeds))
     return 0 if all(outcome.ok for outcome in outcomes) else 1
