@@ -58,6 +58,22 @@ class ScaleConfig:
     batch_size: Optional[int] = None
 
 
+@dataclass
+class RunConfig:
+    """What a run of either app has: data, model, logging, scale, seed, device, table and where it writes."""
+
+    dataset: DatasetConfig = MISSING
+    model: ModelConfig = MISSING
+    logger: LoggerConfig = MISSING
+    scale: ScaleConfig = MISSING
+    seed: int = 0
+    device: str = "auto"
+    deterministic: bool = True
+    table: str = "none"
+    name: str = MISSING
+    run_dir: str = MISSING
+
+
 def register(name: str, node: type) -> None:
     """Register an app's root schema under ``name`` (idempotent)."""
     ConfigStore.instance().store(name=name, node=node)

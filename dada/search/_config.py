@@ -6,7 +6,7 @@ from typing import Optional
 
 from omegaconf import MISSING
 
-from dada.config import DatasetConfig, LoggerConfig, ModelConfig, ScaleConfig, register
+from dada.config import RunConfig, register
 
 
 @dataclass
@@ -46,19 +46,9 @@ class SearchRecipe:
 
 
 @dataclass
-class SearchAppConfig:
-    dataset: DatasetConfig = MISSING
-    model: ModelConfig = MISSING
+class SearchAppConfig(RunConfig):
     search: SearchRecipe = MISSING
     estimator: EstimatorConfig = MISSING
-    logger: LoggerConfig = MISSING
-    scale: ScaleConfig = MISSING
-    seed: int = 0
-    device: str = "auto"
-    deterministic: bool = True
-    table: str = "none"
-    name: str = MISSING
-    run_dir: str = MISSING
 
 
 register("search_schema", SearchAppConfig)

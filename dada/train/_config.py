@@ -6,7 +6,7 @@ from typing import Optional
 
 from omegaconf import MISSING
 
-from dada.config import DatasetConfig, LoggerConfig, ModelConfig, ScaleConfig, register
+from dada.config import RunConfig, register
 
 
 @dataclass
@@ -45,26 +45,16 @@ class PolicyConfig:
 
 
 @dataclass
-class TrainAppConfig:
-    dataset: DatasetConfig = MISSING
-    model: ModelConfig = MISSING
+class TrainAppConfig(RunConfig):
     recipe: RecipeConfig = MISSING
     policy: PolicyConfig = MISSING
-    logger: LoggerConfig = MISSING
-    scale: ScaleConfig = MISSING
-    seed: int = 0
     subset_seed: int = 0  # scaled-down runs: the same stratified train/test subsets for every seed and policy
-    device: str = "auto"
-    deterministic: bool = True
     amp: bool = True  # bf16 autocast (CUDA only)
     channels_last: bool = True  # CUDA only
     compile: bool = False  # torch.compile the model
     num_workers: int = 4  # DataLoader workers, where a loader is used
     log_every: int = 50  # steps between step-level metrics
-    table: str = "none"
     tag: str = ""  # appended to the run name, e.g. tag=-relax-seed1
-    name: str = MISSING
-    run_dir: str = MISSING
 
 
 register("train_schema", TrainAppConfig)
