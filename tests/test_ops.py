@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from dada.ops import OP_NAMES, OPS, OpSpec, _tensor, apply, apply_indexed, apply_pil
+from dada.ops._table import batch_values
 
 FOOLBOX_DATA = Path(importlib.util.find_spec("foolbox").origin).parent / "data"
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
@@ -28,11 +29,21 @@ FAST_AA_RANGES = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Hundreds of small-tensor calls: one thread avoids OpenMP spin-waits when the two cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # -- real images ---------------------------------------------------------------------------------------------------
 
-def _foolbox(prefix: str, count: int) -> list[Image.Image]:
-    paths = sorted(FOOLBOX_DATA.glob(f"{prefix}_*"))[:count]
-    return [Image.open(path).convert("RGB") for path in paths]
+def _foolbox(prefix: str, count: int, size: int | None = None) -> list[Image.Image]:
+    """foolbox's real fixture images (its ImageNet ones are 512 px or more: centre-cropped to ``size``)."""
+    images = [Image.open(path).convert("RGB") for path in sorted(FOOLBOX_DATA.glob(f"{prefix}_*"))[:count]]
+    return images if size is None else [ImageOps.fit(image, (size, size)) for image in images]
 
 
 def _fashion_mnist(count: int) -> list[Image.Image]:
@@ -46,7 +57,7 @@ def _fashion_mnist(count: int) -> list[Image.Image]:
 @functools.cache
 def _images(dataset: str) -> tuple[list[Image.Image], torch.Tensor]:
     """A few real images as PIL and as one uint8 batch [B, 3, H, W]."""
-    images = {"cifar10": lambda: _foolbox("cifar10", 20), "imagenet": lambda: _foolbox("imagenet", 4),
+    images = {"cifar10": lambda: _foolbox("cifar10", 20), "imagenet": lambda: _foolbox("imagenet", 4, size=224),
               "fashion_mnist": lambda: _fashion_mnist(12)}[dataset]()
     return images, torch.stack([_to_tensor(image) for image in images])
 
@@ -84,6 +95,20 @@ def test_value_maps_level_linearly_onto_the_range():
     assert torch.equal(OPS["Posterize"].value(levels), torch.tensor([4.0, 5.0, 8.0], dtype=torch.float64))
 
 
+def test_batch_values_agree_with_opspec_value():
+    op_index = torch.arange(len(OP_NAMES)).repeat_interleave(3)
+    level = torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64).repeat(len(OP_NAMES))
+    sign = torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64).repeat(len(OP_NAMES))
+    expected = [OPS[OP_NAMES[k]].value(m) * (s if OPS[OP_NAMES[k]].signed else 1)
+                for k, m, s in zip(op_index.tolist(), level.tolist(), sign.tolist())]
+    torch.testing.assert_close(batch_values(op_index, level, sign), torch.tensor(expected, dtype=torch.float64))
+
+
+def test_table_is_read_only():
+    with pytest.raises(TypeError):
+        OPS["Flip"] = OPS["Rotate"]
+
+
 def test_opspec_is_frozen_and_readable():
     spec = OPS["Rotate"]
     assert repr(spec).startswith("OpSpec(name='Rotate', low=-30.0, high=30.0, signed=True")
@@ -91,10 +116,8 @@ def test_opspec_is_frozen_and_readable():
         spec.low = 0.0
 
 
-def test_kernel_families_follow_table_order():
-    """apply_sorted slices a sorted batch into geometric | photometric | Cutout: the table must list them so."""
-    assert OP_NAMES == (*_tensor._COEFFICIENTS, *[n for n in OP_NAMES if n in _tensor._PHOTOMETRIC], "Cutout")
-    assert set(_tensor._PHOTOMETRIC) == set(OP_NAMES[5:14])
+def test_kernel_order_covers_every_op_once():
+    assert sorted(_tensor.KERNEL_ORDER) == sorted(OP_NAMES)
 
 
 # -- parity with the PIL reference ---------------------------------------------------------------------------------

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from ._table import OP_NAMES, check_level, check_sign, op_spec
-from ._tensor import apply_sorted
+from ._table import OP_NAMES, batch_values, check_level, check_sign, op_spec
+from ._tensor import KERNEL_ORDER, apply_sorted
 
 
 def apply(x: torch.Tensor, name: str, level: float | torch.Tensor, mask: torch.Tensor | None = None,
@@ -41,22 +41,22 @@ def apply_indexed(x: torch.Tensor, op_index: torch.Tensor, level: float | torch.
     active = _check_mask(mask, batch, device)
     signs, centers = _draws(images, sign, center, generator)
     with torch.no_grad():
-        out = _apply_groups(images, op_index, active, level, signs, centers)
+        out = _apply_groups(images, op_index, active, batch_values(op_index, level, signs), centers)
     out = _straight_through(out, images, level, active)
     return out.to(x.dtype) if x.is_floating_point() else out.mul_(255).round_().to(torch.uint8)
 
 
-def _apply_groups(images: torch.Tensor, op_index: torch.Tensor, active: torch.Tensor,
-                  *per_sample: torch.Tensor) -> torch.Tensor:
-    """Sort the active samples by op and augment them in one pass; inactive samples pass through."""
-    key = torch.where(active, op_index, len(OP_NAMES))
+def _apply_groups(images: torch.Tensor, op_index: torch.Tensor, active: torch.Tensor, values: torch.Tensor,
+                  centers: torch.Tensor) -> torch.Tensor:
+    """Sort the active samples by op (in ``KERNEL_ORDER``) and augment them in one pass; the others pass through."""
+    rank = torch.tensor([KERNEL_ORDER.index(name) for name in OP_NAMES], device=images.device)[op_index]
+    key = torch.where(active, rank, len(OP_NAMES))
     order = torch.argsort(key, stable=True)
     counts = torch.bincount(key, minlength=len(OP_NAMES) + 1).tolist()
     order = order[: len(order) - counts.pop()]
     if len(order) == 0:
         return images.clone()
-    augmented = apply_sorted(images[order], counts, *(tensor[order] for tensor in per_sample))
-    return images.index_copy(0, order, augmented)
+    return images.index_copy(0, order, apply_sorted(images[order], counts, values[order], centers[order]))
 
 
 def _straight_through(out: torch.Tensor, images: torch.Tensor, level: torch.Tensor,
@@ -86,7 +86,7 @@ def _check_op_index(op_index: torch.Tensor, batch: int, device: torch.device) ->
     if not isinstance(op_index, torch.Tensor) or op_index.shape != (batch,) or op_index.is_floating_point():
         raise ValueError(f"op_index must be an integer tensor of shape ({batch},)")
     op_index = op_index.to(device=device, dtype=torch.long)
-    if bool(((op_index < 0) | (op_index >= len(OP_NAMES))).any()):
+    if not bool(((op_index >= 0) & (op_index < len(OP_NAMES))).all()):
         raise ValueError(f"op_index must lie in [0, {len(OP_NAMES) - 1}], indexing OP_NAMES: {', '.join(OP_NAMES)}")
     return op_index
 

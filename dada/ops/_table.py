@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import torch
 
@@ -39,11 +41,12 @@ class OpSpec:
         return value.floor() if isinstance(value, torch.Tensor) else float(math.floor(value))
 
 
-def _table(*specs: OpSpec) -> OrderedDict[str, OpSpec]:
-    return OrderedDict((spec.name, spec) for spec in specs)
+def _table(*specs: OpSpec) -> Mapping[str, OpSpec]:
+    """A read-only, ordered name -> spec mapping."""
+    return MappingProxyType(OrderedDict((spec.name, spec) for spec in specs))
 
 
-OPS: OrderedDict[str, OpSpec] = _table(
+OPS: Mapping[str, OpSpec] = _table(
     OpSpec("ShearX", -0.3, 0.3, signed=True, unit="shear factor"),
     OpSpec("ShearY", -0.3, 0.3, signed=True, unit="shear factor"),
     OpSpec("TranslateX", -0.45, 0.45, signed=True, unit="fraction of width"),
@@ -65,6 +68,15 @@ OP_NAMES: tuple[str, ...] = tuple(OPS)
 CUTOUT_FILL = (125, 123, 114)  # Fast AA's CutoutAbs fill colour (augmentations.py)
 
 
+def batch_values(op_index: torch.Tensor, level: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    """``OPS[OP_NAMES[op_index[i]]].value(level[i])`` for every sample at once, times ``sign[i]`` for signed ops."""
+    table = level.new_tensor([[spec.low, spec.high, spec.integer, spec.signed] for spec in OPS.values()])
+    low, high, integer, signed = table[op_index].unbind(1)
+    value = level * (high - low) + low
+    value = torch.where(integer.bool(), value.floor(), value)
+    return torch.where(signed.bool(), value * sign, value)
+
+
 def op_spec(name: str) -> OpSpec:
     """The spec of op ``name``; a ValueError lists the valid names."""
     if name not in OPS:
@@ -75,10 +87,10 @@ def op_spec(name: str) -> OpSpec:
 def check_level(level: float | torch.Tensor) -> None:
     """Raise a ValueError unless every level lies in [0, 1]."""
     if isinstance(level, torch.Tensor):
-        bad = bool(((level < 0) | (level > 1) | level.isnan()).any())
+        inside = bool(((level >= 0) & (level <= 1)).all())
     else:
-        bad = not 0.0 <= level <= 1.0
-    if bad:
+        inside = 0.0 <= level <= 1.0
+    if not inside:
         raise ValueError(f"level must lie in [0, 1], got {level}")
 
 

@@ -1,76 +1,65 @@
-"""Batched tensor backend: the 15 ops on float batches [n, 3, H, W] in [0, 1], each sample with its own level.
+"""Batched tensor backend: the 15 ops on float batches [n, 3, H, W] in [0, 1], each sample with its own value.
 
 Results match the PIL reference (``_pil.py``):
-- geometric ops resample with PIL's AFFINE coefficients, NEAREST and black fill; all geometric samples of a
-  batch share one ``affine_grid`` + ``grid_sample`` call;
+- geometric ops resample with PIL's AFFINE coefficients, NEAREST and black fill;
 - photometric ops work on 8-bit grey levels with PIL's integer arithmetic (ITU-R 601 luminance, lookup tables,
   truncating blends), so each level comes out as PIL's does.
+A batch comes sorted by op in ``KERNEL_ORDER``, so that ops sharing their image-sized work run as one family:
+all geometric samples in one ``grid_sample``, all lookup-table samples in one ``gather``.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
-from ._table import CUTOUT_FILL, OP_NAMES, OPS
+from ._table import CUTOUT_FILL
 
-Kernel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# A family kernel: (images [n, 3, H, W], values [n], Cutout centres [n, 2]) -> augmented images.
+Kernel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# A lookup table: (grey levels [n, 3, H * W], values [n], the identity table [1, 1, 256]) -> [n, 1 or 3, 256].
+Table = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-# -- geometric ops: per-sample PIL affine coefficients, one resampling ---------------------------------------------
+# -- geometric ops: PIL's affine map, one resampling ---------------------------------------------------------------
 
-def _coefficients(values: torch.Tensor, **entries: torch.Tensor) -> torch.Tensor:
-    """[n, 6] PIL AFFINE coefficients a..f (output (x, y) reads input (a x + b y + c, d x + e y + f)).
+_GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
 
-    The identity, except for the named entries.
+
+def _geometric(images: torch.Tensor, values: torch.Tensor, centers: torch.Tensor,
+               counts: dict[str, int]) -> torch.Tensor:
+    """The geometric family (``counts[name]`` samples of each op, in ``_GEOMETRIC`` order) in one resampling.
+
+    Each op sets one parameter of PIL's affine map (output (x, y) reads input (a x + b y + c, d x + e y + f)):
+    ShearX b, ShearY d, TranslateX c (fraction of the width), TranslateY f (of the height), Rotate a rotation
+    about the image centre, counter-clockwise in degrees, as ``Image.rotate``.
     """
-    coefficients = values.new_tensor([1, 0, 0, 0, 1, 0]).expand(len(values), 6).clone()
-    for key, value in entries.items():
-        coefficients[:, "abcdef".index(key)] = value
-    return coefficients
-
-
-def _rotation(degrees: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """PIL's ``Image.rotate``: counter-clockwise about the image centre."""
-    cx, cy = width / 2, height / 2
+    height, width = images.shape[-2:]
+    sizes = torch.tensor(list(counts.values()), device=values.device)
+    op_of_sample = torch.eye(len(_GEOMETRIC), dtype=values.dtype, device=values.device).repeat_interleave(sizes, 0)
+    shear_x, shear_y, translate_x, translate_y, degrees = (values[:, None] * op_of_sample).T
     angle = -torch.deg2rad(degrees)
     cos, sin = angle.cos(), angle.sin()
-    return torch.stack([cos, sin, cx - cos * cx - sin * cy, -sin, cos, cy + sin * cx - cos * cy], dim=1)
+    cx, cy = width / 2, height / 2
+    coefficients = (cos, sin + shear_x, cx - cos * cx - sin * cy + translate_x * width,
+                    shear_y - sin, cos, cy + sin * cx - cos * cy + translate_y * height)
+    return _affine(images, *coefficients)
 
 
-_COEFFICIENTS: dict[str, Callable[[torch.Tensor, int, int], torch.Tensor]] = {
-    "ShearX": lambda v, height, width: _coefficients(v, b=v),
-    "ShearY": lambda v, height, width: _coefficients(v, d=v),
-    "TranslateX": lambda v, height, width: _coefficients(v, c=v * width),
-    "TranslateY": lambda v, height, width: _coefficients(v, f=v * height),
-    "Rotate": _rotation,
-}
+def _affine(images: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor,
+            e: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """Resample each image with its PIL AFFINE coefficients ([n] each); NEAREST and black fill, PIL's defaults.
 
-
-def _affine(images: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
-    """Resample each image with its PIL AFFINE coefficients [n, 6]; NEAREST and black fill, PIL's defaults.
-
-    PIL reads output pixel (x, y) at the source point (a, b, c) . (x + 0.5, y + 0.5, 1), in pixel-edge
-    coordinates (pixel k spans [k, k + 1)); grid_sample (align_corners=False) wants that point in [-1, 1].
+    PIL's map acts on pixel-edge coordinates u (pixel k spans [k, k + 1)); affine_grid's theta is the same map
+    on grid_sample's coordinates g = 2 u / size - 1 (align_corners=False).
     """
     height, width = images.shape[-2:]
-    a, b, c, d, e, f = coefficients.to(images.dtype).T.reshape(6, -1, 1, 1)
-    xs = torch.arange(width, dtype=images.dtype, device=images.device).add_(0.5)
-    ys = torch.arange(height, dtype=images.dtype, device=images.device).add_(0.5).view(-1, 1)
-    source_x = (a * xs + b * ys + c).mul_(2 / width).sub_(1)
-    source_y = (d * xs + e * ys + f).mul_(2 / height).sub_(1)
-    grid = torch.stack([source_x, source_y], dim=-1)
+    theta = torch.stack([a, b * height / width, a + (b * height + 2 * c) / width - 1,
+                         d * width / height, e, e + (d * width + 2 * f) / height - 1], dim=1)
+    grid = F.affine_grid(theta.view(-1, 2, 3).to(images.dtype), list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="nearest", padding_mode="zeros", align_corners=False)
-
-
-def _geometric(images: torch.Tensor, levels: torch.Tensor, signs: torch.Tensor,
-               counts: dict[str, int]) -> torch.Tensor:
-    """All geometric samples (sorted by op, ``counts[name]`` of each) in one resampling."""
-    height, width = images.shape[-2:]
-    coefficients = [_COEFFICIENTS[name](_values(name, level, sign), height, width)
-                    for name, level, sign in _runs(counts, levels, signs)]
-    return _affine(images, torch.cat(coefficients))
 
 
 # -- photometric ops: PIL's integer arithmetic on grey levels 0..255 -----------------------------------------------
@@ -105,15 +94,15 @@ def _smooth(levels: torch.Tensor) -> torch.Tensor:
     return smoothed
 
 
-def _autocontrast_table(levels: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
+def _autocontrast_table(levels: torch.Tensor, _: torch.Tensor, grey: torch.Tensor) -> torch.Tensor:
     """PIL's ``ImageOps.autocontrast``: stretch each channel's [min, max] onto [0, 255], truncated."""
     low, high = levels.double().aminmax(dim=2, keepdim=True)
     scale = torch.full_like(high, 255).div_((high - low).clamp(min=1))  # not 255 / t: that is 255 * (1 / t)
-    table = (_grey(scale) * scale - low * scale).floor_().clamp_(0, 255)
-    return torch.where(high > low, table, _grey(table)).to(levels.dtype)
+    table = (grey.double() * scale - low * scale).floor_().clamp_(0, 255)
+    return torch.where(high > low, table.to(grey.dtype), grey)
 
 
-def _equalize_table(levels: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
+def _equalize_table(levels: torch.Tensor, _: torch.Tensor, grey: torch.Tensor) -> torch.Tensor:
     """PIL's ``ImageOps.equalize`` per channel, from batched 256-bin histograms.
 
     ``step = (pixels - count of the top level) // 255``; ``table[i] = (step // 2 + pixels below i) // step``;
@@ -126,61 +115,60 @@ def _equalize_table(levels: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
     step = (levels.shape[-1] - top_count).div_(255).floor_()
     below = histogram.cumsum(dim=2).sub_(histogram)
     table = below.add_(step.div(2).floor_()).div_(step.clamp(min=1)).floor_().clamp_(max=255)
-    return torch.where(step > 0, table, _grey(table))
+    return torch.where(step > 0, table, grey)
 
 
-def _solarize_table(levels: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
-    """PIL's ``ImageOps.solarize``: invert the levels at or above the threshold."""
-    grey = _grey(levels)
-    return torch.where(grey >= thresholds.view(-1, 1, 1), 255 - grey, grey)
-
-
-def _posterize_table(levels: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
-    """PIL's ``ImageOps.posterize``: keep the top ``bits`` bits of each level."""
-    grey = _grey(levels)
-    return grey - grey.remainder(torch.exp2(8 - bits).view(-1, 1, 1))
-
-
-def _contrast_table(levels: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+def _contrast_table(levels: torch.Tensor, factors: torch.Tensor, grey: torch.Tensor) -> torch.Tensor:
     """PIL's Contrast: blend towards the luminance mean, rounded to a grey level."""
     mean = _luminance(levels).mean(dim=2, keepdim=True).add_(0.5).floor_()
-    return _blend(mean, _grey(levels), factors)
+    return _blend(mean, grey, factors)
 
 
-_TABLES: dict[str, Kernel] = {
+_TABLES: dict[str, Table] = {
     "AutoContrast": _autocontrast_table,
-    "Invert": lambda levels, _: 255 - _grey(levels),
+    "Invert": lambda levels, _, grey: 255 - grey,
     "Equalize": _equalize_table,
-    "Solarize": _solarize_table,
-    "Posterize": _posterize_table,
+    # PIL's solarize: invert the levels at or above the threshold.
+    "Solarize": lambda levels, v, grey: torch.where(grey >= v.view(-1, 1, 1), 255 - grey, grey),
+    # PIL's posterize: keep the top ``bits`` bits of each level.
+    "Posterize": lambda levels, bits, grey: grey - grey.remainder(torch.exp2(8 - bits).view(-1, 1, 1)),
     "Contrast": _contrast_table,
-    "Brightness": lambda levels, v: _blend(levels.new_zeros(()), _grey(levels), v),
+    "Brightness": lambda levels, v, grey: _blend(0.0, grey, v),
 }
 
 
-def _lookup(table: Kernel) -> Kernel:
-    """Kernel applying the 256-entry tables ``table(levels, values)`` ([n, 1 or 3, 256]) to levels [n, 3, H, W]."""
-    def kernel(levels: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        flat = levels.flatten(2)
-        tables = table(flat, values).expand(len(levels), 3, 256)
-        return tables.gather(2, flat.long()).view_as(levels)
-    return kernel
+def _grey_levels(kernel: Callable[..., torch.Tensor]) -> Kernel:
+    """Make ``kernel`` (on grey levels 0..255) a kernel on float images in [0, 1].
+
+    Values reach it in the images' dtype, as PIL's C code casts its float arguments.
+    """
+    @functools.wraps(kernel)
+    def on_levels(images: torch.Tensor, values: torch.Tensor, centers: torch.Tensor, **options) -> torch.Tensor:
+        return kernel(images.mul(255).round_(), values.to(images.dtype), centers, **options).div_(255)
+    return on_levels
 
 
-_PHOTOMETRIC: dict[str, Kernel] = {
-    **{name: _lookup(table) for name, table in _TABLES.items()},
-    "Color": lambda levels, v: _blend(_luminance(levels), levels, v),
-    "Sharpness": lambda levels, v: _blend(_smooth(levels), levels, v),
-}
+@_grey_levels
+def _lookup(levels: torch.Tensor, values: torch.Tensor, centers: torch.Tensor,
+            counts: dict[str, int]) -> torch.Tensor:
+    """The lookup-table family: ``counts[name]`` samples of each op, in order; their tables applied in one gather."""
+    flat = levels.flatten(2)
+    grey = _grey(levels)
+    tables = [_TABLES[name](run, value, grey).expand(len(run), 3, 256)
+              for name, run, value in _runs(counts, flat, values)]
+    return torch.cat(tables).gather(2, flat.long()).view_as(levels)
 
 
-def _photometric(images: torch.Tensor, levels: torch.Tensor, signs: torch.Tensor,
-                 counts: dict[str, int]) -> torch.Tensor:
-    """All photometric samples (sorted by op, ``counts[name]`` of each), on shared 8-bit grey levels."""
-    grey_levels = images.mul(255).round_()
-    outputs = [_PHOTOMETRIC[name](grey, _values(name, level, sign).to(images.dtype))
-               for name, grey, level, sign in _runs(counts, grey_levels, levels, signs)]
-    return torch.cat(outputs).div_(255)
+@_grey_levels
+def _color(levels: torch.Tensor, factors: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """PIL's Color: blend towards the luminance."""
+    return _blend(_luminance(levels), levels, factors)
+
+
+@_grey_levels
+def _sharpness(levels: torch.Tensor, factors: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """PIL's Sharpness: blend towards the SMOOTH-filtered image."""
+    return _blend(_smooth(levels), levels, factors)
 
 
 # -- Cutout --------------------------------------------------------------------------------------------------------
@@ -193,7 +181,10 @@ def _cutout(images: torch.Tensor, fractions: torch.Tensor, centers: torch.Tensor
     height, width = images.shape[-2:]
     side = (fractions * width).view(-1, 1)
     top_left = (centers - side / 2).clamp_(min=0).floor_()
-    bottom_right = torch.minimum(top_left + side, centers.new_tensor([width, height])).floor_()
+    bottom_right = top_left + side
+    bottom_right[:, 0].clamp_(max=width)
+    bottom_right[:, 1].clamp_(max=height)
+    bottom_right.floor_()
     xs = torch.arange(width, device=images.device)
     ys = torch.arange(height, device=images.device)
     inside_x = (xs >= top_left[:, :1]) & (xs <= bottom_right[:, :1])
@@ -205,43 +196,32 @@ def _cutout(images: torch.Tensor, fractions: torch.Tensor, centers: torch.Tensor
 
 # -- dispatch ------------------------------------------------------------------------------------------------------
 
-def _values(name: str, levels: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
-    """Per-sample op values from float64 levels (``OpSpec.value``), mirrored by ``signs`` for signed ops.
-
-    float64, as Python computes Fast AA's values, so that e.g. a factor of exactly 1.0 stays 1.0.
-    """
-    spec = OPS[name]
-    values = spec.value(levels)
-    return values * signs if spec.signed else values
+KERNEL_ORDER: tuple[str, ...] = (*_GEOMETRIC, *_TABLES, "Color", "Sharpness", "Cutout")
 
 
-def _runs(counts: dict[str, int], *tensors: torch.Tensor) -> Iterator[tuple]:
-    """(name, *parts) for each op present, splitting tensors sorted by op into ``counts[name]`` rows each."""
+def _runs(counts: dict, *tensors: torch.Tensor) -> Iterator[tuple]:
+    """(key, *parts) for each key with rows, splitting tensors sorted by key into ``counts[key]`` rows each."""
     sizes = list(counts.values())
-    for name, count, *parts in zip(counts, sizes, *(tensor.split(sizes) for tensor in tensors)):
+    for key, count, *parts in zip(counts, sizes, *(tensor.split(sizes) for tensor in tensors)):
         if count:
-            yield name, *parts
+            yield key, *parts
 
 
-def apply_sorted(images: torch.Tensor, counts: list[int], levels: torch.Tensor, signs: torch.Tensor,
+def apply_sorted(images: torch.Tensor, counts: list[int], values: torch.Tensor,
                  centers: torch.Tensor) -> torch.Tensor:
-    """Apply ``OP_NAMES[k]`` to the next ``counts[k]`` images, for each k: the batch comes sorted by op.
+    """Apply ``KERNEL_ORDER[k]`` to the next ``counts[k]`` images, for each k: the batch comes sorted so.
 
-    levels [n] (float64), signs [n] (+1 / -1, used by signed ops), centers [n, 2] (used by Cutout).
-    Geometric ops share one resampling, photometric ops one conversion to grey levels; the op table lists
-    the geometric ops first, then the photometric ones, then Cutout, so each family is one slice of the batch.
+    values [n]: each sample's op value (``OpSpec.value``, mirrored); centers [n, 2]: Cutout centres (x, y).
     """
-    counts = dict(zip(OP_NAMES, counts))
-    geometric = {name: count for name, count in counts.items() if name in _COEFFICIENTS}
-    photometric = {name: count for name, count in counts.items() if name in _PHOTOMETRIC}
-    sizes = [sum(geometric.values()), sum(photometric.values()), counts["Cutout"]]
-    images, levels, signs, centers = (tensor.split(sizes) for tensor in (images, levels, signs, centers))
-    outputs = []
-    if sizes[0]:
-        outputs.append(_geometric(images[0], levels[0], signs[0], geometric))
-    if sizes[1]:
-        outputs.append(_photometric(images[1], levels[1], signs[1], photometric))
-    if sizes[2]:
-        fractions = _values("Cutout", levels[2], signs[2]).to(images[2].dtype)
-        outputs.append(_cutout(images[2], fractions, centers[2]))
-    return torch.cat(outputs)
+    counts = dict(zip(KERNEL_ORDER, counts))
+    geometric = {name: counts[name] for name in _GEOMETRIC}
+    tables = {name: counts[name] for name in _TABLES}
+    families: dict[Kernel, int] = {
+        functools.partial(_geometric, counts=geometric): sum(geometric.values()),
+        functools.partial(_lookup, counts=tables): sum(tables.values()),
+        _color: counts["Color"],
+        _sharpness: counts["Sharpness"],
+        _cutout: counts["Cutout"],
+    }
+    return torch.cat([kernel(images_run, value, center) for kernel, images_run, value, center
+                      in _runs(families, images, values, centers)])
