@@ -1,4 +1,4 @@
-"""Batched application: group a batch by op, run each op once on its group, add the straight-through gradient."""
+"""Batched application: validate, sort the batch by op so each kernel family runs once, add the ST gradient."""
 from __future__ import annotations
 
 import torch
@@ -31,7 +31,8 @@ def apply_indexed(x: torch.Tensor, op_index: torch.Tensor, level: float | torch.
     every masked sample i (0 for the others), for all 15 ops; gradients reach float ``x`` as the identity,
     so the earlier op of a sub-policy also gets Eq. 11's gradient.
     """
-    images = _check_images(x)
+    _check_images(x)
+    images = _as_float(x)
     batch, device = len(images), images.device
     level = _per_sample("level", level, batch, device, torch.float64)
     check_level(level)
@@ -71,15 +72,18 @@ def _straight_through(out: torch.Tensor, images: torch.Tensor, level: torch.Tens
 
 # -- argument plumbing -------------------------------------------------------------------------------------------
 
-def _check_images(x: torch.Tensor) -> torch.Tensor:
-    """Validate a [B, 3, H, W] batch and return it as float32 (or float64) in [0, 1]."""
+def _check_images(x: torch.Tensor) -> None:
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"expected an image batch [B, 3, H, W], got {getattr(x, 'shape', type(x))}")
+    if x.dtype != torch.uint8 and not x.is_floating_point():
+        raise ValueError(f"images must be uint8 or float in [0, 1], got {x.dtype}")
+
+
+def _as_float(x: torch.Tensor) -> torch.Tensor:
+    """x as float in [0, 1]: uint8 scaled; half precision widened to float32, where grey levels stay exact."""
     if x.dtype == torch.uint8:
         return x.float().div_(255)
-    if not x.is_floating_point():
-        raise ValueError(f"images must be uint8 or float in [0, 1], got {x.dtype}")
-    return x if x.dtype == torch.float64 else x.float()
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def _check_op_index(op_index: torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:

@@ -49,7 +49,7 @@ def cutout_box(center: tuple[float, float], side: float, width: int, height: int
 def _cutout(image: Image.Image, fraction: float, center: tuple[float, float] | None) -> Image.Image:
     if fraction <= 0:
         return image
-    if center is None:
+    if center is None:  # Fast AA calls np.random.uniform(w), which draws from [1, w); we use the whole image
         center = (random.uniform(0, image.width), random.uniform(0, image.height))
     image = image.copy()
     box = cutout_box(center, fraction * image.width, image.width, image.height)
