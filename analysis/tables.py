@@ -94,14 +94,19 @@ def _number(value: float, metric: str) -> str:
     return f"{value:.3g}" if metric == SEARCH_COST else f"{value:.2f}"
 
 
+def _mean_std(mean: float, std: float, count: int, digits: str) -> str:
+    return f"{mean:{digits}}" + (f" ± {std:{digits}}" if count > 1 else "")
+
+
 def format_ours(line: pd.Series) -> str:
-    """``12.34 ± 0.56 (n=3)``; one seed has no spread, and no runs show their note."""
+    """``12.34 ± 0.56 (n=3)``, hours also in seconds; one seed has no spread, and no runs show their note."""
     if line["n"] == 0:
         return line["note"]
-    mean = _number(line["ours_mean"], line["metric"])
-    spread = f" ± {_number(line['ours_std'], line['metric'])}" if line["n"] > 1 else ""
-    unit = f" {line['unit']}" if line["metric"] == SEARCH_COST else ""
-    return f"{mean}{spread}{unit} (n={line['n']})"
+    if line["metric"] != SEARCH_COST:
+        return f"{_mean_std(line['ours_mean'], line['ours_std'], line['n'], '.2f')} (n={line['n']})"
+    hours = _mean_std(line["ours_mean"], line["ours_std"], line["n"], ".3g")
+    seconds = _mean_std(line["ours_mean"] * 3600, line["ours_std"] * 3600, line["n"], ".3g")
+    return f"{hours} {line['unit']} = {seconds} s (n={line['n']})"
 
 
 def _format_difference(line: pd.Series) -> str:

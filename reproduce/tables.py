@@ -8,7 +8,7 @@ A cell with no job is a paper method dada does not ship (PBA, Fast AA, OHL AA): 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import ClassVar, Optional
 
 TEST_ERROR, TOP5_ERROR, SEARCH_COST = "test_error_top1", "test_error_top5", "search_device_hours"
 SMOKE_FULL_SEARCH_IMAGES = 4000  # smoke stand-in for a full-data search: 4x the smoke reduced set (1000)
@@ -23,7 +23,7 @@ class SearchJob:
     dataset: str  # the data set it reads, a ``dada.data`` name
     smoke_overrides: tuple[str, ...] = ()
 
-    app = "search"
+    app: ClassVar[str] = "search"
 
     @property
     def variant(self) -> str:
@@ -40,7 +40,7 @@ class EvalJob:
     overrides: tuple[str, ...]
     search: Optional[SearchJob] = None  # the search whose seed-matched policy.json it evaluates
 
-    app = "train"
+    app: ClassVar[str] = "train"
 
     @property
     def variant(self) -> str:
@@ -61,6 +61,8 @@ class PaperRef:
 
 @dataclass(frozen=True)
 class Cell:
+    """One number of a table: where it sits, which summary field it is, the paper's value and our job."""
+
     row: str
     column: str
     metric: str  # the summary field: test_error_top1, test_error_top5 or search_device_hours
