@@ -58,7 +58,10 @@ mlflow-ui: setup ## serve the MLflow UI on 127.0.0.1:5000 over the project's sto
 
 # -- reproducing the paper: reproduce/ runs what a target needs (finished runs are skipped), analysis/ writes results/
 # Each takes SCALE=smoke|paper, SEEDS=0,1,2 and DATA_ROOT=./data; rows whose data set is missing say "not run".
-REPRODUCE = $(PY) -m reproduce --scale $(SCALE) --seeds $(SEEDS) --data-root $(DATA_ROOT)
+# OVERRIDES="logger=mlflow" adds Hydra overrides to every run (then: python -m analysis <target> --source mlflow).
+OVERRIDES ?=
+REPRODUCE = $(PY) -m reproduce --scale $(SCALE) --seeds $(SEEDS) --data-root $(DATA_ROOT) \
+	$(foreach override,$(OVERRIDES),--override $(override))
 .PHONY: table1 table2 table3 table4 table5 table6 fig1 fig3a fig3b figures all
 
 table1: setup ## Table 1: search cost and test error per data set (smoke: Fashion-MNIST, ~10 min on 2 cores)

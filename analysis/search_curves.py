@@ -68,9 +68,11 @@ def gradient_variance_figure(variance: pd.DataFrame, caption: str) -> plt.Figure
             for column, group in enumerate(GROUPS):
                 axis = axes[row, column]
                 selected = variance[(variance["experiment"] == experiment) & (variance["group"] == group)]
-                for (estimator, seed), line in selected.groupby(["estimator", "seed"]):
-                    axis.plot(line["epoch"], line["variance"], marker="o", color=color(estimator),
-                              label=f"{estimator}, seed {seed}", alpha=0.8)
+                for estimator, lines in selected.groupby("estimator"):
+                    for index, (_, line) in enumerate(lines.groupby("seed")):
+                        label = f"{estimator} ({lines['seed'].nunique()} seeds)" if index == 0 else None
+                        axis.plot(line["epoch"], line["variance"], marker="o", color=color(estimator), label=label,
+                                  alpha=0.8)
                 axis.set_yscale("log")
                 axis.xaxis.set_major_locator(MaxNLocator(integer=True))
                 axis.set_title(f"{experiment}: {GROUP_LABELS[group]}", fontsize=9)

@@ -24,6 +24,7 @@ METHOD_COLORS = {
     "cutout": "tab:cyan",
 }
 PAPER_MARKER, OURS_MARKER = "o", "*"
+NO_RUNS = "no finished runs"
 FIGURE_FORMATS = ("png", "pdf")
 
 STYLE = {"font.size": 10, "axes.grid": True, "grid.alpha": 0.3, "savefig.dpi": 130,
@@ -44,21 +45,22 @@ def describe_devices(runs: pd.DataFrame) -> str:
     """``Intel Xeon (CPU-hours)`` for the devices that ran ``runs``; "no finished runs" when empty."""
     pairs = sorted({(row.device_name, row.unit) for row in runs.itertuples() if isinstance(row.device_name, str)})
     if not pairs:
-        return "no finished runs"
+        return NO_RUNS
     return "; ".join(f"{name} ({unit or 'unit unknown'})" for name, unit in pairs)
 
 
 def scale_caption(scale: str, devices: str) -> str:
     """What every title carries: the scale (reduced scales say so) and the device."""
     reduced = "" if scale == "paper" else ", REDUCED: not the paper's sizes"
-    return f"{scale} scale{reduced}; ours on {devices}"
+    where = "ours: no finished runs" if devices == NO_RUNS else f"ours on {devices}"
+    return f"{scale} scale{reduced}; {where}"
 
 
 def save_figure(figure: plt.Figure, out_dir: Path, name: str, formats: Iterable[str] = FIGURE_FORMATS) -> list[Path]:
     """Write ``<out_dir>/<name>.png`` and ``.pdf`` and close the figure."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.{extension}" for extension in formats]
-    for path in paths:
-        figure.savefig(path, bbox_inches="tight")
+    for path in paths:  # no creation date in PDFs, so unchanged results give unchanged files
+        figure.savefig(path, bbox_inches="tight", metadata={"CreationDate": None} if path.suffix == ".pdf" else None)
     plt.close(figure)
     return paths

@@ -125,15 +125,14 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
-    """The table with paper, ours and difference side by side, and the note of each cell."""
+    """The table with paper, ours and difference side by side; a cell without runs says why in the ours column."""
     rows = []
     for _, line in frame.iterrows():
         paper = _number(line["paper"], line["metric"])
         if line["paper_table"]:
             paper += f" ({line['paper_table']})"
-        notes = line["note"] if line["n"] else ""
-        rows.append((line["row"], line["column"], paper, format_ours(line), _format_difference(line), notes))
-    return markdown_table(("Row", "Column", "Paper", "Ours (mean ± std, n seeds)", "Difference", "Note"), rows)
+        rows.append((line["row"], line["column"], paper, format_ours(line), _format_difference(line)))
+    return markdown_table(("Row", "Column", "Paper", "Ours (mean ± std, n seeds)", "Difference"), rows)
 
 
 def citations(frame: pd.DataFrame, paper: pd.DataFrame) -> list[str]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -42,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", type=Path, default=Path("data"))
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="the runs root")
     parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Hydra override added to every run, e.g. logger=mlflow (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their commands, run nothing")
     return parser
 
@@ -51,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.target == "table5":
         print(TABLE5)
         return 0
-    runs = plan_many(targets_of(args.target), args.scale, args.seeds, args.runs)
+    runs = [dataclasses.replace(run, overrides=(*run.overrides, *args.override))
+            for run in plan_many(targets_of(args.target), args.scale, args.seeds, args.runs)]
     if args.dry_run:
         for run in runs:
             print(" ".join(run.command("python")))
