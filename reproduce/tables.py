@@ -208,8 +208,8 @@ def table3() -> Layout:
 # -- Table 4: ImageNet -------------------------------------------------------------------------------------------
 
 def table4() -> Layout:
-    experiment, search, methods = "table4_imagenet_resnet50", _search("imagenet"), ("Baseline", "AA", "Fast AA",
-                                                                                    "OHL AA", "DADA")
+    experiment, search = "table4_imagenet_resnet50", _search("imagenet")
+    methods = ("Baseline", "AA", "Fast AA", "OHL AA", "DADA")
     cells = _method_cells("table4", "Top-1 error (%)", experiment, "imagenet", search, methods)
     cells += _method_cells("table4", "Top-5 error (%)", experiment, "imagenet", search, methods, TOP5_ERROR)
     cells.append(Cell("Search time (h)", "DADA", SEARCH_COST, search, PaperRef("table4", "Search time (h)", "DADA")))
