@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from analysis.style import save_figure  # noqa: E402
 from dada.estimators import create, toy  # noqa: E402
 
 ESTIMATOR_LABELS = {
@@ -115,10 +116,7 @@ def write(frame: pd.DataFrame, out_dir: str | Path) -> None:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out_dir / "estimators_toy.csv", index=False)
-    figure = plot(frame)
-    for suffix in ("png", "pdf"):
-        figure.savefig(out_dir / f"estimators_toy.{suffix}", dpi=150)
-    plt.close(figure)
+    save_figure(plot(frame), out_dir, "estimators_toy")
 
 
 def main(argv: list[str] | None = None) -> None:

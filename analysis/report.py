@@ -117,7 +117,10 @@ def write_results(target: str, context: Context) -> None:
     """Write every result of ``target``: a table, a figure, ``figures`` (all figures) or ``all``."""
     runs = context.read()
     tables = TABLES if target == "all" else tuple(name for name in TABLES if name == target)
-    figures = ("fig1", "fig3a", "fig3b") if target in ("figures", "all") else (target,) if target.startswith("fig") else ()
+    if target in ("figures", "all"):
+        figures = ("fig1", "fig3a", "fig3b")
+    else:
+        figures = (target,) if target.startswith("fig") else ()
     if not tables and not figures:
         raise ValueError(f"unknown target {target!r}; valid choices: {', '.join(TABLES)}, fig1, fig3a, fig3b, "
                          "figures, all")

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import torch
 import yaml
+from matplotlib.ticker import MaxNLocator
 
 from analysis.runs import read_epoch_metrics
 from analysis.style import STYLE, color

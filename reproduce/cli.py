@@ -1,4 +1,6 @@
-"""``python -m reproduce <target> --scale smoke --seeds 0,1 --data-root ./data``: run what a target needs, then analyse."""
+"""``python -m reproduce <target> --scale smoke --seeds 0,1 --data-root ./data``.
+
+Runs what a target needs, then analyses it."""
 from __future__ import annotations
 
 import argparse

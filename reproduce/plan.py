@@ -69,7 +69,8 @@ def plan(target: str, scale: str = "smoke", seeds: tuple[int, ...] = (0,), runs_
     return sorted(runs, key=lambda run: run.app != "search")
 
 
-def plan_many(targets: tuple[str, ...], scale: str, seeds: tuple[int, ...], runs_root: Path = Path("runs")) -> list[Run]:
+def plan_many(targets: tuple[str, ...], scale: str, seeds: tuple[int, ...],
+              runs_root: Path = Path("runs")) -> list[Run]:
     """The union of several targets' runs, each once, searches first."""
     runs = {}
     for target in targets:

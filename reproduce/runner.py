@@ -1,4 +1,6 @@
-"""Run a plan: each run in its own subprocess, finished ones skipped, missing data recorded, a progress bar over runs."""
+"""Run a plan: each run in its own subprocess, finished ones skipped, missing data recorded.
+
+A progress bar counts the runs."""
 from __future__ import annotations
 
 import os

@@ -122,7 +122,8 @@ def test_experiment_files_open_with_package_command_and_paper_cell():
         lines = path.read_text().splitlines()
         assert lines[0] == "# @package _global_", path.name
         header = "\n".join(line for line in lines if line.startswith("#"))
-        assert f"python -m dada.{'search' if path.stem.startswith('search') else 'train'} experiment={path.stem}" in header
+        app = "search" if path.stem.startswith("search") else "train"
+        assert f"python -m dada.{app} experiment={path.stem}" in header
         assert "Paper:" in header and "Expected run time:" in header, path.name
 
 
