@@ -12,10 +12,13 @@ batch size on the reduced Fashion-MNIST search split (real images); only the mak
       with levels read from the shared magnitudes, ToTensor, Normalize, Cutout); the validation batch comes from
       a fresh iterator over ToTensor + Normalize (``next(iter(valid_queue))``); both are copied to the device,
       and the step adds only the straight-through magnitude gradient (the official DifferentiableAugment).
+  (c) network only: (b)'s step on one batch loaded in advance. Data cost nothing here, so (c) / (b) is the most
+      that a faster data pipeline alone could gain over (b) with this network (printed as ``bound``; (a) can
+      pass it only through a cheaper step).
 The emulation leaves out what the official step costs beyond ours (a model rebuilt every step, the network
 step's second forward pass, ``set_detect_anomaly``), so the ratio a / b understates the speed-up over the
 official code. CPU: WRN-10-1, CUDA: the paper's WRN-40-2, batch 128 on both. Warm-up steps are not timed; the
-two paths' timed repetitions alternate (ABBA), so that a shared, noisy machine slows both alike; each figure is
+paths' timed repetitions take turns (ABC CBA), so that a shared, noisy machine slows both alike; each figure is
 the median over the repetitions, the ratio the median of the paired ratios. Torch runs on one CPU thread by
 default (``--threads``): the official loader uses one core, and OpenMP threads beyond the free cores of a shared
 machine stall each other.
@@ -207,7 +210,8 @@ class OfficialPipeline:
             batch = next(self._train_batches)
         return batch
 
-    def step(self) -> StepResult:
+    def batches(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """Draw the step's sub-policy and gates, then load the train and val batches onto the device."""
         run, device = self.run, self.run.device
         sample = run.estimator.sample(run.space.alpha, run.space.probabilities().flatten(), generator=run.generator)
         self.estimator.pending = sample
@@ -216,8 +220,27 @@ class OfficialPipeline:
         val_images, val_labels = next(iter(self.val_loader))  # a fresh iterator every step, as the official loop
         train = (train_images.to(device, non_blocking=True), train_labels.to(device, non_blocking=True))
         val = (val_images.to(device, non_blocking=True), val_labels.to(device, non_blocking=True))
+        return train, val
+
+    def update(self, train, val) -> StepResult:
+        """The bi-level step on batches from ``batches`` (the pending sample must be theirs)."""
         with mock.patch.object(bilevel, "augment", straight_through_identity):
-            return self.optimizer.step(train, val, _already_preprocessed, run.generator)
+            return self.optimizer.step(train, val, _already_preprocessed, self.run.generator)
+
+    def step(self) -> StepResult:
+        return self.update(*self.batches())
+
+
+class NetworkOnly:
+    """(c) The official step on one batch loaded in advance: what a step costs with free data. Its rate bounds
+    the speed-up that any pipeline can reach over (b) with this network: steps/s (c) / steps/s (b)."""
+
+    def __init__(self, official: OfficialPipeline):
+        self.official = official
+        self.train, self.val = official.batches()
+
+    def step(self) -> StepResult:
+        return self.official.update(self.train, self.val)
 
 
 # -- timing ----------------------------------------------------------------------------------------------------------
@@ -231,7 +254,7 @@ def _repeated(step: Callable[[], object], count: int) -> Callable[[], None]:
 
 def interleaved_rates(paths: dict[str, Callable[[], object]], device: torch.device, warmup: int, steps: int,
                       repeats: int) -> dict[str, list[float]]:
-    """Steps/s of each path in each of ``repeats`` repetitions of ``steps`` steps; the paths take turns, ABBA."""
+    """Steps/s of each path in each of ``repeats`` repetitions of ``steps`` steps; the paths take turns, ABC CBA."""
     for step in paths.values():
         _repeated(step, warmup)()
     names, rates = list(paths), {name: [] for name in paths}
@@ -251,12 +274,14 @@ class Row:
     batch: int
     ours: list[float]
     official: list[float]
+    network: list[float]
 
-    HEADER = ("device", "model", "batch", "ours steps/s", "official-emu steps/s", "ratio", "(min-max)", "target")
+    HEADER = ("device", "model", "batch", "ours steps/s", "official-emu steps/s", "ratio", "(min-max)", "target",
+              "network-only steps/s", "bound")
 
     @staticmethod
     def format(*cells: str) -> str:
-        return "{:<7}{:<9}{:>6}{:>14}{:>22}{:>8} {:<12} {}".format(*cells)
+        return "{:<7}{:<9}{:>6}{:>14}{:>22}{:>8} {:<12} {:<15}{:>22}{:>8}".format(*cells)
 
     @property
     def ratios(self) -> list[float]:
@@ -267,7 +292,13 @@ class Row:
         return self.format(self.device, self.model, self.batch, f"{statistics.median(self.ours):.3f}",
                            f"{statistics.median(self.official):.3f}", f"{ratio:.2f}x",
                            f"({min(self.ratios):.2f}-{max(self.ratios):.2f})",
-                           f"{'meets' if ratio >= target else 'misses'} >= {target:g}x")
+                           f"{'meets' if ratio >= target else 'misses'} >= {target:g}x",
+                           f"{statistics.median(self.network):.3f}", f"{statistics.median(self.bounds):.2f}x")
+
+    @property
+    def bounds(self) -> list[float]:
+        """Per repetition, the largest ratio a pipeline with free data could reach: network-only / official."""
+        return [c / b for c, b in zip(self.network, self.official)]
 
 
 def measure(device: str, quick: bool) -> Row:
@@ -276,10 +307,12 @@ def measure(device: str, quick: bool) -> Row:
         cfg = search_config(MODELS[device], device, run_dir)
         run = SearchRun(cfg)
         split = prepare_data(cfg, run.device)
-        paths = {"ours": OursPipeline(run, split).step, "official": OfficialPipeline(run, split).step}
+        official = OfficialPipeline(run, split)
+        paths = {"ours": OursPipeline(run, split).step, "official": official.step,
+                 "network": NetworkOnly(official).step}
         warmup, steps, repeats = SCHEDULES[device, quick]
         rates = interleaved_rates(paths, run.device, warmup, steps, repeats)
-    return Row(device, MODELS[device], run.batch_size, rates["ours"], rates["official"])
+    return Row(device, MODELS[device], run.batch_size, rates["ours"], rates["official"], rates["network"])
 
 
 def main() -> None:
