@@ -16,7 +16,7 @@ from analysis.figures import fig1, fig3a, fig3b
 from analysis.paper import load_paper_results
 from analysis.runs import finished, read_runs, read_runs_mlflow
 from analysis.search_curves import gradient_variance, gradient_variance_figure, policy_figure
-from analysis.style import describe_devices, save_figure, scale_caption
+from analysis.style import save_figure, scale_caption
 from analysis.tables import build_table, cell_runs, citations, output_name, to_markdown
 from reproduce.tables import get_layout
 
@@ -50,7 +50,7 @@ def _cells(name: str, runs: pd.DataFrame, context: Context) -> tuple[pd.DataFram
     layout = get_layout(name)
     cells = build_table(layout, runs, context.paper, context.scale, context.data_root, context.seeds)
     used = pd.concat([cell_runs(runs, cell, context.scale, context.seeds) for cell in layout.cells if cell.job])
-    return cells, scale_caption(context.scale, describe_devices(used))
+    return cells, scale_caption(context.scale, used)
 
 
 def write_table(name: str, runs: pd.DataFrame, context: Context) -> Path:
@@ -96,7 +96,7 @@ def write_search_figures(runs: pd.DataFrame, context: Context) -> list[Path]:
     if context.seeds is not None:
         searches = searches[searches["seed"].isin(context.seeds)]
     paths = []
-    caption = scale_caption(context.scale, describe_devices(searches))
+    caption = scale_caption(context.scale, searches)
     for search in searches.sort_values("seed").drop_duplicates(["experiment", "variant"]).itertuples():
         title = f"{search.experiment}, {search.variant}, seed {search.seed} ({caption})"
         name = output_name(f"policy_{search.experiment}_{search.variant}_seed{search.seed}", context.scale)

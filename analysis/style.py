@@ -49,11 +49,18 @@ def describe_devices(runs: pd.DataFrame) -> str:
     return "; ".join(f"{name} ({unit or 'unit unknown'})" for name, unit in pairs)
 
 
-def scale_caption(scale: str, devices: str) -> str:
-    """What every title carries: the scale (reduced scales say so) and the device."""
+def scale_caption(scale: str, runs: pd.DataFrame) -> str:
+    """What every title carries: the scale (reduced scales say so), and the networks and devices of ``runs``.
+
+    The networks are named because a reduced scale swaps the paper's network for a small one
+    (``conf/scale/smoke.yaml``), while rows keep the paper's names.
+    """
     reduced = "" if scale == "paper" else ", REDUCED: not the paper's sizes"
-    where = "ours: no finished runs" if devices == NO_RUNS else f"ours on {devices}"
-    return f"{scale} scale{reduced}; {where}"
+    devices = describe_devices(runs)
+    if devices == NO_RUNS:
+        return f"{scale} scale{reduced}; ours: no finished runs"
+    networks = ", ".join(sorted({model for model in runs["model"] if isinstance(model, str)})) or "unknown"
+    return f"{scale} scale{reduced}; ours: {networks} on {devices}"
 
 
 def save_figure(figure: plt.Figure, out_dir: Path, name: str, formats: Iterable[str] = FIGURE_FORMATS) -> list[Path]:

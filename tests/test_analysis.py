@@ -165,7 +165,8 @@ def test_write_table_names_scale_in_title_and_file(smoke_runs, tmp_path):
     path = write_table("table1", read_runs(smoke_runs), context)
     assert path.name == "table1_smoke.md"
     text = path.read_text()
-    assert "smoke scale, REDUCED" in text.splitlines()[0] and "Test CPU (CPU-hours)" in text.splitlines()[0]
+    assert "smoke scale, REDUCED" in text.splitlines()[0]
+    assert "ours: wrn10_1 on Test CPU (CPU-hours)" in text.splitlines()[0]  # the network run, not the row's
     assert "| CIFAR-10 | test error, DADA (RELAX) | 2.70 (table1b) | 3.50 ± 0.71 (n=2) | +0.80 |" in text
     assert f"not run: no data at {tmp_path / 'data' / 'cifar-100-python'}" in text
     assert "Li et al., ECCV 2020, Table 1(b)" in text
