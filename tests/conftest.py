@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from PIL import Image
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
@@ -33,3 +35,12 @@ def search_config(tmp_path):
     def make(*overrides: str):
         return compose_config("search", [*SEARCH_SMOKE, f"run_dir={tmp_path}/run", *overrides])
     return make
+
+
+def write_image_folder(folder: Path, classes: list[str], per_class: int, size: int = 8) -> None:
+    """An ImageFolder tree: ``folder/<class>/<item>.png``, each image flat grey at level 10 * class + item."""
+    for index, name in enumerate(classes):
+        (folder / name).mkdir(parents=True)
+        for item in range(per_class):
+            pixels = np.full((size, size, 3), 10 * index + item, dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / name / f"{item}.png")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from PIL import Image
+from conftest import write_image_folder
 from torchvision.transforms import PILToTensor
 
 from dada import data
@@ -40,14 +40,6 @@ def write_svhn_split(path, images, digits):
     path.parent.mkdir(parents=True, exist_ok=True)
     labels = np.where(digits.numpy() == 0, 10, digits.numpy()).astype(np.uint8)[:, None]
     scipy.io.savemat(path, {"X": images.permute(2, 3, 1, 0).numpy(), "y": labels})
-
-
-def write_image_folder(folder, classes, per_class):
-    for index, wnid in enumerate(classes):
-        (folder / wnid).mkdir(parents=True)
-        for item in range(per_class):
-            pixels = np.full((8, 8, 3), 10 * index + item, dtype=np.uint8)
-            Image.fromarray(pixels).save(folder / wnid / f"{item}.png")
 
 
 # Fashion-MNIST, the embedded default: real images
@@ -162,17 +154,35 @@ def test_svhn_extra_concatenates_core_train_and_extra(svhn_root):
 def test_imagenet_loads_class_folders(tmp_path):
     write_image_folder(tmp_path / "imagenet" / "train", ["n01", "n02", "n03"], per_class=2)
     write_image_folder(tmp_path / "imagenet" / "val", ["n01", "n02", "n03"], per_class=1)
-    train = data.load_imagenet(tmp_path, train=True, transform=PILToTensor())
-    val = data.load_imagenet(tmp_path, train=False)
+    train = data.load_image_folder("imagenet", tmp_path, train=True, transform=PILToTensor())
+    val = data.load_image_folder("imagenet", tmp_path, train=False)
     assert len(train) == 6 and len(val) == 3 and train.classes == ["n01", "n02", "n03"]
     image, label = train[3]
     assert label == 1 and image.shape == (3, 8, 8) and image[0, 0, 0] == 11
 
 
+def test_decode_images_resizes_crops_and_renumbers(tmp_path):
+    write_image_folder(tmp_path / "train", ["cat", "dog", "eel"], per_class=2)
+    folder = data.load_image_folder("folder", tmp_path, train=True)
+    decoded = data.decode_images(folder, torch.tensor([5, 0, 2]), image_size=4)
+    assert decoded.images.shape == (3, 3, 4, 4) and decoded.images.dtype == torch.uint8
+    assert decoded.labels.tolist() == [2, 0, 1] and decoded.num_classes == 3
+    assert (decoded.images[0] == 21).all() and (decoded.images[1] == 0).all()  # flat images stay flat
+    renumbered = data.decode_images(folder, torch.tensor([2, 5]), image_size=4, label_map={1: 0, 2: 1})
+    assert renumbered.labels.tolist() == [0, 1] and renumbered.num_classes == 2
+
+
+def test_missing_own_folder_names_the_layout(tmp_path):
+    with pytest.raises(data.DatasetNotFoundError) as error:
+        data.load_image_folder("folder", tmp_path / "mine", train=False)
+    message = str(error.value)
+    assert str(tmp_path / "mine" / "val") in message and "val/<class>/*.<jpg|png|...>" in message
+
+
 def test_imagenet_without_class_folders_is_not_found(tmp_path):
     (tmp_path / "imagenet" / "train").mkdir(parents=True)
     with pytest.raises(data.DatasetNotFoundError, match="<wnid>"):
-        data.load_imagenet(tmp_path, train=True)
+        data.load_image_folder("imagenet", tmp_path, train=True)
 
 
 # Missing data and bad names
@@ -198,7 +208,7 @@ def test_missing_files_name_the_paths_and_the_layout(tmp_path, name, train, expe
 
 def test_missing_imagenet_names_the_folder_and_the_layout(tmp_path):
     with pytest.raises(data.DatasetNotFoundError) as error:
-        data.load_imagenet(tmp_path, train=False)
+        data.load_image_folder("imagenet", tmp_path, train=False)
     message = str(error.value)
     assert str(tmp_path / "imagenet" / "val") in message and "imagenet/val/<wnid>/*.JPEG" in message
 
@@ -214,16 +224,18 @@ def test_partial_cifar_names_only_what_is_missing(tmp_path):
 
 
 def test_unknown_name_lists_the_valid_ones(tmp_path):
-    with pytest.raises(ValueError, match="cifar10, cifar100, fashion-mnist, imagenet, svhn, svhn-extra"):
+    with pytest.raises(ValueError, match="cifar10, cifar100, fashion-mnist, folder, imagenet, svhn, svhn-extra"):
         data.load_images("mnist", tmp_path, train=True)
-    with pytest.raises(ValueError, match="load_imagenet"):
+    with pytest.raises(ValueError, match="load_image_folder"):
         data.load_images("imagenet", tmp_path, train=True)
+    with pytest.raises(ValueError, match="load_images"):
+        data.load_image_folder("cifar10", tmp_path, train=True)
 
 
 def test_registry_specs():
     assert data.list_datasets() == sorted(data.DATASETS)
     assert data.get_spec("cifar100").num_classes == 100
-    assert [name for name, spec in data.DATASETS.items() if not spec.in_memory] == ["imagenet"]
+    assert [name for name, spec in data.DATASETS.items() if not spec.in_memory] == ["imagenet", "folder"]
     assert "layout=" in repr(data.get_spec("svhn")) and "read=" not in repr(data.get_spec("svhn"))
 
 

@@ -3,6 +3,7 @@ import json
 
 import pytest
 import torch
+from conftest import write_image_folder
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError
 
@@ -121,3 +122,25 @@ def test_bad_config_key_fails_fast(search_config):
 def test_bad_mode_is_refused(search_config):
     with pytest.raises(ValueError, match="unrolled"):
         SearchRun(search_config("search.mode=twice"))
+
+
+@pytest.mark.slow
+def test_search_on_an_image_folder_keeps_a_subset_of_classes(search_config, tmp_path):
+    """Reduced ImageNet's protocol on an image folder: decode only the chosen images, a head per kept class."""
+    write_image_folder(tmp_path / "data" / "imagenet" / "train", [f"n{k:02d}" for k in range(4)], per_class=24)
+    config = search_config("dataset=imagenet", f"dataset.root={tmp_path / 'data'}", "dataset.num_classes=4",
+                           "dataset.search_classes=2", "dataset.image_size=16", "scale.search_images=48",
+                           "scale.batch_size=8")
+    run = SearchRun(config)
+    head = [module for module in run.model.modules() if isinstance(module, torch.nn.Linear)][-1]
+    assert head.out_features == 2
+    summary = run.run()
+    assert summary["status"] == "FINISHED"
+    assert len(json.loads((tmp_path / "run" / "policy.json").read_text())["sub_policies"]) == 25
+
+
+def test_image_folder_with_other_class_count_is_refused(search_config, tmp_path):
+    write_image_folder(tmp_path / "mine" / "train", ["a", "b", "c"], per_class=2)
+    config = search_config("dataset=folder", f"dataset.root={tmp_path / 'mine'}", "dataset.num_classes=5")
+    with pytest.raises(ValueError, match="dataset.num_classes=3"):
+        SearchRun(config).run()

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_image_folder
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
@@ -197,6 +198,17 @@ def test_imagenet_pipeline_reads_an_image_folder(tmp_path, policy_file):
     test = pipeline.load_test_split(cfg.dataset, size=None, seed=0)
     images, labels = next(iter(pipeline.test_batches(test, 8, Distributed(), torch.device("cpu"), 0)))
     assert images.shape == (6, 3, 224, 224) and sorted(labels.tolist()) == [0, 0, 0, 1, 1, 1]
+
+
+def test_evaluation_on_your_own_image_folder(tmp_path, policy_file):
+    for split, per_class in (("train", 12), ("val", 2)):
+        write_image_folder(tmp_path / "mine" / split, ["ant", "bee", "cow"], per_class, size=20)
+    cfg = compose_train(f"run_dir={tmp_path / 'run'}", *TINY, "dataset=folder", f"dataset.root={tmp_path / 'mine'}",
+                        "dataset.num_classes=3", "dataset.image_size=16", "recipe=wrn40_2-cifar10", "num_workers=1",
+                        *_policy_overrides("dada", policy_file))
+    summary = TrainRun(cfg).run()
+    assert summary["status"] == "FINISHED" and summary["dataset"] == "folder"
+    assert 0 <= summary["test_error_top1"] <= 100
 
 
 # -- metrics and aggregation ---------------------------------------------------------------------------------------

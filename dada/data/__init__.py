@@ -7,10 +7,10 @@ from dada.data.datasets import (
     default_root,
     get_spec,
     list_datasets,
-    load_imagenet,
     load_images,
 )
 from dada.data.fashion_mnist import FASHION_MNIST_DIR, read_fashion_mnist
+from dada.data.folders import decode_images, load_image_folder
 from dada.data.splits import reduced_imagenet_indices, reduced_indices, search_split
 
 __all__ = [
@@ -19,10 +19,11 @@ __all__ = [
     "DatasetNotFoundError",
     "DatasetSpec",
     "LabeledImages",
+    "decode_images",
     "default_root",
     "get_spec",
     "list_datasets",
-    "load_imagenet",
+    "load_image_folder",
     "load_images",
     "read_fashion_mnist",
     "reduced_imagenet_indices",

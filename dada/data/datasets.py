@@ -1,7 +1,7 @@
 """The data sets by name: where each lives under the data root, and loaders over torchvision.
 
 Nothing is ever downloaded. The in-memory sets load as one uint8 NCHW tensor (``load_images``);
-ImageNet loads as a torchvision ``ImageFolder`` (``load_imagenet``).
+ImageNet and ``folder`` (your own data) load as a torchvision ``ImageFolder`` (``folders.load_image_folder``).
 """
 import dataclasses
 import os
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torchvision import datasets
 
 from dada.data import _readers
 from dada.data._errors import missing_paths_error
@@ -27,10 +26,11 @@ def default_root() -> Path:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """One data set: label count, image side, and the paths each split needs under the data root."""
+    """One data set: label count (None: as many as the folder holds), image side, and the paths each split
+    needs under the data root."""
 
     name: str
-    num_classes: int
+    num_classes: int | None
     image_size: int
     layout: str
     train_paths: tuple[str, ...] = field(repr=False)
@@ -39,7 +39,7 @@ class DatasetSpec:
 
     @property
     def in_memory(self) -> bool:
-        """Whether ``load_images`` holds it as one tensor (every set but ImageNet)."""
+        """Whether ``load_images`` holds it as one tensor (every set but the image folders)."""
         return self.read is not None
 
     def require(self, root: Path, train: bool) -> None:
@@ -55,6 +55,7 @@ def _lines(paths: Sequence[str]) -> str:
 
 
 _IMAGENET_SPLITS = ("imagenet/train", "imagenet/val")
+_FOLDER_SPLITS = ("train", "val")
 
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
@@ -82,6 +83,11 @@ DATASETS: dict[str, DatasetSpec] = {
             name="imagenet", num_classes=1000, image_size=224,
             layout=_lines([f"{split}/<wnid>/*.JPEG" for split in _IMAGENET_SPLITS]),
             train_paths=_IMAGENET_SPLITS[:1], test_paths=_IMAGENET_SPLITS[1:],
+        ),
+        DatasetSpec(
+            name="folder", num_classes=None, image_size=32,
+            layout=_lines([f"{split}/<class>/*.<jpg|png|...>" for split in _FOLDER_SPLITS]),
+            train_paths=_FOLDER_SPLITS[:1], test_paths=_FOLDER_SPLITS[1:],
         ),
         DatasetSpec(
             name="fashion-mnist", num_classes=10, image_size=32,
@@ -137,24 +143,12 @@ class LabeledImages:
 
 
 def load_images(name: str, root: str | os.PathLike, train: bool) -> LabeledImages:
-    """Data set ``name`` (any but imagenet) from ``root``, the train or the test split, in memory."""
+    """Data set ``name`` (any but the image folders) from ``root``, the train or the test split, in memory."""
     spec = get_spec(name)
     if not spec.in_memory:
-        raise ValueError(f"data set {name!r} is not held in memory; load it with load_imagenet")
+        raise ValueError(f"data set {name!r} is an image folder, not held in memory; load it with load_image_folder")
     root = Path(root)
     spec.require(root, train)
     images, labels = spec.read(root, train)
     return LabeledImages(images, labels, spec.num_classes, name)
 
-
-def load_imagenet(
-    root: str | os.PathLike, train: bool, transform: Callable | None = None
-) -> datasets.ImageFolder:
-    """ImageNet as an ``ImageFolder`` over ``root/imagenet/train`` or ``root/imagenet/val`` (class folders)."""
-    spec = DATASETS["imagenet"]
-    root = Path(root)
-    spec.require(root, train)
-    folder = root / (spec.train_paths if train else spec.test_paths)[0]
-    if not any(entry.is_dir() for entry in folder.iterdir()):
-        raise missing_paths_error(spec.name, root, [folder / "<wnid>"], spec.layout)
-    return datasets.ImageFolder(folder, transform=transform)

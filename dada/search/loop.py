@@ -29,16 +29,34 @@ class SearchData:
     val_labels: torch.Tensor
 
 
+def reduced_set(dataset: DictConfig, size: int) -> data.LabeledImages:
+    """The reduced training set of section 4.2, in memory: ``size`` images, stratified and seeded.
+
+    An image folder keeps ``dataset.search_classes`` random classes when set (reduced ImageNet: 120), renumbered
+    from 0, and only the chosen images are decoded, at ``dataset.image_size``.
+    """
+    seed = dataset.search_split_seed
+    if data.get_spec(dataset.name).in_memory:
+        full = data.load_images(dataset.name, dataset.root, train=True)
+        return full.subset(data.reduced_indices(full.labels, size, seed=seed))
+    folder = data.load_image_folder(dataset.name, dataset.root, train=True)
+    if len(folder.classes) != dataset.num_classes:
+        raise ValueError(f"dataset.num_classes={dataset.num_classes}, but {folder.root} holds "
+                         f"{len(folder.classes)} class folders; set dataset.num_classes={len(folder.classes)}")
+    targets = torch.tensor(folder.targets)
+    if dataset.search_classes:
+        indices, label_map = data.reduced_imagenet_indices(targets, dataset.search_classes, size, seed)
+        return data.decode_images(folder, indices, dataset.image_size, label_map)
+    return data.decode_images(folder, data.reduced_indices(targets, size, seed=seed), dataset.image_size)
+
+
 def prepare_data(cfg: DictConfig, device: torch.device) -> SearchData:
-    """The reduced training set (section 4.2), split 50/50 and stratified into search-train and search-val."""
+    """The reduced training set, split 50/50 and stratified into search-train and search-val (section 4.1)."""
     dataset = cfg.dataset
-    full = data.load_images(dataset.name, dataset.root, train=True)
-    size = cfg.scale.search_images or dataset.search_images
-    reduced = data.reduced_indices(full.labels, size, seed=dataset.search_split_seed)
-    labels = full.labels[reduced]
-    train_index, val_index = data.search_split(labels, train_fraction=dataset.search_train_fraction,
+    reduced = reduced_set(dataset, cfg.scale.search_images or dataset.search_images)
+    train_index, val_index = data.search_split(reduced.labels, train_fraction=dataset.search_train_fraction,
                                                seed=dataset.search_split_seed)
-    images = full.images[reduced]
+    images, labels = reduced.images, reduced.labels
     return SearchData(images[train_index].to(device), labels[train_index].to(device),
                       images[val_index].to(device), labels[val_index].to(device))
 
@@ -90,8 +108,8 @@ class SearchRun:
         self.epochs = cfg.scale.search_epochs or recipe.epochs
         self.batch_size = min(recipe.batch_size, cfg.scale.batch_size or recipe.batch_size)
         self.cutout = recipe.cutout if recipe.cutout is not None else cfg.dataset.cutout
-        self.model = models.create(cfg.scale.model or cfg.model.name, cfg.dataset.num_classes,
-                                   **cfg.model.kwargs).to(self.device)
+        classes = cfg.dataset.search_classes or cfg.dataset.num_classes  # reduced ImageNet: a 120-way head
+        self.model = models.create(cfg.scale.model or cfg.model.name, classes, **cfg.model.kwargs).to(self.device)
         self.space = SearchSpace(recipe.ops_per_sub_policy, recipe.ordered, recipe.alpha_init,
                                  recipe.probability_init, recipe.magnitude_init).to(self.device)
         self.estimator = estimators.create(cfg.estimator.name, num_categories=self.space.num_sub_policies,
@@ -212,6 +230,9 @@ class SearchRun:
             return finished
         self.run_dir.mkdir(parents=True, exist_ok=True)
         split = prepare_data(self.cfg, self.device)
+        if self._steps_per_epoch(split) == 0:
+            raise ValueError(f"the search-train split holds {len(split.train_labels)} images, fewer than one batch "
+                             f"of {self.batch_size}; raise scale.search_images or lower scale.batch_size")
         self._resume()
         config = OmegaConf.to_container(self.cfg, resolve=True)
         tags = {"app": "search", "estimator": self.cfg.estimator.name, "dataset": self.cfg.dataset.name,

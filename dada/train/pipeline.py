@@ -1,11 +1,12 @@
 """The evaluation's data pipeline, in DADA's order: crop+flip, policy, normalise, Cutout.
 
-Two paths give the same batches. In-memory data sets (all but ImageNet) live on the device as uint8 and
-are cropped, flipped and augmented there in batched calls when the policy allows (``on_device``); else a
-DataLoader runs crop, flip and the policy per image on PIL images in its workers. ImageNet is always
-read by a DataLoader (RandomResizedCrop, flip, policy, ColorJitter). Normalisation, ImageNet's PCA
-lighting and Cutout always run on the device (`Preprocess`). Under ``torchrun`` every rank takes its own
-slice of each global batch (`ShardedBatchSampler`) and of the test set.
+Two paths give the same batches. In-memory data sets (all but the image folders) live on the device as
+uint8 and are cropped, flipped and augmented there in batched calls when the policy allows (``on_device``);
+else a DataLoader runs crop, flip and the policy per image on PIL images in its workers. Image folders
+(ImageNet, your own data) are always read by a DataLoader (RandomResizedCrop, flip, policy, ColorJitter when
+the recipe asks). Normalisation, ImageNet's PCA lighting and Cutout always run on the device (`Preprocess`).
+Under ``torchrun`` every rank takes its own slice of each global batch (`ShardedBatchSampler`) and of the
+test set.
 """
 from __future__ import annotations
 
@@ -128,18 +129,18 @@ def _pil_train_transform(augmentation: Augmentation, recipe, image_size: int, fr
 
 
 def _imagenet_test_transform(image_size: int) -> v2.Compose:
-    """ImageNet evaluation: Resize(256, bicubic), CenterCrop(224), as uint8."""
+    """Image-folder evaluation, as ImageNet's: Resize(256, bicubic), CenterCrop(224) (at 224), as uint8."""
     return v2.Compose([v2.Resize(round(image_size * IMAGENET_RESIZE_RATIO), interpolation=InterpolationMode.BICUBIC),
                        v2.CenterCrop(image_size), v2.PILToTensor()])
 
 
 def _load(name: str, root: str, train: bool, size: Optional[int], seed: int, transform: v2.Transform):
-    """An in-memory set as `LabeledImages`, ImageNet as an ``ImageFolder``; a stratified subset when ``size`` asks."""
+    """An in-memory set as `LabeledImages`, a folder set as an ``ImageFolder``; a stratified subset if ``size`` asks."""
     if data.get_spec(name).in_memory:
         images = data.load_images(name, root, train=train)
         labels = images.labels
     else:
-        images = data.load_imagenet(root, train=train, transform=transform)
+        images = data.load_image_folder(name, root, train=train, transform=transform)
         labels = torch.tensor(images.targets)
     if size is None or size >= len(labels):
         return images
@@ -154,7 +155,7 @@ def load_train_split(dataset_cfg, augmentation: Augmentation, recipe, size: Opti
 
 
 def load_test_split(dataset_cfg, size: Optional[int], seed: int):
-    """The test set (ImageNet: the validation set), a fixed stratified subset if scaled."""
+    """The test set (image folders: the validation split), a fixed stratified subset if scaled."""
     transform = _imagenet_test_transform(dataset_cfg.image_size)
     return _load(dataset_cfg.name, dataset_cfg.root, False, size, seed, transform)
 
