@@ -49,13 +49,15 @@ def apply_indexed(x: torch.Tensor, op_index: torch.Tensor, level: float | torch.
 
 def _apply_groups(images: torch.Tensor, op_index: torch.Tensor, active: torch.Tensor, values: torch.Tensor,
                   centers: torch.Tensor) -> torch.Tensor:
-    """Sort the active samples by op (in ``KERNEL_ORDER``) and augment them family by family; the others pass."""
+    """Sort the active samples by op (in ``KERNEL_ORDER``) and augment them in one pass; the others pass through."""
     rank = torch.tensor([KERNEL_ORDER.index(name) for name in OP_NAMES], device=images.device)[op_index]
     key = torch.where(active, rank, len(OP_NAMES))
     order = torch.argsort(key, stable=True)
     counts = torch.bincount(key, minlength=len(OP_NAMES) + 1).tolist()
     order = order[: len(order) - counts.pop()]
-    return apply_sorted(images, order, counts, values, centers)
+    if len(order) == 0:
+        return images.clone()
+    return images.index_copy(0, order, apply_sorted(images[order], counts, values[order], centers[order]))
 
 
 def _straight_through(out: torch.Tensor, images: torch.Tensor, level: torch.Tensor,

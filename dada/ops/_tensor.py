@@ -207,12 +207,11 @@ def _runs(counts: dict, *tensors: torch.Tensor) -> Iterator[tuple]:
             yield key, *parts
 
 
-def apply_sorted(images: torch.Tensor, order: torch.Tensor, counts: list[int], values: torch.Tensor,
+def apply_sorted(images: torch.Tensor, counts: list[int], values: torch.Tensor,
                  centers: torch.Tensor) -> torch.Tensor:
-    """A copy of ``images`` where, for each k, the next ``counts[k]`` samples of ``order`` get ``KERNEL_ORDER[k]``.
+    """Apply ``KERNEL_ORDER[k]`` to the next ``counts[k]`` images, for each k: the batch comes sorted so.
 
-    values [B]: each sample's op value (``OpSpec.value``, mirrored); centers [B, 2]: Cutout centres (x, y).
-    Each family reads its samples, runs once, and writes them back in place of the originals.
+    values [n]: each sample's op value (``OpSpec.value``, mirrored); centers [n, 2]: Cutout centres (x, y).
     """
     counts = dict(zip(KERNEL_ORDER, counts))
     geometric = {name: counts[name] for name in _GEOMETRIC}
@@ -224,7 +223,5 @@ def apply_sorted(images: torch.Tensor, order: torch.Tensor, counts: list[int], v
         _sharpness: counts["Sharpness"],
         _cutout: counts["Cutout"],
     }
-    out = images.clone()
-    for kernel, samples in _runs(families, order):
-        out.index_copy_(0, samples, kernel(images.index_select(0, samples), values[samples], centers[samples]))
-    return out
+    return torch.cat([kernel(images_run, value, center) for kernel, images_run, value, center
+                      in _runs(families, images, values, centers)])
