@@ -157,6 +157,8 @@ def test_imagenet_loads_class_folders(tmp_path):
     train = data.load_image_folder("imagenet", tmp_path, train=True, transform=PILToTensor())
     val = data.load_image_folder("imagenet", tmp_path, train=False)
     assert len(train) == 6 and len(val) == 3 and train.classes == ["n01", "n02", "n03"]
+    with pytest.raises(ValueError, match="dataset.num_classes=3"):
+        data.load_image_folder("imagenet", tmp_path, train=False, num_classes=1000)
     image, label = train[3]
     assert label == 1 and image.shape == (3, 8, 8) and image[0, 0, 0] == 11
 

@@ -17,9 +17,12 @@ from dada.data._errors import missing_paths_error
 from dada.data.datasets import LabeledImages, get_spec
 
 
-def load_image_folder(name: str, root: str | os.PathLike, train: bool,
-                      transform=None) -> datasets.ImageFolder:
-    """Folder data set ``name`` (``imagenet``, ``folder``) under ``root``: its train or its validation split."""
+def load_image_folder(name: str, root: str | os.PathLike, train: bool, transform=None,
+                      num_classes: int | None = None) -> datasets.ImageFolder:
+    """Folder data set ``name`` (``imagenet``, ``folder``) under ``root``: its train or its validation split.
+
+    ``num_classes``, when given, must be the number of class folders found (the network's head is built for it).
+    """
     spec = get_spec(name)
     if spec.in_memory:
         raise ValueError(f"data set {name!r} is not an image folder; load it with load_images")
@@ -28,7 +31,11 @@ def load_image_folder(name: str, root: str | os.PathLike, train: bool,
     folder = root / (spec.train_paths if train else spec.test_paths)[0]
     if not any(entry.is_dir() for entry in folder.iterdir()):
         raise missing_paths_error(spec.name, root, [folder / "<class>"], spec.layout)
-    return datasets.ImageFolder(folder, transform=transform)
+    images = datasets.ImageFolder(folder, transform=transform)
+    if num_classes is not None and len(images.classes) != num_classes:
+        raise ValueError(f"dataset.num_classes={num_classes}, but {folder} holds {len(images.classes)} class "
+                         f"folders; set dataset.num_classes={len(images.classes)}")
+    return images
 
 
 def decode_images(folder: datasets.ImageFolder, indices: Tensor, image_size: int,

@@ -39,10 +39,7 @@ def reduced_set(dataset: DictConfig, size: int) -> data.LabeledImages:
     if data.get_spec(dataset.name).in_memory:
         full = data.load_images(dataset.name, dataset.root, train=True)
         return full.subset(data.reduced_indices(full.labels, size, seed=seed))
-    folder = data.load_image_folder(dataset.name, dataset.root, train=True)
-    if len(folder.classes) != dataset.num_classes:
-        raise ValueError(f"dataset.num_classes={dataset.num_classes}, but {folder.root} holds "
-                         f"{len(folder.classes)} class folders; set dataset.num_classes={len(folder.classes)}")
+    folder = data.load_image_folder(dataset.name, dataset.root, train=True, num_classes=dataset.num_classes)
     targets = torch.tensor(folder.targets)
     if dataset.search_classes:
         indices, label_map = data.reduced_imagenet_indices(targets, dataset.search_classes, size, seed)
