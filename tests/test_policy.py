@@ -16,9 +16,10 @@ def test_shipped_policies_are_the_papers_top_25(name):
     assert Policy.load(f"dada-{name}").to_archive() == policy.to_archive()
 
 
-def test_first_cifar10_sub_policy_matches_the_official_readme():
+def test_first_cifar10_sub_policy_rounds_to_the_official_readme():
     first = load_named("cifar10").sub_policies[0]
-    assert first.operations == (Operation("TranslateX", 0.52, 0.58), Operation("Rotate", 0.57, 0.53))
+    rounded = [(op.name, round(op.probability, 2), round(op.level, 2)) for op in first.operations]
+    assert rounded == [("TranslateX", 0.52, 0.58), ("Rotate", 0.57, 0.53)]
 
 
 def test_json_and_archive_round_trips(tmp_path):
