@@ -1,10 +1,12 @@
 """Augmentation policies: sub-policies of ``(operation, probability, level)``, their files, their application.
 
 A policy is what a DADA search exports and what an evaluation trains with (paper section 3.1, Eq. 1-2):
-each image draws one sub-policy uniformly, and each of its operations fires with its probability.
+each image draws one sub-policy uniformly, and each of its operations fires with its probability. Fast
+AutoAugment's policies apply the same way, so the released ones of both methods ship in ``dada/policies/``.
 
 >>> from torchvision.transforms import v2
 >>> v2.Compose([v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip(), Policy.load("dada-cifar10")])  # doctest: +SKIP
+>>> Policy.load("fastaa-svhn")  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -21,7 +23,12 @@ from torchvision.transforms import v2
 
 from dada.ops import OP_NAMES, apply_indexed, apply_pil
 
-NAMED_POLICIES = ("cifar10", "cifar100", "svhn", "imagenet")
+# The released policies in dada/policies/<family>-<data set>.json; each file's "source" cites its origin and licence.
+SHIPPED_POLICIES: dict[str, tuple[str, ...]] = {
+    "dada": ("cifar10", "cifar100", "svhn", "imagenet"),  # Li et al. 2020, the official genotype.py
+    "fastaa": ("cifar10", "svhn", "imagenet"),  # Lim et al. 2019, kakaobrain's archive.py
+}
+NAMED_POLICIES = SHIPPED_POLICIES["dada"]
 
 
 @dataclass(frozen=True)
@@ -139,13 +146,14 @@ class Policy(v2.Transform):
 
     @classmethod
     def load(cls, spec: str | Path) -> "Policy":
-        """Load a shipped policy (``cifar10``, ``dada-cifar10``) or a JSON file written by ``save``."""
-        name = str(spec).removeprefix("dada-").removeprefix("dada:")
-        if name in NAMED_POLICIES:
-            return load_named(name)
+        """Load a shipped policy (``cifar10`` = ``dada-cifar10``, ``fastaa-svhn``) or a JSON file from ``save``."""
+        shipped = _shipped(str(spec))
+        if shipped is not None:
+            return load_named(*shipped)
         path = Path(spec)
         if not path.is_file():
-            raise FileNotFoundError(f"no policy file at {path}; shipped policies: {', '.join(NAMED_POLICIES)}")
+            names = [f"{family}-{name}" for family, names in SHIPPED_POLICIES.items() for name in names]
+            raise FileNotFoundError(f"no policy file at {path}; shipped policies: {', '.join(names)}")
         return cls.from_dict(json.loads(path.read_text()))
 
     def to_archive(self) -> list[list[list[Any]]]:
@@ -176,9 +184,21 @@ class Policy(v2.Transform):
         return f"Policy(name={self.name!r}, sub_policies={len(self)}\n{shown}{more})"
 
 
-def load_named(name: str) -> Policy:
-    """A policy released with the paper (official README, "Found Policy"): cifar10, cifar100, svhn, imagenet."""
-    if name not in NAMED_POLICIES:
-        raise ValueError(f"unknown shipped policy {name!r}; valid: {', '.join(NAMED_POLICIES)}")
-    text = resources.files("dada").joinpath("policies", f"{name}.json").read_text()
+def load_named(name: str, family: str = "dada") -> Policy:
+    """A released policy of ``family`` (a key of ``SHIPPED_POLICIES``: dada, fastaa) for data set ``name``."""
+    if family not in SHIPPED_POLICIES:
+        raise ValueError(f"unknown policy family {family!r}; valid: {', '.join(SHIPPED_POLICIES)}")
+    if name not in SHIPPED_POLICIES[family]:
+        raise ValueError(f"unknown shipped {family} policy {name!r}; valid: {', '.join(SHIPPED_POLICIES[family])}")
+    text = resources.files("dada").joinpath("policies", f"{family}-{name}.json").read_text()
     return Policy.from_dict(json.loads(text))
+
+
+def _shipped(spec: str) -> tuple[str, str] | None:
+    """``(name, family)`` of a shipped policy's spec (``cifar10``, ``dada-cifar10``, ``dada:cifar10``), else None."""
+    for family, names in SHIPPED_POLICIES.items():
+        for separator in "-:":
+            name = spec.removeprefix(family + separator)
+            if name != spec and name in names:
+                return name, family
+    return (spec, "dada") if spec in SHIPPED_POLICIES["dada"] else None

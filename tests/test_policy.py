@@ -22,6 +22,19 @@ def test_first_cifar10_sub_policy_rounds_to_the_official_readme():
     assert rounded == [("TranslateX", 0.52, 0.58), ("Rotate", 0.57, 0.53)]
 
 
+def test_shipped_policies_load_by_family_and_data_set():
+    assert Policy.load("dada:svhn").to_archive() == load_named("svhn").to_archive()
+    fastaa = Policy.load("fastaa-imagenet")
+    assert fastaa.name == "fastaa-imagenet" and fastaa.to_archive() == load_named("imagenet", "fastaa").to_archive()
+    assert len(fastaa) > 25 and all(len(s.operations) == 2 for s in fastaa.sub_policies)
+    with pytest.raises(ValueError, match="valid: cifar10, svhn, imagenet"):
+        load_named("cifar100", "fastaa")
+    with pytest.raises(ValueError, match="valid: dada, fastaa"):
+        load_named("cifar10", "autoaugment")
+    with pytest.raises(FileNotFoundError, match="fastaa-svhn"):
+        Policy.load("fastaa-cifar100")
+
+
 def test_json_and_archive_round_trips(tmp_path):
     policy = Policy.random(25, 2, seed=3)
     assert Policy.load(policy.save(tmp_path / "p.json")).to_dict() == policy.to_dict()

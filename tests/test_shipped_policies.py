@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dada.ops import OPS, apply
-from dada.policy import NAMED_POLICIES, load_named
+from dada.ops import OP_NAMES, OPS, apply
+from dada.policy import NAMED_POLICIES, SHIPPED_POLICIES, load_named
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
@@ -46,3 +46,18 @@ def test_readme_rounding_changes_cifar10_posterize_bits_and_a_solarize_threshold
                 differs = apply(grey, "Solarize", op.level) != apply(grey, "Solarize", _readme(op.level))
                 changed[index] = differs[0, 0, 0].nonzero().flatten().tolist()
     assert changed == {20: [107], 23: []}  # threshold 106.4 vs 107.5: grey level 107 is inverted only when exact
+
+
+@pytest.mark.parametrize("name", SHIPPED_POLICIES["fastaa"])
+def test_fastaa_policies_are_kakaobrains_archive_exactly(name):
+    archive = _reference("fast-autoaugment-policies.json")["policies"][name]
+    policy = load_named(name, "fastaa")
+    assert len(policy) == len(archive) and policy.to_archive() == archive
+    assert "kakaobrain/fast-autoaugment" in policy.source and "MIT License" in policy.source
+
+
+def test_fastaa_archive_uses_only_ops_of_the_search_space():
+    archives = _reference("fast-autoaugment-policies.json")["policies"]
+    assert sorted(archives) == sorted(SHIPPED_POLICIES["fastaa"])
+    used = {op[0] for archive in archives.values() for sub in archive for op in sub}
+    assert used <= set(OP_NAMES), used - set(OP_NAMES)
