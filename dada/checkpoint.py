@@ -1,4 +1,9 @@
-"""Atomic checkpoints: written to a temporary file and renamed, so a killed job never leaves half a file."""
+"""Atomic checkpoints: written to a temporary file and renamed, so a killed job never leaves half a file.
+
+Loading uses ``torch.load(weights_only=True)``, which accepts tensors and plain data only and never runs code
+from the file, so a checkpoint planted in a run folder cannot execute anything. Everything saved here is
+therefore plain data: the random states are converted to tensors, lists and numbers (``rng_state``).
+"""
 from __future__ import annotations
 
 import os
@@ -16,6 +21,10 @@ class CorruptCheckpointError(RuntimeError):
     """A checkpoint file exists but cannot be read; it is left in place for inspection."""
 
 
+class UnsafeCheckpointError(CorruptCheckpointError):
+    """A checkpoint holds objects beyond tensors and plain data; the safe loader refused it without running any."""
+
+
 def save_atomic(state: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,29 +35,52 @@ def save_atomic(state: dict[str, Any], path: str | Path) -> Path:
 
 
 def load(path: str | Path) -> dict[str, Any] | None:
-    """The checkpoint at ``path``, or None if there is none. A corrupt file raises, naming the file."""
+    """The checkpoint at ``path``, or None if there is none. A corrupt or unsafe file raises, naming the file."""
     path = Path(path)
     if not path.exists():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as error:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UnsafeCheckpointError(
+            f"checkpoint {path} was refused as unsafe: the safe loader (torch.load with weights_only=True) reads "
+            f"only tensors and plain data, and this file holds something else or is not a dada checkpoint "
+            f"({_refusal_reason(error)}). Nothing in it was run and it was not overwritten: delete it unless you "
+            f"know where it came from, or move it away to start the run afresh.") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
         raise CorruptCheckpointError(
             f"checkpoint {path} is corrupt ({type(error).__name__}: {error}). It was not overwritten: "
             f"move or delete it to start the run afresh.") from error
 
 
+def _refusal_reason(error: pickle.UnpicklingError) -> str:
+    """The line of torch's refusal that says what was refused (torch wraps it in advice to load unsafely)."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    return next((line for line in lines if line.startswith(("Trying to load", "Unsupported"))), "refused by torch")
+
+
 def rng_state() -> dict[str, Any]:
-    """Every global random source, for an exact resume."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every global random source, for an exact resume, as data the safe loader accepts."""
+    python_version, python_internal, python_gauss = random.getstate()
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
+    state = {
+        "python": [python_version, list(python_internal), python_gauss],
+        "numpy": {"name": name, "keys": keys.tolist(), "position": int(position), "has_gauss": int(has_gauss),
+                  "cached_gaussian": float(cached_gaussian)},
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    """Restore the random sources saved by ``rng_state``."""
+    python_version, python_internal, python_gauss = state["python"]
+    random.setstate((python_version, tuple(python_internal), python_gauss))
+    numpy_state = state["numpy"]
+    np.random.set_state((numpy_state["name"], np.array(numpy_state["keys"], dtype=np.uint32),
+                         numpy_state["position"], numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
