@@ -1,4 +1,4 @@
-"""The error every loader raises when a data set's files are not where it looked."""
+"""The errors the loaders raise when a data set's files are missing, unreadable or unsafe to read."""
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,6 +9,14 @@ POINT_ELSEWHERE = (
 
 class DatasetNotFoundError(FileNotFoundError):
     """A data set's files are missing; the message names the paths looked at and the expected layout."""
+
+
+class CorruptDataError(RuntimeError):
+    """A data file exists but cannot be read; the message names it and says how to restore it."""
+
+
+class UnsafeDataError(CorruptDataError):
+    """A data file asks to build objects its format never holds (code, in a pickle); it was refused unread."""
 
 
 def missing_paths_error(name: str, root: Path, missing: Sequence[Path], layout: str) -> DatasetNotFoundError:

@@ -1,20 +1,31 @@
 """Data sets stored as one folder of images per class (ImageNet, or your own), read by torchvision's ImageFolder.
 
 They stay on disk for evaluation (``load_image_folder``). The search holds its reduced set in memory, so it
-decodes just those images once, resized and centre-cropped to one side (``decode_images``).
+decodes just those images once, resized and centre-cropped to one side (``decode_images``). An image that
+cannot be decoded raises `CorruptDataError` naming the file (``open_image``).
 """
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import Tensor
 from torchvision import datasets
 from torchvision.transforms import InterpolationMode, v2
 from tqdm import tqdm
 
-from dada.data._errors import missing_paths_error
+from dada.data._errors import CorruptDataError, missing_paths_error
 from dada.data.datasets import LabeledImages, get_spec
+
+
+def open_image(path: str) -> Image.Image:
+    """The image at ``path`` as RGB, read as ImageFolder does; an unreadable file raises naming it."""
+    try:
+        return datasets.folder.default_loader(path)
+    except OSError as error:  # PIL.UnidentifiedImageError, a truncated file, an unreadable one
+        raise CorruptDataError(f"image {path} cannot be decoded ({type(error).__name__}: {error}). Delete the file "
+                               f"or replace it with a valid image, then run again.") from error
 
 
 def load_image_folder(name: str, root: str | os.PathLike, train: bool, transform=None,
@@ -31,7 +42,7 @@ def load_image_folder(name: str, root: str | os.PathLike, train: bool, transform
     folder = root / (spec.train_paths if train else spec.test_paths)[0]
     if not any(entry.is_dir() for entry in folder.iterdir()):
         raise missing_paths_error(spec.name, root, [folder / "<class>"], spec.layout)
-    images = datasets.ImageFolder(folder, transform=transform)
+    images = datasets.ImageFolder(folder, transform=transform, loader=open_image)
     if num_classes is not None and len(images.classes) != num_classes:
         raise ValueError(f"dataset.num_classes={num_classes}, but {folder} holds {len(images.classes)} class "
                          f"folders; set dataset.num_classes={len(images.classes)}")
