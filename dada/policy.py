@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from dada.ops import OP_NAMES, apply_indexed, apply_pil
+from dada.ops import OP_NAMES, apply_indexed, apply_pil, check_image_range
 
 # The released policies in dada/policies/<family>-<data set>.json; each file's "source" cites its origin and licence.
 SHIPPED_POLICIES: dict[str, tuple[str, ...]] = {
@@ -87,6 +87,7 @@ class Policy(v2.Transform):
 
     def apply_batch(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Augment a batch [B,C,H,W] (uint8, or float in [0,1]): a random sub-policy per image, each op with its p."""
+        check_image_range(images)
         batch = images.shape[0]
         device = images.device
         chosen = torch.randint(len(self.sub_policies), (batch,), generator=generator).to(device)

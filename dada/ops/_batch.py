@@ -1,6 +1,8 @@
 """Batched application: validate, sort the batch by op so each kernel family runs once, add the ST gradient."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._table import OP_NAMES, batch_values, check_level, check_sign, op_spec
@@ -12,9 +14,25 @@ def apply(x: torch.Tensor, name: str, level: float | torch.Tensor, mask: torch.T
           center: torch.Tensor | None = None) -> torch.Tensor:
     """Apply op ``name`` to a batch ``x`` [B, 3, H, W]; see ``apply_indexed`` for the arguments."""
     op_spec(name)
-    _check_images(x)
+    check_image_range(x)
     op_index = torch.full((len(x),), OP_NAMES.index(name), dtype=torch.long, device=x.device)
     return apply_indexed(x, op_index, level, mask, sign, generator, center=center)
+
+
+def check_image_range(x: torch.Tensor) -> None:
+    """Raise unless ``x`` is an image batch [B, 3, H, W] of uint8, or of finite floats in [0, 1].
+
+    One pass over the pixels: the public entry points (``apply``, ``Policy.apply_batch``) call it once; the
+    search's hot path (``apply_indexed``) does not.
+    """
+    _check_images(x)
+    if not x.is_floating_point() or x.numel() == 0:
+        return
+    low, high = torch.aminmax(x.detach())
+    low, high = low.item(), high.item()
+    if not 0.0 <= low <= high <= 1.0:  # also false for NaN; an Inf lies outside
+        found = "NaN values" if math.isnan(low) else f"values in [{low:g}, {high:g}]"
+        raise ValueError(f"float images must lie in [0, 1] (or be uint8 in [0, 255]); found {found}")
 
 
 def apply_indexed(x: torch.Tensor, op_index: torch.Tensor, level: float | torch.Tensor,
