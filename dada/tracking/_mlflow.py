@@ -1,9 +1,11 @@
 """MLflow backend: one `MlflowClient` with an explicit run id, so several trackers can share a process."""
 import numbers
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
+from urllib.parse import urlsplit
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -18,6 +20,8 @@ MAX_TAG_LENGTH = 5000
 _TRUNCATED = "...[truncated]"
 # MLflow's limits per log_batch request: 1000 metrics, 100 params, 100 tags.
 _BATCH_METRICS, _BATCH_PARAMS, _BATCH_TAGS = 1000, 100, 100
+# Seconds to wait for a tracking server's TCP handshake; the client itself retries for minutes.
+CONNECT_TIMEOUT = 2.0
 
 
 def default_tracking_uri() -> str:
@@ -32,6 +36,19 @@ def artifact_root(tracking_uri: str) -> Optional[str]:
         return None
     database = Path(tracking_uri[len(prefix):]).resolve()
     return (database.parent / "mlartifacts").as_uri()
+
+
+def check_reachable(tracking_uri: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """For an ``http(s)://`` URI, one TCP connect to the server; raise ``ConnectionError`` if it fails in time."""
+    parts = urlsplit(tracking_uri)
+    if parts.scheme not in ("http", "https"):
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except OSError as error:
+        raise ConnectionError(f"MLflow server {tracking_uri} is unreachable ({error}); "
+                              f"start it, or set logger.mlflow_uri to another server or a sqlite:/// file") from None
 
 
 def mlflow_key(name: str) -> str:
@@ -78,6 +95,7 @@ class MlflowBackend(Backend):
 
     def __init__(self, spec: RunSpec, tracking_uri: Optional[str] = None):
         self.tracking_uri = tracking_uri or default_tracking_uri()
+        check_reachable(self.tracking_uri)
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         experiment_id = _experiment_id(self.client, spec.experiment, artifact_root(self.tracking_uri))
         tags = {**spec.tags, **spec.run_info, "mlflow.source.git.commit": spec.run_info.get("git_commit", "unknown")}
