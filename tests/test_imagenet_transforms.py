@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from torchvision.transforms import InterpolationMode, RandomResizedCrop
 from torchvision.transforms.v2 import functional as TF
 
@@ -186,3 +188,13 @@ def test_resize_shorter_matches_torchvision(height, width, size):
     torch.testing.assert_close(transforms.resize_shorter(as_uint8, size),
                                TF.resize(as_uint8.float() / 255, [size], InterpolationMode.BICUBIC,
                                          antialias=True).clamp(0, 1), atol=1e-5, rtol=0)
+
+
+def test_imagenet_config_holds_the_official_pipeline_numbers():
+    conf = Path(__file__).resolve().parents[1] / "conf" / "dataset" / "imagenet.yaml"
+    pipeline = yaml.safe_load(conf.read_text())["search_pipeline"]
+    assert pipeline["pca_eigval"] == EIGVAL and pipeline["pca_eigvec"] == EIGVEC
+    assert pipeline["random_resized_crop_scale"] == [0.08, 1.0] and pipeline["color_jitter"] == 0.4
+    assert pipeline["lighting_std"] == 0.1 and pipeline["val_resize"] == 256
+    eigvec = torch.tensor(EIGVEC, dtype=torch.float64)  # orthonormal eigenvectors, to the 4 printed digits
+    torch.testing.assert_close(eigvec.T @ eigvec, torch.eye(3, dtype=torch.float64), atol=1e-3, rtol=0)
