@@ -15,7 +15,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from dada import checkpoint, data
-from dada.policy import Policy
+from dada.policy import Policy, load_named
 from dada.train import (  # noqa: F401  (_config registers the schema)
     POLICIES,
     ClassificationMeters,
@@ -108,6 +108,28 @@ def test_policy_sources_by_data_set_and_seed():
     assert create_augmentation(random_policy, "cifar10", 7).source == "random-25x2-seed7"
     with pytest.raises(ValueError, match="valid choices"):
         create_augmentation(OmegaConf.merge(random_policy, {"name": "bogus"}), "cifar10", 0)
+
+
+@pytest.mark.parametrize("dataset,dada,fastaa", [
+    ("cifar10", "cifar10", "cifar10"), ("cifar100", "cifar100", "cifar10"), ("svhn", "svhn", "svhn"),
+    ("imagenet", "imagenet", "imagenet"), ("fashion-mnist", "cifar10", "cifar10")])
+def test_released_policies_follow_the_data_set(dataset, dada, fastaa):
+    augmentation = create_augmentation(compose_train("policy=dada").policy, dataset, 0)
+    assert augmentation.source == dada and augmentation.on_device
+    assert augmentation.transform.to_archive() == load_named(dada).to_archive()
+    augmentation = create_augmentation(compose_train("policy=fastaa").policy, dataset, 0)
+    assert augmentation.source == f"fastaa-{fastaa}" and augmentation.on_device
+    assert augmentation.transform.to_archive() == load_named(fastaa, "fastaa").to_archive()
+
+
+def test_released_policies_need_a_source_elsewhere_and_check_it():
+    for name in ("dada", "fastaa", "autoaugment"):
+        with pytest.raises(ValueError, match="data set 'folder': set policy.source to one of cifar10, "):
+            create_augmentation(compose_train(f"policy={name}").policy, "folder", 0)
+    chosen = create_augmentation(compose_train("policy=fastaa", "policy.source=svhn").policy, "cifar10", 0)
+    assert chosen.source == "fastaa-svhn"
+    with pytest.raises(ValueError, match="'cifar100'; valid: cifar10, svhn, imagenet"):
+        create_augmentation(compose_train("policy=fastaa", "policy.source=cifar100").policy, "cifar100", 0)
 
 
 def test_cutout_zeroes_a_square_after_normalisation(cifar_batch):
@@ -256,7 +278,7 @@ def test_run_name_and_folder_follow_the_choices():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["none", "dada", "trivialaugment"])
+@pytest.mark.parametrize("name", ["none", "dada", "trivialaugment", "fastaa"])
 def test_smoke_evaluation_writes_both_errors_and_is_a_no_op_when_rerun(name, tmp_path, fashion_root, policy_file):
     cfg = run_config(tmp_path, fashion_root, *_policy_overrides(name, policy_file), "num_workers=1")
     summary = TrainRun(cfg).run()

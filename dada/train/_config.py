@@ -35,8 +35,8 @@ class RecipeConfig:
 class PolicyConfig:
     """What runs between crop+flip and normalisation; ``cutout: false`` is the paper's "Baseline"."""
 
-    name: str = MISSING  # none | cutout | autoaugment | randaugment | trivialaugment | random | dada
-    source: Optional[str] = None  # dada: shipped name or policy.json; autoaugment: cifar10 | svhn | imagenet
+    name: str = MISSING  # none | cutout | autoaugment | randaugment | trivialaugment | random | dada | fastaa
+    source: Optional[str] = None  # dada: shipped name or policy.json; autoaugment, fastaa: cifar10 | svhn | imagenet
     num_ops: Optional[int] = None  # randaugment: N; random: operations per sub-policy
     magnitude: Optional[int] = None  # randaugment: M
     num_sub_policies: Optional[int] = None  # random
