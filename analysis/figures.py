@@ -27,6 +27,14 @@ class Pair(NamedTuple):
     marker: str = OURS_MARKER
 
 
+class Level(NamedTuple):
+    """Our error of a released policy whose search we do not run: a horizontal line, no cost."""
+
+    error: str
+    label: str
+    method: str
+
+
 def _short(row: str) -> str:
     return row.split(" (")[0]
 
@@ -69,6 +77,21 @@ def _our_points(axis: plt.Axes, cells: pd.DataFrame, rows: Sequence[str], pairs:
     return missing
 
 
+def _our_levels(axis: plt.Axes, cells: pd.DataFrame, rows: Sequence[str], levels: Sequence[Level]) -> list[str]:
+    """A dotted line at our mean error per row and level; return a note for each level that has no runs."""
+    missing = []
+    for row in rows:
+        for level in levels:
+            line = _cell(cells, row, level.error)
+            if not line["n"]:
+                missing.append(f"{_short(row)}, {level.label}: {line['note']}")
+                continue
+            axis.axhline(line["ours_mean"], color=color(level.method), ls=":", lw=1.5,
+                         label=f"ours: {_short(row)}, {level.label}: {line['ours_mean']:.2f} % "
+                               f"(n={int(line['n'])}, search not run)")
+    return missing
+
+
 def _notes_below(axis: plt.Axes, lines: Sequence[str], heading: str = "not shown:") -> None:
     """Small grey text under the axes, by default what is not drawn and why."""
     if lines:
@@ -86,14 +109,14 @@ def _finish_axis(axis: plt.Axes) -> None:
 
 
 def cost_error_figure(cells: pd.DataFrame, paper: pd.DataFrame, section: str, paper_rows: Sequence[str],
-                      pairs: Sequence[Pair], title: str) -> plt.Figure:
+                      pairs: Sequence[Pair], title: str, levels: Sequence[Level] = ()) -> plt.Figure:
     """Left: the paper's points and ours on the paper's data set. Right: ours on every data set of the layout."""
     all_rows = list(dict.fromkeys(cells["row"]))
     with plt.rc_context(STYLE):
         figure, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
         _paper_points(left, paper, section)
-        _notes_below(left, _our_points(left, cells, paper_rows, pairs))
-        _notes_below(right, _our_points(right, cells, all_rows, pairs))
+        for axis, rows in ((left, paper_rows), (right, all_rows)):
+            _notes_below(axis, _our_points(axis, cells, rows, pairs) + _our_levels(axis, cells, rows, levels))
         left.set_title(f"the paper's setting ({', '.join(paper_rows)}): paper and ours", fontsize=10)
         right.set_title("ours on every data set run (our device-hours)", fontsize=10)
         for axis in (left, right):
@@ -107,8 +130,9 @@ def fig1(cells: pd.DataFrame, paper: pd.DataFrame, caption: str) -> plt.Figure:
     """Fig. 1: test error vs search cost, AA / PBA / Fast AA / OHL AA / DADA (CIFAR-10, WRN-28-10) and ours."""
     pairs = [Pair("search cost, RELAX", "test error, DADA (RELAX)", "DADA, RELAX", "relax"),
              Pair("search cost, Gumbel", "test error, DADA (Gumbel)", "DADA, Gumbel", "gumbel", "P")]
+    levels = [Level("test error, Fast AA", "Fast AA's released policy", "Fast AA")]
     return cost_error_figure(cells, paper, "fig1", ["CIFAR-10"], pairs,
-                             f"Fig. 1: test error vs policy search cost ({caption})")
+                             f"Fig. 1: test error vs policy search cost ({caption})", levels)
 
 
 def fig3b(cells: pd.DataFrame, paper: pd.DataFrame, caption: str) -> plt.Figure:

@@ -3,7 +3,8 @@
 A `Cell` is one number of a table: its row and column labels, the paper's value (`PaperRef` into
 ``analysis/paper_results.yaml``) and the job whose runs give ours (`SearchJob` or `EvalJob`, run once per seed).
 The runner (`reproduce.plan`) turns cells into runs; the analysis (``analysis.tables``) turns runs back into cells.
-A cell with no job is a paper method dada does not ship (PBA, Fast AA, OHL AA): shown, never run.
+A cell with no job is a paper method dada does not ship (PBA, OHL AA): shown, never run. Fast AA runs its
+released policies (``policy=fastaa``); its search is not run.
 """
 from __future__ import annotations
 
@@ -117,7 +118,7 @@ def _paper(table: str, row: Optional[str], column: str) -> Optional[PaperRef]:
 
 _NOT_SHIPPED = "not reproduced: dada ships no {} policy"
 # Paper column label -> our column key; None: a method we cannot run.
-METHOD_COLUMNS = {"Baseline": "none", "Cutout": "cutout", "AA": "autoaugment", "PBA": None, "Fast AA": None,
+METHOD_COLUMNS = {"Baseline": "none", "Cutout": "cutout", "AA": "autoaugment", "PBA": None, "Fast AA": "fastaa",
                   "OHL AA": None, "DADA": "dada-relax"}
 
 
@@ -249,9 +250,13 @@ def table6() -> Layout:
 # -- the figures: which cells each one draws ---------------------------------------------------------------------
 
 def fig1() -> Layout:
-    """Test error vs search cost: Table 1's rows, searched with RELAX (the paper's DADA) and with Gumbel."""
+    """Test error vs search cost: Table 1's rows, searched with RELAX (the paper's DADA) and with Gumbel, and
+    the error of Fast AA's released policy on the same rows (no cost of ours: its search is not run)."""
     keep = ("search cost, RELAX", "test error, DADA (RELAX)", "search cost, Gumbel", "test error, DADA (Gumbel)")
     cells = [cell for cell in table1().cells if cell.column in keep]
+    cells += [Cell(row, "test error, Fast AA", TEST_ERROR, _eval(experiment, dataset, "fastaa"),
+                   _paper("table1b", paper_row, "Fast AA"))
+              for row, paper_row, _, experiment, dataset in TABLE1_ROWS]
     return Layout("fig1", "Fig. 1: test error vs policy search cost", "device-hours (log) vs test error in %",
                   tuple(cells))
 

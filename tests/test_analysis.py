@@ -2,11 +2,13 @@
 import json
 import math
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 import yaml
 
 from analysis.cost import cost_report
+from analysis.figures import fig1
 from analysis.paper import load_paper_results, lookup
 from analysis.report import Context, write_results, write_table
 from analysis.runs import read_runs, read_runs_mlflow
@@ -158,6 +160,18 @@ def test_figure_points_match_the_tables():
     assert value("fig3b", "AA", "test error (%)") == value("table2", "CIFAR-10 / Wide-ResNet-40-2", "AA")
     assert value("fig3b", "DADA (reduced CIFAR-10)", "test error (%)") == value(
         "table6", "CIFAR-10 / Wide-ResNet-40-2", "Reduced CIFAR-10")
+
+
+def test_fig1_draws_our_fast_aa_error_as_a_level(smoke_runs, tmp_path):
+    write_run(smoke_runs, "smoke", "table1_fashion-mnist_wrn40_2", "fastaa", 0, train_summary(16.0, "fastaa"))
+    cells = build_table(get_layout("fig1"), read_runs(smoke_runs), PAPER, "smoke", tmp_path / "data")
+    fashion, cifar = cell(cells, FASHION, "test error, Fast AA"), cell(cells, "CIFAR-10", "test error, Fast AA")
+    assert (fashion["ours_mean"], fashion["n"]) == (16.0, 1) and math.isnan(fashion["paper"])
+    assert cifar["paper"] == 2.7 and cifar["note"].startswith("not run: no data")
+    figure = fig1(cells, PAPER, "smoke")
+    labels = figure.axes[1].get_legend_handles_labels()[1]
+    assert "ours: Fashion-MNIST, Fast AA's released policy: 16.00 % (n=1, search not run)" in labels
+    plt.close(figure)
 
 
 def test_write_table_names_scale_in_title_and_file(smoke_runs, tmp_path):

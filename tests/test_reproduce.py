@@ -38,6 +38,19 @@ def test_dada_evaluation_reads_its_seeds_search_policy():
     assert order.index(search) < order.index(evaluation)
 
 
+def test_fast_aa_cells_run_its_released_policy():
+    cells = [cell for name in ("table2", "table3", "table4", "fig1") for cell in get_layout(name).cells
+             if "Fast AA" in cell.column]
+    assert cells and all(cell.job.overrides == ("policy=fastaa",) and cell.job.search is None for cell in cells)
+    assert all(cell.job is None for cell in get_layout("table2").cells if cell.column == "PBA")
+    runs = {(run.experiment, run.variant): run for run in plan("fig1", "smoke", (0,))}
+    fashion = runs[("table1_fashion-mnist_wrn40_2", "fastaa")]
+    assert fashion.needs is None and fashion.overrides == ("policy=fastaa",)
+    table2 = {run.run_dir for run in plan("table2", "smoke", (0,)) if run.variant == "fastaa"}
+    assert table2 & {run.run_dir for run in runs.values()} == {  # Table 2's runs give Fig. 1's rows
+        Path(f"runs/smoke/table2_{dataset}_wrn28_10/fastaa/seed0") for dataset in ("cifar10", "cifar100")}
+
+
 def test_full_search_is_capped_only_at_smoke_scale():
     smoke = [run for run in plan("table6", "smoke", (0,)) if run.experiment == "search_fashion-mnist-full"]
     paper = [run for run in plan("table6", "paper", (0,)) if run.experiment == "search_fashion-mnist-full"]
