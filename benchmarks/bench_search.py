@@ -33,7 +33,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from unittest import mock
 
 import torch
 from bench_ops import seconds_per_call
@@ -46,7 +45,8 @@ from torchvision import transforms as T
 
 from dada import transforms
 from dada.ops import OP_NAMES, apply_pil
-from dada.search import _config, bilevel  # noqa: F401  (_config registers the search app's schema)
+from dada.search import _config  # noqa: F401  (registers the search app's schema)
+from dada.search.augment import SearchInputs, on_network_input
 from dada.search.bilevel import StepResult
 from dada.search.loop import CROP_PADDING, SearchData, SearchRun, prepare_data
 from dada.search.space import SearchSpace
@@ -139,18 +139,18 @@ def official_loaders(split: SearchData, space: SearchSpace, batch_size: int, cut
 
 # -- the two paths ---------------------------------------------------------------------------------------------------
 
-def straight_through_identity(images: torch.Tensor, space: SearchSpace, samples, generator=None) -> torch.Tensor:
-    """Stands in for ``augment`` when the pixels were augmented on the PIL side: the official DifferentiableAugment,
-    ``x + Σ_fired (m_j - m_j.detach())`` (Eq. 10-11), times the category weight. Constant gates (RELAX) only."""
-    (sample,) = samples
-    category = int(sample.category)
-    gates = sample.gates.view(space.num_sub_policies, -1)[category]
-    levels = space.magnitudes()[category]
-    return sample.category_weights[category] * (images + ((levels - levels.detach()) * gates).sum())
+class PreprocessedInputs(SearchInputs):
+    """The augmentation seam for batches the official loader already augmented, normalised and cut out: only the
+    official DifferentiableAugment/MixedAugment gradient paths are added to the network input."""
 
+    def __init__(self, space: SearchSpace):
+        super().__init__(space, mean=[], std=[], cutout=0, generator=None, official=True)
 
-def _already_preprocessed(images: torch.Tensor) -> torch.Tensor:
-    return images
+    def train(self, images: torch.Tensor, samples) -> torch.Tensor:
+        return on_network_input(images, self.space, samples)
+
+    def val(self, images: torch.Tensor) -> torch.Tensor:
+        return images
 
 
 class PresampledEstimator:
@@ -163,8 +163,8 @@ class PresampledEstimator:
     def sample(self, *args, **kwargs):
         return self.pending
 
-    def gradients_many(self, *args, **kwargs):
-        return self.estimator.gradients_many(*args, **kwargs)
+    def __getattr__(self, name: str):  # the gradient methods are the wrapped estimator's
+        return getattr(self.estimator, name)
 
     def __repr__(self) -> str:
         return f"PresampledEstimator({self.estimator.name}, pending={self.pending})"
@@ -182,10 +182,7 @@ class OursPipeline:
     def step(self) -> StepResult:
         run, split = self.run, self.split
         train, val = self._draw(len(split.train_labels)), self._draw(len(split.val_labels))
-        images = transforms.random_crop_flip(split.train_images[train].float() / 255, CROP_PADDING, run.generator)
-        return run.optimizer.step((images, split.train_labels[train]),
-                                  (split.val_images[val].float() / 255, split.val_labels[val]),
-                                  run.preprocess, run.generator)
+        return run.optimizer.step(run.train_batch(split, train), run.val_batch(split, val), run.generator)
 
 
 class OfficialPipeline:
@@ -201,6 +198,7 @@ class OfficialPipeline:
         self.estimator = PresampledEstimator(run.estimator)
         self.optimizer = copy.copy(run.optimizer)
         self.optimizer.estimator = self.estimator
+        self.optimizer.inputs = PreprocessedInputs(run.space)
         self._train_batches = iter(self.train_loader)
 
     def _next_train_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,8 +222,7 @@ class OfficialPipeline:
 
     def update(self, train, val) -> StepResult:
         """The bi-level step on batches from ``batches`` (the pending sample must be theirs)."""
-        with mock.patch.object(bilevel, "augment", straight_through_identity):
-            return self.optimizer.step(train, val, _already_preprocessed, self.run.generator)
+        return self.optimizer.step(train, val, self.run.generator)
 
     def step(self) -> StepResult:
         return self.update(*self.batches())

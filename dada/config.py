@@ -13,6 +13,18 @@ from omegaconf import MISSING
 
 
 @dataclass
+class SearchPipelineConfig:
+    """The official reduced-ImageNet search augmentation around the op (values in conf/dataset/imagenet.yaml)."""
+
+    random_resized_crop_scale: list[float] = MISSING
+    color_jitter: float = MISSING
+    lighting_std: float = MISSING
+    pca_eigval: list[float] = MISSING
+    pca_eigvec: list[list[float]] = MISSING
+    val_resize: int = MISSING
+
+
+@dataclass
 class DatasetConfig:
     name: str = MISSING
     root: str = "${oc.env:DATA_ROOT,./data}"
@@ -26,6 +38,7 @@ class DatasetConfig:
     search_split_seed: int = 0
     search_train_fraction: float = 0.5
     cutout: int = 0  # Cutout side in pixels, applied in search and evaluation where the recipe says so
+    search_pipeline: Optional[SearchPipelineConfig] = None  # None: pad-crop and flip (the CIFAR search)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from omegaconf.errors import ConfigKeyError
 
 from dada import checkpoint
 from dada.search import SearchSpace, virtual_step
-from dada.search.bilevel import finite_difference_objective
+from dada.search.bilevel import finite_difference
 from dada.search.loop import SearchRun
 
 
@@ -33,7 +33,7 @@ def test_finite_difference_matches_double_backward():
     params = dict(model.named_parameters())
     direction = [torch.randn_like(p) for p in params.values()]
     lr = 0.1
-    objective = finite_difference_objective(model, params, {}, direction, _augmented(images, d), labels, lr).sum()
+    objective = finite_difference(model, params, {}, direction, _augmented(images, d), labels, lr).objectives().sum()
     (approximate,) = torch.autograd.grad(objective, d)
 
     loss = torch.nn.functional.cross_entropy(model(_augmented(images, d)), labels)
@@ -129,8 +129,8 @@ def test_search_on_an_image_folder_keeps_a_subset_of_classes(search_config, tmp_
     """Reduced ImageNet's protocol on an image folder: decode only the chosen images, a head per kept class."""
     write_image_folder(tmp_path / "data" / "imagenet" / "train", [f"n{k:02d}" for k in range(4)], per_class=24)
     config = search_config("dataset=imagenet", f"dataset.root={tmp_path / 'data'}", "dataset.num_classes=4",
-                           "dataset.search_classes=2", "dataset.image_size=16", "scale.search_images=48",
-                           "scale.batch_size=8")
+                           "dataset.search_classes=2", "dataset.image_size=16", "dataset.search_pipeline.val_resize=20",
+                           "scale.search_images=48", "scale.batch_size=8")
     run = SearchRun(config)
     head = [module for module in run.model.modules() if isinstance(module, torch.nn.Linear)][-1]
     assert head.out_features == 2

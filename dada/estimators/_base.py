@@ -48,15 +48,21 @@ class EstimatorOutput:
         )
 
 
+BOUNDARIES = ("straight_through", "freeze")
+
+
 class Estimator(nn.Module):
     """Gradient estimator for E[f(c, b)], c ~ Categorical(softmax(alpha)), b_i ~ Bernoulli(beta_i).
 
-    Subclasses refine ``sample`` (what the loss sees) and implement ``gradients``.
+    Subclasses refine ``sample`` (what the loss sees) and implement ``gradients``. beta is clamped to
+    [eps, 1 - eps] before its logit; ``boundary`` says what the clamp passes back: the gradient unchanged
+    (``straight_through``) or zero outside the interval (``freeze``, the official code's plain clamp).
     """
 
     name: str = ""
 
-    def __init__(self, num_categories: int, num_gates: int, temperature: float = 0.5, eps: float = 1e-6):
+    def __init__(self, num_categories: int, num_gates: int, temperature: float = 0.5, eps: float = 1e-6,
+                 boundary: str = "straight_through"):
         super().__init__()
         if num_categories < 1 or num_gates < 0:
             raise ValueError(f"need num_categories >= 1 and num_gates >= 0, got {num_categories} and {num_gates}")
@@ -64,10 +70,13 @@ class Estimator(nn.Module):
             raise ValueError(f"temperature must be positive, got {temperature}")
         if not 0 < eps < 0.5:
             raise ValueError(f"eps must lie in (0, 0.5), got {eps}")
+        if boundary not in BOUNDARIES:
+            raise ValueError(f"unknown boundary {boundary!r}; valid: {', '.join(BOUNDARIES)}")
         self.num_categories = num_categories
         self.num_gates = num_gates
         self.temperature = temperature
         self.eps = eps
+        self.boundary = boundary
 
     def sample(self, alpha: Tensor, beta: Tensor, generator: torch.Generator | None = None) -> EstimatorSample:
         """Eq. 7-9: ``c = argmax(log pi + g)``, ``b = 1[logit(beta) + logit(u) > 0]``, as constants.
@@ -115,14 +124,34 @@ class Estimator(nn.Module):
             torch.stack(surrogates).sum() if surrogates else None,
         )
 
+    def difference_of_estimates(
+        self, samples: Sequence[EstimatorSample], plus: Sequence[Tensor], minus: Sequence[Tensor], scale: Tensor
+    ) -> EstimatorOutput:
+        """``scale · (ĝ[f+] - ĝ[f-])``, the official finite difference of two estimates on the same samples.
+
+        The default is the score-function form, ``scale · (f+ - f-) · grad log p``: any baseline or control
+        variate that does not depend on f cancels in the difference.
+        """
+        grad_alpha, grad_beta = torch.zeros(()), torch.zeros(())
+        for sample, loss_plus, loss_minus in zip(samples, plus, minus, strict=True):
+            value = black_box_value(scale * (loss_plus - loss_minus), sample.alpha)
+            score_alpha, score_beta = self.score(sample)
+            grad_alpha, grad_beta = grad_alpha + value * score_alpha, grad_beta + value * score_beta
+        return EstimatorOutput(grad_alpha, grad_beta)
+
     def log_prob(self, sample: EstimatorSample) -> Tensor:
         """``log p(c, b | alpha, beta)`` of the sample, differentiable in ``sample.alpha`` and ``sample.beta``."""
-        beta = dist.clamp_probability(sample.beta, self.eps)
+        beta = self._clamp(sample.beta)
         return dist.log_prob(sample.alpha, beta, sample.category, sample.gates)
 
     def gate_logits(self, beta: Tensor) -> Tensor:
-        """``logit(beta)``, beta clamped to [eps, 1 - eps] with a straight-through gradient."""
-        return dist.logit(dist.clamp_probability(beta, self.eps))
+        """``logit(beta)``, beta clamped to [eps, 1 - eps] (see ``boundary``)."""
+        return dist.logit(self._clamp(beta))
+
+    def _clamp(self, beta: Tensor) -> Tensor:
+        if self.boundary == "freeze":
+            return beta.clamp(self.eps, 1.0 - self.eps)
+        return dist.clamp_probability(beta, self.eps)
 
     def score(self, sample: EstimatorSample) -> tuple[Tensor, Tensor]:
         """``grad log p(c, b)`` with respect to alpha and beta (the score function)."""

@@ -54,3 +54,9 @@ class GumbelEstimator(Estimator):
             sum(losses), leaves, retain_graph=retain_graph, allow_unused=True, materialize_grads=True
         )
         return EstimatorOutput(torch.stack(grads[: len(samples)]).sum(0), torch.stack(grads[len(samples) :]).sum(0))
+
+    def difference_of_estimates(
+        self, samples: Sequence[EstimatorSample], plus: Sequence[Tensor], minus: Sequence[Tensor], scale: Tensor
+    ) -> EstimatorOutput:
+        """Linear in the loss: the difference of two estimates is the estimate of the difference."""
+        return self.gradients_many(samples, [scale * (p - m) for p, m in zip(plus, minus, strict=True)])

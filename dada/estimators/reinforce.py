@@ -14,8 +14,9 @@ class ReinforceEstimator(Estimator):
 
     name = "reinforce"
 
-    def __init__(self, num_categories: int, num_gates: int, temperature: float = 0.5, baseline_decay: float = 0.9):
-        super().__init__(num_categories, num_gates, temperature)
+    def __init__(self, num_categories: int, num_gates: int, temperature: float = 0.5, baseline_decay: float = 0.9,
+                 boundary: str = "straight_through"):
+        super().__init__(num_categories, num_gates, temperature, boundary=boundary)
         if not 0 <= baseline_decay < 1:
             raise ValueError(f"baseline_decay must lie in [0, 1), got {baseline_decay}")
         self.baseline_decay = baseline_decay

@@ -1,5 +1,6 @@
 """RELAX estimator (Grathwohl et al., 2018; DADA Sec. 3.4, Eq. 12-15) with a learned control variate."""
 import dataclasses
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -32,8 +33,9 @@ class RelaxEstimator(Estimator):
 
     name = "relax"
 
-    def __init__(self, num_categories: int, num_gates: int, temperature: float = 0.5, hidden_size: int = 100):
-        super().__init__(num_categories, num_gates, temperature)
+    def __init__(self, num_categories: int, num_gates: int, temperature: float = 0.5, hidden_size: int = 100,
+                 boundary: str = "straight_through"):
+        super().__init__(num_categories, num_gates, temperature, boundary=boundary)
         self.surrogate = Surrogate(num_categories + num_gates, hidden_size)
 
     def sample(self, alpha: Tensor, beta: Tensor, generator: torch.Generator | None = None) -> EstimatorSample:
@@ -52,6 +54,30 @@ class RelaxEstimator(Estimator):
         self, sample: EstimatorSample, loss: Tensor | float, retain_graph: bool = False
     ) -> EstimatorOutput:
         """Eq. 12 for alpha and beta; ``loss`` is used as a black-box value. Returns Eq. 13's variance loss."""
+        estimates, variance_loss = self._estimate(sample, loss)
+        self._train_surrogate(variance_loss)
+        grad_alpha, grad_beta = (estimate.detach() for estimate in estimates)
+        return EstimatorOutput(grad_alpha, grad_beta, variance_loss.detach())
+
+    def difference_of_estimates(
+        self, samples: Sequence[EstimatorSample], plus: Sequence[Tensor], minus: Sequence[Tensor], scale: Tensor
+    ) -> EstimatorOutput:
+        """The official architect: ``scale · (ĝ[f+] - ĝ[f-])`` with the same z, z~ and c_phi, so the control
+        variate cancels and alpha, beta get ``scale · (f+ - f-) · grad log p``; c_phi is trained on
+        ``scale · (grad_phi mean(ĝ[f+]^2) - grad_phi mean(ĝ[f-]^2))``.
+        """
+        grad_alpha, grad_beta, surrogate = 0.0, 0.0, 0.0
+        for sample, loss_plus, loss_minus in zip(samples, plus, minus, strict=True):
+            (alpha_plus, beta_plus), variance_plus = self._estimate(sample, loss_plus)
+            (alpha_minus, beta_minus), variance_minus = self._estimate(sample, loss_minus)
+            self._train_surrogate(scale.detach() * (variance_plus - variance_minus))
+            grad_alpha = grad_alpha + scale.detach() * (alpha_plus - alpha_minus).detach()
+            grad_beta = grad_beta + scale.detach() * (beta_plus - beta_minus).detach()
+            surrogate = surrogate + (variance_plus + variance_minus).detach() / 2
+        return EstimatorOutput(grad_alpha, grad_beta, surrogate)
+
+    def _estimate(self, sample: EstimatorSample, loss: Tensor | float) -> tuple[list[Tensor], Tensor]:
+        """Eq. 12's estimates for (alpha, beta), differentiable in phi, and Eq. 13's ``mean(ĝ^2)``."""
         if sample.conditional_category_logits is None:
             raise ValueError("relax needs a sample drawn by RelaxEstimator.sample (it carries z~)")
         value = black_box_value(loss, sample.alpha)
@@ -67,12 +93,13 @@ class RelaxEstimator(Estimator):
             (value - control_conditional) * score + control
             for score, control in zip(self.score(sample), control_gradients)
         ]
-        variance_loss = torch.cat(estimates).pow(2).mean()
+        return estimates, torch.cat(estimates).pow(2).mean()
+
+    def _train_surrogate(self, objective: Tensor) -> None:
+        """Accumulate ``grad_phi objective`` into the surrogate's ``.grad`` (Eq. 13)."""
         trainable = [parameter for parameter in self.parameters() if parameter.requires_grad]
         if trainable:
-            variance_loss.backward(inputs=trainable)
-        grad_alpha, grad_beta = (estimate.detach() for estimate in estimates)
-        return EstimatorOutput(grad_alpha, grad_beta, variance_loss.detach())
+            objective.backward(inputs=trainable)
 
     def relaxed_input(self, category_logits: Tensor, gate_logits: Tensor) -> Tensor:
         """The surrogate's input: [softmax(z / tau) (K), sigmoid(z / tau) (G)] (Eq. 7 and 9)."""

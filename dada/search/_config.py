@@ -38,6 +38,7 @@ class SearchRecipe:
     ordered: bool = False
     sampling: str = "batch"  # batch: one sub-policy per mini-batch (official) | image: one per image
     mode: str = "unrolled"  # unrolled: Eq. 17-19 | first_order: d from the augmented validation batch
+    variant: str = "official"  # official: as VDIGPKU/DADA's code | paper: as the equations read (FIDELITY.md)
     alpha_init: float = 1.0e-3
     probability_init: float = 0.5
     magnitude_init: float = 0.5

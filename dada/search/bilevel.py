@@ -3,26 +3,36 @@
 The network weights w and the policy d = {α, β, m, φ} are updated alternately. The policy gradient is
 the unrolled one: with the virtual step w' = w - ζ∇_w L_train(w, d) (Eq. 17, SGD momentum and weight
 decay included as in the official code), ∇_d L_val(w') ≈ -ζ [∇_d L_train(w+, d) - ∇_d L_train(w-, d)] / 2ε
-(Eq. 19), with w± = w ± ε∇_{w'} L_val(w') and ε = 0.01 / ‖∇_{w'} L_val(w')‖.
+(Eq. 19), with w± = w ± ε∇_{w'} L_val(w') and ε = 0.01 / ‖∇_{w'} L_val(w')‖. The validation batch is only
+normalised. ``search.variant`` (dada.search.variant) picks the paper's reading or the official code's:
 
-Both L_train(w±) use the same sampled sub-policy, gates and augmented batch. Because both estimates are
-linear in the loss, we hand the estimator the finite difference itself, f(q) = -ζ (L+ - L-) / 2ε, as its
-black-box objective; RELAX's surrogate c_φ is then trained on the variance of exactly that estimate.
+- ζ: kept (paper) or dropped (official).
+- Both L_train(w±) use the same sampled sub-policy, gates and augmented batch. The official code takes one
+  estimate for each and divides their difference by 2ε; the paper reading hands the estimator the finite
+  difference itself as its black-box objective. The two agree for the straight-through Gumbel estimator,
+  which is linear in the loss, but not for RELAX, which is affine in it: with two estimates c_φ cancels.
+
 The network step reuses ∇_w L_train(w, d) from the virtual step: same w, same d, same batch.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from dada.search.augment import augment
+from dada.search.augment import SearchInputs
 from dada.search.space import SearchSpace
+from dada.search.variant import VARIANTS, Variant
 
 MODES = ("unrolled", "first_order")
 SAMPLINGS = ("batch", "image")
+FIRST_ORDER_WARNING = (
+    "search.mode=first_order lets the policy minimise the loss of validation images augmented by the policy "
+    "itself, which rewards weaker augmentation (FIDELITY.md); the official first-order mode has no path from the "
+    "validation loss to the policy at all. Use search.mode=unrolled to reproduce the paper.")
 
 
 @dataclass
@@ -34,6 +44,18 @@ class StepResult:
     grad_probability: torch.Tensor
     grad_magnitude: torch.Tensor
     surrogate_loss: float | None
+
+
+@dataclass
+class FiniteDifference:
+    """Eq. 19 per image: ``scale · (ℓ(w+) - ℓ(w-)) / B`` with ``scale = -ζ/2ε`` (paper) or ``-1/2ε`` (official)."""
+
+    plus: torch.Tensor
+    minus: torch.Tensor
+    scale: torch.Tensor
+
+    def objectives(self) -> torch.Tensor:
+        return self.scale * (self.plus - self.minus)
 
 
 def _losses(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
@@ -58,36 +80,44 @@ def virtual_step(params: dict[str, torch.Tensor], grads: list[torch.Tensor], opt
     return unrolled
 
 
-def finite_difference_objective(model: nn.Module, params: dict[str, torch.Tensor],
-                                buffers: dict[str, torch.Tensor], direction: list[torch.Tensor],
-                                images: torch.Tensor, labels: torch.Tensor, lr: float) -> torch.Tensor:
-    """Eq. 19 per image: -ζ [ℓ(w+) - ℓ(w-)] / 2εB, ε = 0.01/‖v‖; the sum's d-gradient is Eq. 18's product."""
+def finite_difference(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
+                      direction: list[torch.Tensor], images: torch.Tensor, labels: torch.Tensor,
+                      lr: float | None) -> FiniteDifference:
+    """Eq. 18-19 with ε = 0.01/‖v‖; ``lr=None`` drops ζ (official). The sum's d-gradient is Eq. 18's product."""
     norm = torch.sqrt(sum((v * v).sum() for v in direction))
     epsilon = 0.01 / norm.clamp_min(1e-12)
     plus = {n: w.detach() + epsilon * v for (n, w), v in zip(params.items(), direction)}
     minus = {n: w.detach() - epsilon * v for (n, w), v in zip(params.items(), direction)}
-    loss_plus = _losses(model, plus, buffers, images, labels)
-    loss_minus = _losses(model, minus, buffers, images, labels)
-    return -lr * (loss_plus - loss_minus) / (2 * epsilon * len(labels))
+    batch = len(labels)
+    loss_plus = _losses(model, plus, buffers, images, labels) / batch
+    loss_minus = _losses(model, minus, buffers, images, labels) / batch
+    return FiniteDifference(loss_plus, loss_minus, -(1.0 if lr is None else lr) / (2 * epsilon))
 
 
 class BiLevelOptimizer:
-    """Owns both optimisers and performs one joint step on a (train, val) pair of batches."""
+    """Owns both optimisers and performs one joint step on a (train, val) pair of batches.
+
+    ``inputs`` is the augmentation seam: it turns [0,1] batches into network inputs (training batch augmented
+    by the sampled sub-policies, validation batch normalised).
+    """
 
     def __init__(self, model: nn.Module, space: SearchSpace, estimator: nn.Module,
                  network_optimizer: torch.optim.SGD, policy_optimizer: torch.optim.Optimizer,
-                 grad_clip: float, mode: str = "unrolled", sampling: str = "batch"):
+                 grad_clip: float, inputs: SearchInputs, variant: Variant = VARIANTS["official"],
+                 mode: str = "unrolled", sampling: str = "batch"):
         if mode not in MODES:
             raise ValueError(f"unknown search mode {mode!r}; valid: {', '.join(MODES)}")
         if sampling not in SAMPLINGS:
             raise ValueError(f"unknown sampling {sampling!r}; valid: {', '.join(SAMPLINGS)}")
-        self.model, self.space, self.estimator = model, space, estimator
+        if mode == "first_order":
+            warnings.warn(FIRST_ORDER_WARNING, stacklevel=2)
+        self.model, self.space, self.estimator, self.inputs = model, space, estimator, inputs
         self.network_optimizer, self.policy_optimizer = network_optimizer, policy_optimizer
-        self.grad_clip, self.mode, self.sampling = grad_clip, mode, sampling
+        self.grad_clip, self.variant, self.mode, self.sampling = grad_clip, variant, mode, sampling
 
     def step(self, train_batch: tuple[torch.Tensor, torch.Tensor], val_batch: tuple[torch.Tensor, torch.Tensor],
-             preprocess, generator: torch.Generator) -> StepResult:
-        """``preprocess(images)`` maps augmented [0,1] images to network inputs (normalise, Cutout)."""
+             generator: torch.Generator) -> StepResult:
+        """Both batches hold [0,1] float images (the training batch already cropped and flipped)."""
         (train_images, train_labels), (val_images, val_labels) = train_batch, val_batch
         params = dict(self.model.named_parameters())
         buffers = {n: b.clone() for n, b in self.model.named_buffers()}
@@ -96,42 +126,51 @@ class BiLevelOptimizer:
         draws = len(train_labels) if self.sampling == "image" else 1
         samples = [self.estimator.sample(self.space.alpha, self.space.probabilities().flatten(), generator=generator)
                    for _ in range(draws)]
-        augmented = preprocess(augment(train_images, self.space, samples, generator))
+        augmented = self.inputs.train(train_images, samples)
         train_loss = nn.functional.cross_entropy(self.model(augmented), train_labels)
         network_grads = torch.autograd.grad(train_loss, list(params.values()), retain_graph=True)
 
+        difference = None
         if self.mode == "unrolled":
             unrolled = virtual_step(params, network_grads, self.network_optimizer, lr)
-            val_loss = _losses(self.model, unrolled, buffers, preprocess(val_images), val_labels).mean()
+            val_loss = _losses(self.model, unrolled, buffers, self.inputs.val(val_images), val_labels).mean()
             direction = torch.autograd.grad(val_loss, list(unrolled.values()))
-            objectives = finite_difference_objective(self.model, params, buffers, direction,
-                                                     augmented, train_labels, lr)
+            difference = finite_difference(self.model, params, buffers, direction, augmented, train_labels,
+                                           lr if self.variant.scale_by_lr else None)
+            objectives = difference.objectives()
         else:
-            val_augmented = preprocess(augment(val_images, self.space, samples, generator))
+            val_augmented = self.inputs.train(val_images, samples)
             objectives = nn.functional.cross_entropy(self.model(val_augmented), val_labels, reduction="none")
             objectives = objectives / len(val_labels)
             val_loss = objectives.sum()
 
-        result = self._policy_step(samples, objectives, train_loss, val_loss)
+        result = self._policy_step(samples, objectives, difference, train_loss, val_loss)
         self._network_step(params, network_grads)
         return result
 
-    def _policy_step(self, samples, objectives, train_loss, val_loss) -> StepResult:
-        """``objectives``: the per-image parts of the policy objective; each sample drives its images' parts."""
+    def _estimate(self, samples, objectives: torch.Tensor, difference: FiniteDifference | None):
+        """α and β estimates; ``objectives`` are the per-image parts, each sample driving its images' parts."""
+        per_sample = (lambda parts: [parts.sum()]) if len(samples) == 1 else list
+        if difference is not None and self.variant.difference_of_estimates:
+            return self.estimator.difference_of_estimates(samples, per_sample(difference.plus),
+                                                          per_sample(difference.minus), difference.scale)
+        return self.estimator.gradients_many(samples, per_sample(objectives))
+
+    def _policy_step(self, samples, objectives, difference, train_loss, val_loss) -> StepResult:
         self.policy_optimizer.zero_grad(set_to_none=True)
         objective = objectives.sum()
         grad_magnitude = torch.zeros_like(self.space.magnitude)
         if objective.requires_grad:  # else no op fired, and nothing depends on d
             (grad_magnitude,) = torch.autograd.grad(objective, [self.space.magnitude], retain_graph=True,
                                                     allow_unused=True, materialize_grads=True)
-        losses = [objective] if len(samples) == 1 else list(objectives)
-        estimate = self.estimator.gradients_many(samples, losses)
+        estimate = self._estimate(samples, objectives, difference)
         grad_probability = estimate.grad_beta.view_as(self.space.probability)
         self.space.alpha.grad = estimate.grad_alpha.detach()
         self.space.probability.grad = grad_probability.detach()
         self.space.magnitude.grad = grad_magnitude.detach()
         self.policy_optimizer.step()
-        self.space.project_()
+        if self.variant.project:
+            self.space.project_()
         surrogate = None if estimate.surrogate_loss is None else float(estimate.surrogate_loss)
         return StepResult(train_loss.item(), val_loss.item(), objective.item(), estimate.grad_alpha.detach(),
                           grad_probability.detach(), grad_magnitude.detach(), surrogate)

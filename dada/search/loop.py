@@ -12,9 +12,11 @@ from tqdm import tqdm
 
 from dada import checkpoint, data, estimators, models, transforms
 from dada.runtime import finished_summary, resolve_device, seed_everything
+from dada.search.augment import SearchInputs
 from dada.search.bilevel import BiLevelOptimizer, StepResult
 from dada.search.plots import policy_heatmap
 from dada.search.space import SearchSpace
+from dada.search.variant import get_variant
 from dada.tracking import DeviceClock, create_tracker
 
 log = logging.getLogger(__name__)
@@ -41,10 +43,12 @@ def reduced_set(dataset: DictConfig, size: int) -> data.LabeledImages:
         return full.subset(data.reduced_indices(full.labels, size, seed=seed))
     folder = data.load_image_folder(dataset.name, dataset.root, train=True, num_classes=dataset.num_classes)
     targets = torch.tensor(folder.targets)
+    # The ImageNet pipeline crops at run time: keep a centre square at the validation resize (see FIDELITY.md).
+    decode_size = dataset.search_pipeline.val_resize if dataset.search_pipeline else dataset.image_size
     if dataset.search_classes:
         indices, label_map = data.reduced_imagenet_indices(targets, dataset.search_classes, size, seed)
-        return data.decode_images(folder, indices, dataset.image_size, label_map)
-    return data.decode_images(folder, data.reduced_indices(targets, size, seed=seed), dataset.image_size)
+        return data.decode_images(folder, indices, decode_size, label_map)
+    return data.decode_images(folder, data.reduced_indices(targets, size, seed=seed), decode_size)
 
 
 def prepare_data(cfg: DictConfig, device: torch.device) -> SearchData:
@@ -102,6 +106,7 @@ class SearchRun:
         seed_everything(cfg.seed, deterministic=cfg.deterministic)
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)  # sub-policies, gates, crops, order
         recipe = cfg.search
+        self.variant = get_variant(recipe.variant)
         self.epochs = cfg.scale.search_epochs or recipe.epochs
         self.batch_size = min(recipe.batch_size, cfg.scale.batch_size or recipe.batch_size)
         self.cutout = recipe.cutout if recipe.cutout is not None else cfg.dataset.cutout
@@ -111,6 +116,7 @@ class SearchRun:
                                  recipe.probability_init, recipe.magnitude_init).to(self.device)
         self.estimator = estimators.create(cfg.estimator.name, num_categories=self.space.num_sub_policies,
                                            num_gates=self.space.probability.numel(),
+                                           boundary="straight_through" if self.variant.project else "freeze",
                                            **self._estimator_kwargs()).to(self.device)
         network_optimizer = torch.optim.SGD(self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                             weight_decay=recipe.weight_decay)
@@ -119,18 +125,18 @@ class SearchRun:
                                             weight_decay=recipe.policy_weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(network_optimizer, T_max=self.epochs,
                                                                     eta_min=recipe.lr_min)
+        self.pipeline = cfg.dataset.search_pipeline
+        self.inputs = SearchInputs(self.space, cfg.dataset.mean, cfg.dataset.std, self.cutout, self.generator,
+                                   official=self.variant.on_network_input, after_ops=self._lighting())
         self.optimizer = BiLevelOptimizer(self.model, self.space, self.estimator, network_optimizer,
-                                          policy_optimizer, recipe.grad_clip, recipe.mode, recipe.sampling)
+                                          policy_optimizer, recipe.grad_clip, self.inputs, self.variant,
+                                          recipe.mode, recipe.sampling)
         self.clock = DeviceClock(self.device)
         self.start_epoch, self.resumed_seconds = 0, 0.0
 
     def _estimator_kwargs(self) -> dict:
         options = OmegaConf.to_container(self.cfg.estimator)
         return {key: value for key, value in options.items() if key != "name" and value is not None}
-
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        normalized = transforms.normalize(images, list(self.cfg.dataset.mean), list(self.cfg.dataset.std))
-        return transforms.cutout(normalized, self.cutout, self.generator)
 
     # -- checkpoints -------------------------------------------------------------------------------------------
 
@@ -167,6 +173,35 @@ class SearchRun:
         steps = count // self.batch_size
         return order[: steps * self.batch_size].view(steps, self.batch_size)
 
+    def _lighting(self):
+        """ImageNet's PCA lighting noise after the op (official search_relax/dataset.py), or None."""
+        if not self.pipeline:
+            return None
+        pipeline = self.pipeline
+        return lambda images: transforms.lighting(images, pipeline.lighting_std, list(pipeline.pca_eigval),
+                                                  [list(row) for row in pipeline.pca_eigvec], self.generator)
+
+    def train_batch(self, split: SearchData, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Search-train images at ``index`` as [0,1] floats before the op, with their labels: pad, crop and flip
+        (CIFAR), or random resized crop, flip and colour jitter (the official ImageNet search)."""
+        images = split.train_images[index].float() / 255
+        if not self.pipeline:
+            return transforms.random_crop_flip(images, CROP_PADDING, self.generator), split.train_labels[index]
+        size, jitter = self.cfg.dataset.image_size, self.pipeline.color_jitter
+        images = transforms.random_resized_crop(images, size, tuple(self.pipeline.random_resized_crop_scale),
+                                                generator=self.generator)
+        images = transforms.color_jitter(transforms.random_flip(images, self.generator), jitter, jitter, jitter,
+                                         self.generator)
+        return images, split.train_labels[index]
+
+    def val_batch(self, split: SearchData, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Search-val images at ``index`` as [0,1] floats (centre-cropped for ImageNet), with their labels;
+        ``SearchInputs.val`` normalises them."""
+        images = split.val_images[index].float() / 255
+        if self.pipeline:
+            images = transforms.center_crop(images, self.cfg.dataset.image_size)
+        return images, split.val_labels[index]
+
     def _epoch(self, epoch: int, split: SearchData, tracker) -> dict[str, float]:
         moments, totals = _GradientMoments(), {"train_loss": 0.0, "val_loss": 0.0, "surrogate_loss": 0.0}
         train_batches = self._batches(len(split.train_labels))
@@ -174,11 +209,8 @@ class SearchRun:
         progress = tqdm(range(len(train_batches)), desc=f"search epoch {epoch + 1}/{self.epochs}", leave=False)
         for step in progress:
             train_index, val_index = train_batches[step], val_batches[step % len(val_batches)]
-            train_images = transforms.random_crop_flip(split.train_images[train_index].float() / 255, CROP_PADDING,
-                                                       self.generator)
-            result = self.optimizer.step((train_images, split.train_labels[train_index]),
-                                         (split.val_images[val_index].float() / 255, split.val_labels[val_index]),
-                                         self.preprocess, self.generator)
+            result = self.optimizer.step(self.train_batch(split, train_index), self.val_batch(split, val_index),
+                                         self.generator)
             self._check_finite(result, epoch, step)
             moments.add(result)
             totals["train_loss"] += result.train_loss
@@ -208,9 +240,8 @@ class SearchRun:
         self.model.eval()
         correct = 0
         for start in range(0, len(split.val_labels), 256):
-            images = transforms.normalize(split.val_images[start:start + 256], list(self.cfg.dataset.mean),
-                                          list(self.cfg.dataset.std))
-            correct += (self.model(images).argmax(1) == split.val_labels[start:start + 256]).sum().item()
+            images, labels = self.val_batch(split, torch.arange(start, min(start + 256, len(split.val_labels))))
+            correct += (self.model(self.inputs.val(images)).argmax(1) == labels).sum().item()
         self.model.train()
         return correct / len(split.val_labels)
 
