@@ -118,6 +118,19 @@ class BiLevelOptimizer:
     def step(self, train_batch: tuple[torch.Tensor, torch.Tensor], val_batch: tuple[torch.Tensor, torch.Tensor],
              generator: torch.Generator) -> StepResult:
         """Both batches hold [0,1] float images (the training batch already cropped and flipped)."""
+        result, network_grads = self._gradients(train_batch, val_batch, generator)
+        self.policy_optimizer.step()
+        if self.variant.project:
+            self.space.project_()
+        self._network_step(network_grads)
+        return result
+
+    def hypergradient(self, train_batch: tuple[torch.Tensor, torch.Tensor],
+                      val_batch: tuple[torch.Tensor, torch.Tensor], generator: torch.Generator) -> StepResult:
+        """One step's policy-gradient estimate (also left in the policy's ``.grad``), updating nothing."""
+        return self._gradients(train_batch, val_batch, generator)[0]
+
+    def _gradients(self, train_batch, val_batch, generator) -> tuple[StepResult, tuple[torch.Tensor, ...]]:
         (train_images, train_labels), (val_images, val_labels) = train_batch, val_batch
         params = dict(self.model.named_parameters())
         buffers = {n: b.clone() for n, b in self.model.named_buffers()}
@@ -144,9 +157,7 @@ class BiLevelOptimizer:
             objectives = objectives / len(val_labels)
             val_loss = objectives.sum()
 
-        result = self._policy_step(samples, objectives, difference, train_loss, val_loss)
-        self._network_step(params, network_grads)
-        return result
+        return self._policy_gradient(samples, objectives, difference, train_loss, val_loss), network_grads
 
     def _estimate(self, samples, objectives: torch.Tensor, difference: FiniteDifference | None):
         """α and β estimates; ``objectives`` are the per-image parts, each sample driving its images' parts."""
@@ -156,7 +167,7 @@ class BiLevelOptimizer:
                                                           per_sample(difference.minus), difference.scale)
         return self.estimator.gradients_many(samples, per_sample(objectives))
 
-    def _policy_step(self, samples, objectives, difference, train_loss, val_loss) -> StepResult:
+    def _policy_gradient(self, samples, objectives, difference, train_loss, val_loss) -> StepResult:
         self.policy_optimizer.zero_grad(set_to_none=True)
         objective = objectives.sum()
         grad_magnitude = torch.zeros_like(self.space.magnitude)
@@ -168,14 +179,12 @@ class BiLevelOptimizer:
         self.space.alpha.grad = estimate.grad_alpha.detach()
         self.space.probability.grad = grad_probability.detach()
         self.space.magnitude.grad = grad_magnitude.detach()
-        self.policy_optimizer.step()
-        if self.variant.project:
-            self.space.project_()
         surrogate = None if estimate.surrogate_loss is None else float(estimate.surrogate_loss)
         return StepResult(train_loss.item(), val_loss.item(), objective.item(), estimate.grad_alpha.detach(),
                           grad_probability.detach(), grad_magnitude.detach(), surrogate)
 
-    def _network_step(self, params: dict[str, torch.Tensor], grads: tuple[torch.Tensor, ...]) -> None:
+    def _network_step(self, grads: tuple[torch.Tensor, ...]) -> None:
+        params = dict(self.model.named_parameters())
         self.network_optimizer.zero_grad(set_to_none=True)
         for weight, grad in zip(params.values(), grads):
             weight.grad = grad.detach()
