@@ -49,7 +49,7 @@ class Run:
 
 def _overrides(job: Job, scale: str, seed: int, runs_root: Path) -> tuple[str, ...]:
     if isinstance(job, SearchJob):
-        return (f"estimator={job.estimator}", *(job.smoke_overrides if scale == "smoke" else ()))
+        return (*job.overrides, *(job.smoke_overrides if scale == "smoke" else ()))
     if job.search is None:
         return job.overrides
     return (*job.overrides, f"policy.source={run_dir(job.search, scale, seed, runs_root) / 'policy.json'}")

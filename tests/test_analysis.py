@@ -139,7 +139,7 @@ def test_failed_run_is_named(tmp_path):
 def test_paper_values_never_in_ours_columns(tmp_path):
     frame = table1_cells(tmp_path / "runs", tmp_path / "data")  # no runs at all
     assert frame["ours_mean"].isna().all() and (frame["n"] == 0).all()
-    assert frame["paper"].notna().sum() == 8  # Table 1(a) and 1(b): DADA on four data sets
+    assert frame["paper"].notna().sum() == 16  # Table 1(a): DADA; 1(b): AA, Fast AA, DADA; on four data sets
 
 
 def test_every_paper_reference_resolves():

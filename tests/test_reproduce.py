@@ -20,11 +20,12 @@ def test_table1_smoke_plan_lists_searches_before_evaluations():
     apps = [run.app for run in runs]
     assert apps == sorted(apps, key=lambda app: app != "search") and "train" in apps
     fashion = [run for run in runs if run.dataset == "fashion-mnist"]
-    assert len(fashion) == 2 * (2 + 4)  # per seed: searches with RELAX and Gumbel; none, random, DADA x2
+    # per seed: searches with RELAX, Gumbel and RELAX (paper variant); 7 baselines and 3 DADA columns
+    assert len(fashion) == 2 * (3 + 7 + 3)
     first = fashion[0]
     assert first.command("python") == [
         "python", "-m", "dada.search", "experiment=search_fashion-mnist", "scale=smoke", "seed=0",
-        "run_dir=runs/smoke/search_fashion-mnist/relax/seed0", "estimator=relax"]
+        "run_dir=runs/smoke/search_fashion-mnist/relax/seed0", "estimator=relax", "search.variant=official"]
 
 
 def test_dada_evaluation_reads_its_seeds_search_policy():
@@ -54,8 +55,8 @@ def test_fast_aa_cells_run_its_released_policy():
 def test_full_search_is_capped_only_at_smoke_scale():
     smoke = [run for run in plan("table6", "smoke", (0,)) if run.experiment == "search_fashion-mnist-full"]
     paper = [run for run in plan("table6", "paper", (0,)) if run.experiment == "search_fashion-mnist-full"]
-    assert smoke[0].overrides == ("estimator=relax", "scale.search_images=4000")
-    assert paper[0].overrides == ("estimator=relax",)
+    assert smoke[0].overrides == ("estimator=relax", "search.variant=official", "scale.search_images=4000")
+    assert paper[0].overrides == ("estimator=relax", "search.variant=official")
     assert paper[0].run_dir == Path("runs/paper/search_fashion-mnist-full/relax/seed0")
 
 
