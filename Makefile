@@ -96,3 +96,7 @@ figures: setup ## all figures, policy heatmaps, estimator variance during search
 
 all: setup ## every table and figure
 	$(REPRODUCE) all
+
+.PHONY: estimator-hypergradient
+estimator-hypergradient: setup ## gumbel/RELAX/REINFORCE hypergradient variance and bias at 3 search states (~5 min)
+	$(PY) -m analysis.hypergradients --scale $(SCALE) --out results/
