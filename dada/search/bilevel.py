@@ -127,8 +127,14 @@ class BiLevelOptimizer:
 
     def hypergradient(self, train_batch: tuple[torch.Tensor, torch.Tensor],
                       val_batch: tuple[torch.Tensor, torch.Tensor], generator: torch.Generator) -> StepResult:
-        """One step's policy-gradient estimate (also left in the policy's ``.grad``), updating nothing."""
-        return self._gradients(train_batch, val_batch, generator)[0]
+        """One step's policy-gradient estimate (also left in the policy's ``.grad``), updating nothing: the
+        training forward's BatchNorm statistics are put back."""
+        buffers = {name: buffer.clone() for name, buffer in self.model.named_buffers()}
+        result = self._gradients(train_batch, val_batch, generator)[0]
+        with torch.no_grad():
+            for name, buffer in self.model.named_buffers():
+                buffer.copy_(buffers[name])
+        return result
 
     def _gradients(self, train_batch, val_batch, generator) -> tuple[StepResult, tuple[torch.Tensor, ...]]:
         (train_images, train_labels), (val_images, val_labels) = train_batch, val_batch
