@@ -15,7 +15,7 @@ import pandas as pd
 
 RUN_COLUMNS = ("run_dir", "scale", "experiment", "variant", "seed", "app", "status", "dataset", "model",
                "estimator", "policy", "test_error_top1", "test_error_top5", "search_device_hours",
-               "eval_device_hours", "unit", "device_name", "epochs")
+               "eval_device_hours", "unit", "device_name", "epochs", "top_overlap")
 NUMBERS = ("test_error_top1", "test_error_top5", "search_device_hours", "eval_device_hours", "epochs")
 
 
@@ -35,7 +35,7 @@ def _number(value: Any) -> float:
 def run_record(run_dir: Path, summary: Mapping[str, Any]) -> dict[str, Any]:
     """One line of the runs table from a run folder and its ``summary.json`` (search or evaluation)."""
     cost = summary.get("cost", {})
-    policy = summary.get("policy")
+    policy, overlap = summary.get("policy"), summary.get("top_overlap_with_other_seeds")
     return {
         **_location(run_dir),
         "app": "search" if "search_device_hours" in cost else "train",
@@ -51,6 +51,7 @@ def run_record(run_dir: Path, summary: Mapping[str, Any]) -> dict[str, Any]:
         "unit": cost.get("unit"),
         "device_name": cost.get("device_name"),
         "epochs": _number(summary.get("epochs")),
+        "top_overlap": dict(overlap) if isinstance(overlap, Mapping) else {},  # a search's, per sibling seed folder
     }
 
 
