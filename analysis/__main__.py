@@ -4,12 +4,15 @@ from pathlib import Path
 
 from analysis.report import Context, write_results
 from reproduce.cli import parse_seeds
+from reproduce.plan import SCALES
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
     parser.add_argument("target", help="table1, table2, table3, table4, table6, fig1, fig3a, fig3b, figures or all")
-    parser.add_argument("--scale", default="smoke", help="which runs count: smoke or paper")
+    parser.add_argument("--scale", default="smoke", choices=SCALES,
+                        help="which runs count (runs/<scale>/...); results are named <target>_<scale>, or <target> "
+                             "at the paper's scale")
     parser.add_argument("--seeds", type=parse_seeds, default=None, help="e.g. 0,1,2 (default: every finished seed)")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="the runs root (run folders)")
     parser.add_argument("--results", type=Path, default=Path("results"), help="where tables and figures go")

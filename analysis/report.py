@@ -1,6 +1,6 @@
 """Write a target's results: ``results/<name>[_<scale>].md`` and ``.csv`` for tables, ``.png`` and ``.pdf`` for figures.
 
-    python -m analysis table1 --scale smoke            # what `make table1` ends with
+    python -m analysis table1 --scale smoke            # what `make table1` ends with (also table1_smoke_paired.csv)
     python -m analysis figures --scale smoke --source mlflow --mlflow-uri sqlite:///mlruns.db
 """
 from __future__ import annotations
@@ -17,8 +17,19 @@ from analysis.paper import load_paper_results
 from analysis.runs import finished, read_runs, read_runs_mlflow
 from analysis.search_curves import gradient_variance, gradient_variance_figure, policy_figure
 from analysis.style import save_figure, scale_caption
-from analysis.tables import build_table, cell_runs, citations, output_name, to_markdown
-from reproduce.tables import get_layout
+from analysis.tables import (
+    TABLE1_REFERENCES,
+    build_table,
+    cell_runs,
+    citations,
+    error_markdown,
+    output_name,
+    paired_markdown,
+    paired_table,
+    search_markdown,
+    typical_seed_count,
+)
+from reproduce.tables import Layout, get_layout
 
 TABLES = ("table1", "table2", "table3", "table4", "table6")
 FIGURES = {"fig1": fig1, "fig3b": fig3b}
@@ -53,21 +64,52 @@ def _cells(name: str, runs: pd.DataFrame, context: Context) -> tuple[pd.DataFram
     return cells, scale_caption(context.scale, used)
 
 
+def _values_note(layout: Layout, typical_n: int) -> str:
+    seeds = (f"n = {typical_n} seeds per cell unless a cell says otherwise (one seed: the mean alone)" if typical_n
+             else "no cell has finished runs yet")
+    return (f"Values: {layout.quantity}. Ours: mean ± half-width of the 95 % t confidence interval "
+            f"(t_0.975,n-1 · sd / √n) over the seeds that finished; {seeds}. \"paper x\" is the paper's value for "
+            "that cell; a cell without runs says why. The CSV beside this file holds every cell's mean, sample sd, n "
+            "and interval.")
+
+
+SEARCH_NOTE = ("Cost: device-hours of the search loop as measured (device and unit in the title), mean ± 95 % CI, "
+               "and the same in seconds; \"paper x GPU-hours\" is the paper's search cost. Top-25 overlap: the "
+               "fraction of the exported top-25 sub-policies (search.top_k) that two seeds' searches share, averaged "
+               "over the pairs of finished seeds.")
+
+
+def _paired_note(csv_name: str) -> str:
+    return ("Δ = method − reference, in percentage points of test error, on the seeds both finished (n); in brackets "
+            "the 95 % t confidence interval of the mean Δ; p: two-sided paired t-test of mean Δ = 0. A negative Δ "
+            f"means a lower error than the reference. Listed only where two or more seeds pair up; also in {csv_name}.")
+
+
 def write_table(name: str, runs: pd.DataFrame, context: Context) -> Path:
-    """``results/<name>[_<scale>].csv`` and ``.md``: paper, ours, difference per cell; Table 1 adds the cost report."""
+    """``results/<name>[_<scale>].csv`` (one line per cell) and ``.md`` (methods as rows, data sets as columns);
+    Table 1 adds paired comparisons (``_paired.csv``) and the cost report."""
     layout = get_layout(name)
     cells, caption = _cells(name, runs, context)
     stem = context.results_dir / output_name(name, context.scale)
     context.results_dir.mkdir(parents=True, exist_ok=True)
     cells.to_csv(stem.with_suffix(".csv"), index=False)
-    parts = [f"# {layout.title} ({caption})", "",
-             f"Values: {layout.quantity}. Ours: mean ± sample standard deviation over the seeds that finished "
-             "(n); difference = ours - paper, only where both exist in the same unit.", ""]
+    typical_n = typical_seed_count(cells)
+    parts = [f"# {layout.title} ({caption})", "", _values_note(layout, typical_n), ""]
     if context.scale != "paper":
-        parts += [f"{context.scale} scale: tiny networks, few epochs, small subsets (conf/scale/{context.scale}.yaml);"
-                  " the paper column is the paper's full-scale result, so a difference measures the scale gap, "
-                  "not a reproduction error.", ""]
-    parts += [to_markdown(cells), "", "Paper values:", *[f"- {line}" for line in citations(cells, context.paper)]]
+        parts += [f"{context.scale} scale: smaller networks, fewer epochs and smaller data subsets than the paper "
+                  f"(conf/scale/{context.scale}.yaml). Every \"paper\" value is the paper's full-scale result: the "
+                  "gap between it and ours measures the scale, not a reproduction error.", ""]
+    parts += ["## Test error (%)", "", error_markdown(cells, typical_n), ""]
+    search = search_markdown(cells, typical_n)
+    if search:
+        parts += ["## Search", "", SEARCH_NOTE, "", search, ""]
+    if name == "table1":
+        pairs = paired_table(layout, runs, context.scale, TABLE1_REFERENCES, context.seeds)
+        paired_csv = stem.with_name(f"{stem.name}_paired.csv")
+        pairs.to_csv(paired_csv, index=False)
+        parts += ["## Paired comparisons on the same seeds (paired t-test)", "", _paired_note(paired_csv.name), "",
+                  paired_markdown(pairs, TABLE1_REFERENCES), ""]
+    parts += ["Paper values:", *[f"- {line}" for line in citations(cells, context.paper)]]
     if name == "table1":
         report = cost_report(cells, runs, context.paper, context.scale, context.seeds)
         report.to_csv(context.results_dir / f"{output_name('cost', context.scale)}.csv", index=False)

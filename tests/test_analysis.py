@@ -1,19 +1,21 @@
-"""The analysis: fabricated run folders -> the right cells, the paper column, differences, mean ± std, notes."""
+"""The analysis: fabricated run folders -> the right cells, the paper column, mean ± CI, notes, paper-shaped tables."""
 import json
 import math
+import re
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 import yaml
 
+from analysis.__main__ import main
 from analysis.cost import cost_report
 from analysis.figures import fig1
 from analysis.paper import load_paper_results, lookup
-from analysis.report import Context, write_results, write_table
+from analysis.report import TABLES, Context, write_results, write_table
 from analysis.runs import read_runs, read_runs_mlflow
-from analysis.tables import build_table
-from reproduce.tables import LAYOUTS, get_layout
+from analysis.tables import TABLE1_REFERENCES, build_table, paired_table
+from reproduce.tables import LAYOUTS, SEARCH_COST, get_layout
 
 PAPER = load_paper_results()
 
@@ -29,9 +31,10 @@ def write_run(root, scale, experiment, variant, seed, summary, status="FINISHED"
     return run_dir
 
 
-def search_summary(hours, estimator="relax", unit="CPU-hours"):
+def search_summary(hours, estimator="relax", unit="CPU-hours", overlap=None):
     return {"estimator": estimator, "dataset": "fashion-mnist", "model": "wrn10_1", "scale": "smoke", "epochs": 2,
-            "cost": {"search_device_hours": hours, "unit": unit, "device_name": "Test CPU"}}
+            "cost": {"search_device_hours": hours, "unit": unit, "device_name": "Test CPU"},
+            "top_overlap_with_other_seeds": overlap or {}}
 
 
 def train_summary(error, policy="dada"):
@@ -56,13 +59,14 @@ def search_epochs(seed):
 
 @pytest.fixture
 def smoke_runs(tmp_path):
-    """Table 1's Fashion-MNIST row for seeds 0 and 1, and CIFAR-10's DADA column (data absent)."""
+    """Table 1's Fashion-MNIST row for seeds 0 and 1 (seed 1's searches share 40 % / 80 % of their top-25 with
+    seed 0's), and CIFAR-10's DADA column (data absent)."""
     root = tmp_path / "runs"
     errors = {"none": (20.0, 22.0), "random": (19.0, 19.0), "dada-gumbel": (18.0, 20.0), "dada-relax": (17.0, 18.0)}
     for seed in (0, 1):
-        for estimator, hours in (("relax", (0.01, 0.03)), ("gumbel", (0.02, 0.02))):
-            write_run(root, "smoke", "search_fashion-mnist", estimator, seed, search_summary(hours[seed], estimator),
-                      epochs=search_epochs(seed))
+        for estimator, hours, overlap in (("relax", (0.01, 0.03), 0.4), ("gumbel", (0.02, 0.02), 0.8)):
+            summary = search_summary(hours[seed], estimator, overlap={"seed0": overlap} if seed else None)
+            write_run(root, "smoke", "search_fashion-mnist", estimator, seed, summary, epochs=search_epochs(seed))
         for column, values in errors.items():
             write_run(root, "smoke", "table1_fashion-mnist_wrn40_2", column, seed, train_summary(values[seed]))
         write_run(root, "smoke", "table2_cifar10_wrn28_10", "dada-relax", seed, train_summary(3.0 + seed))
@@ -80,11 +84,16 @@ def cell(frame, row, column):
 FASHION = "Fashion-MNIST (embedded, not in the paper)"
 
 
-def test_table1_mean_std_over_seeds(smoke_runs, tmp_path):
+T_975_DF1 = 12.706204736174698  # t_{0.975, 1}
+
+
+def test_table1_mean_std_ci_over_seeds(smoke_runs, tmp_path):
     frame = table1_cells(smoke_runs, tmp_path / "data")
     relax = cell(frame, FASHION, "test error, DADA (RELAX)")
     assert relax["ours_mean"] == pytest.approx(17.5) and relax["n"] == 2
     assert relax["ours_std"] == pytest.approx(math.sqrt(0.5))  # sample std of (17, 18)
+    assert relax["ci_half_width"] == pytest.approx(T_975_DF1 * math.sqrt(0.5) / math.sqrt(2))
+    assert (relax["ci_low"], relax["ci_high"]) == pytest.approx((17.5 - 6.3531, 17.5 + 6.3531), abs=1e-4)
     assert math.isnan(relax["paper"]) and math.isnan(relax["difference"])  # not a paper row
     assert cell(frame, FASHION, "test error, random policy")["ours_std"] == 0.0
     assert cell(frame, FASHION, "search cost, RELAX")["ours_mean"] == pytest.approx(0.02)
@@ -181,11 +190,13 @@ def test_write_table_names_scale_in_title_and_file(smoke_runs, tmp_path):
     text = path.read_text()
     assert "smoke scale, REDUCED" in text.splitlines()[0]
     assert "ours: wrn10_1 on Test CPU (CPU-hours)" in text.splitlines()[0]  # the network run, not the row's
-    assert "| CIFAR-10 | test error, DADA (RELAX) | 2.70 (table1b) | 3.50 ± 0.71 (n=2) | +0.80 |" in text
-    assert f"not run: no data at {tmp_path / 'data' / 'cifar-100-python'}" in text
+    assert "the paper's full-scale result" in text and "95 % t confidence interval" in text
+    assert f"paper 17.5 (not run: no data at {tmp_path / 'data' / 'cifar-100-python'})" in text
     assert "Li et al., ECCV 2020, Table 1(b)" in text
     csv = pd.read_csv(tmp_path / "results" / "table1_smoke.csv")
-    assert {"paper", "ours_mean", "ours_std", "n", "difference"} <= set(csv.columns)
+    assert {"paper", "ours_mean", "ours_std", "n", "ci_half_width", "ci_low", "ci_high", "difference",
+            "top_overlap", "overlap_pairs"} <= set(csv.columns)
+    assert len(csv) == len(get_layout("table1").cells)  # long: one line per cell
     assert (tmp_path / "results" / "cost_smoke.csv").is_file()
 
 
@@ -195,8 +206,114 @@ def test_cost_report_beside_paper_hours(smoke_runs, tmp_path):
     cifar = frame[frame["data set"] == "CIFAR-10"].iloc[0]
     assert cifar["paper AA (GPU-hours)"] == "5000" and cifar["paper OHL AA (GPU-hours)"] == "83.4*"
     fashion = frame[frame["data set"] == FASHION].iloc[0]
-    assert fashion["ours, search cost, RELAX"] == "0.02 ± 0.0141 CPU-hours = 72 ± 50.9 s (n=2) on Test CPU (CPU-hours)"
+    assert (fashion["ours, search cost, RELAX"]
+            == "0.02 ± 0.127 CPU-hours = 72 ± 457 s (95 % CI, n=2) on Test CPU (CPU-hours)")
     assert cifar["ours, search cost, RELAX"] == f"not run: no data at {tmp_path / 'data' / 'cifar-10-batches-py'}"
+
+
+def markdown_tables(text):
+    """Every Markdown table of ``text`` under its ``##`` heading: heading -> (header, rows), rows as cell lists."""
+    tables, heading = {}, None
+    for line in text.splitlines():
+        if line.startswith("#"):
+            heading = line.lstrip("# ")
+        elif line.startswith("| ") and not line.startswith("| ---"):
+            cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+            if heading in tables:
+                tables[heading][1].append(cells)
+            else:
+                tables[heading] = (cells, [])
+    return tables
+
+
+def test_markdown_has_methods_as_rows_and_data_sets_as_columns(smoke_runs, tmp_path):
+    text = write_table("table1", read_runs(smoke_runs), Context("smoke", smoke_runs, tmp_path / "results",
+                                                                tmp_path / "data")).read_text()
+    header, rows = markdown_tables(text)["Test error (%)"]
+    assert header == ["Method", FASHION, "CIFAR-10", "CIFAR-100", "SVHN", "ImageNet"]
+    assert [row[0] for row in rows] == ["no policy", "Cutout", "random policy", "AA", "RandAugment",
+                                        "TrivialAugment", "Fast AA", "DADA (Gumbel)", "DADA (RELAX)",
+                                        "DADA (RELAX, paper variant)"]
+    by_method = {row[0]: dict(zip(header, row)) for row in rows}
+    assert by_method["DADA (RELAX)"][FASHION] == "17.50 ± 6.35"  # mean ± 95 % CI half-width, no paper cell
+    assert by_method["DADA (RELAX)"]["CIFAR-10"] == "3.50 ± 6.35 (paper 2.7)"
+    assert by_method["AA"]["SVHN"] == f"paper 1.1 (not run: no data at {tmp_path / 'data' / 'svhn'})"
+    assert by_method["Cutout"][FASHION] == "not run yet"
+    search_header, search = markdown_tables(text)["Search"]
+    assert search_header[1:] == header[1:]
+    relax = {row[0]: row[1] for row in search}
+    assert relax["RELAX: cost"] == "0.02 ± 0.127 CPU-hours = 72 ± 457 s"
+    assert relax["RELAX: top-25 overlap between seeds"] == "0.40 (1 pair)"
+    assert relax["Gumbel: top-25 overlap between seeds"] == "0.80 (1 pair)"
+    cifar = dict(zip(search_header, search[0]))["CIFAR-10"]
+    assert cifar == f"paper 0.1 GPU-hours (not run: no data at {tmp_path / 'data' / 'cifar-10-batches-py'})"
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_paper_values_appear_only_with_the_word_paper(smoke_runs, tmp_path, name):
+    text = write_table(name, read_runs(smoke_runs), Context("smoke", smoke_runs, tmp_path / "results",
+                                                            tmp_path / "data")).read_text()
+    tables = text.split("Paper values:")[0]  # the citations below the tables name no values
+    layout = get_layout(name)
+    values = {lookup(PAPER, cell.paper.table, cell.paper.row, cell.paper.column)["value"]
+              for cell in layout.cells if cell.paper is not None}
+    shown = {form for value in values if not math.isnan(value) for form in (f"{value:g}", f"{value:.1f}")
+             if "." in form}  # a bare "14" would also match the pytest folder in the notes' paths
+    assert shown
+    for form in shown:
+        for match in re.finditer(rf"(?<![\d.]){re.escape(form)}(?!\d)", tables):
+            assert tables[:match.start()].endswith("paper "), (name, tables[match.start() - 40:match.end()])
+    header, rows = markdown_tables(text)["Test error (%)"]
+    assert header[0] == "Method" and len(rows) == len({c.column for c in layout.cells if c.metric != SEARCH_COST})
+
+
+def test_one_seed_and_other_counts_are_marked(smoke_runs, tmp_path):
+    write_run(smoke_runs, "smoke", "table1_fashion-mnist_wrn40_2", "cutout", 0, train_summary(15.0, "cutout"))
+    text = write_table("table1", read_runs(smoke_runs), Context("smoke", smoke_runs, tmp_path / "results",
+                                                                tmp_path / "data")).read_text()
+    assert "n = 2 seeds per cell unless a cell says otherwise" in text
+    header, rows = markdown_tables(text)["Test error (%)"]
+    assert dict(zip(header, next(row for row in rows if row[0] == "Cutout")))[FASHION] == "15.00 (n=1)"
+
+
+def test_paired_comparisons_against_none_and_random(smoke_runs, tmp_path):
+    frame = paired_table(get_layout("table1"), read_runs(smoke_runs), "smoke", TABLE1_REFERENCES)
+    relax = frame[(frame["column"] == "test error, DADA (RELAX)") & (frame["reference"] == "test error, no policy")]
+    relax = relax.iloc[0]  # differences 17 - 20, 18 - 22: mean -3.5, sd 0.71, t = -7 on 1 degree of freedom
+    assert (relax["row"], relax["n"], relax["seeds"]) == (FASHION, 2, "0,1")
+    assert relax["mean_difference"] == pytest.approx(-3.5)
+    assert relax["ci_half_width"] == pytest.approx(T_975_DF1 * math.sqrt(0.5) / math.sqrt(2))
+    assert relax["p_value"] == pytest.approx(1 - 2 * math.atan(7) / math.pi)  # Cauchy tail: 0.0903
+    assert set(frame["row"]) == {FASHION}  # CIFAR-10 has no reference runs; no self-comparisons
+    assert not (frame["column"] == frame["reference"]).any()
+    assert len(paired_table(get_layout("table1"), read_runs(smoke_runs), "smoke", TABLE1_REFERENCES, [0])) == 0
+
+    path = write_table("table1", read_runs(smoke_runs), Context("smoke", smoke_runs, tmp_path / "results",
+                                                                tmp_path / "data"))
+    csv = pd.read_csv(tmp_path / "results" / "table1_smoke_paired.csv")
+    assert len(csv) == len(frame) and set(csv["test"]) == {"paired t-test"}
+    text = path.read_text()
+    assert "paired t-test" in text
+    header, rows = markdown_tables(text)[FASHION]
+    assert header == ["Method", "Δ vs no policy [95 % CI], p", "Δ vs random policy [95 % CI], p"]
+    by_method = {row[0]: row[1:] for row in rows}
+    assert by_method["DADA (RELAX)"][0] == "-3.50 [-9.85, +2.85], p = 0.090, n = 2"
+    assert by_method["random policy"][1] == "—"
+
+
+def test_cli_names_files_after_any_planned_scale(tmp_path, monkeypatch):
+    monkeypatch.setattr("analysis.__main__.SCALES", ("smoke", "mini", "paper"))
+    results = tmp_path / "results"
+    for scale in ("mini", "paper"):
+        main(["table1", "--scale", scale, "--runs", str(tmp_path / "runs"), "--results", str(results),
+              "--data-root", str(tmp_path / "data")])
+    assert {"table1_mini.md", "table1_mini.csv", "table1_mini_paired.csv", "table1.md", "table1_paired.csv"} <= {
+        path.name for path in results.iterdir()}
+    title = (results / "table1_mini.md").read_text().splitlines()[0]
+    assert "mini scale, REDUCED" in title
+    assert "REDUCED" not in (results / "table1.md").read_text().splitlines()[0]
+    with pytest.raises(SystemExit):
+        main(["table1", "--scale", "huge", "--runs", str(tmp_path / "runs"), "--results", str(results)])
 
 
 @pytest.mark.slow
@@ -215,7 +332,8 @@ def test_mlflow_reader_matches_folder_reader(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     root = tmp_path / "runs"
-    for variant, summary in (("relax", search_summary(0.25)), ("none", train_summary(12.5, "none"))):
+    for variant, summary in (("relax", search_summary(0.25, overlap={"seed1": 0.4})),
+                             ("none", train_summary(12.5, "none"))):
         experiment = "search_fashion-mnist" if variant == "relax" else "table1_fashion-mnist_wrn40_2"
         tags = {"app": "search" if variant == "relax" else "train", "dataset": "fashion-mnist", "model": "wrn10_1",
                 "estimator": "relax", "policy": "none"}
@@ -223,6 +341,7 @@ def test_mlflow_reader_matches_folder_reader(tmp_path):
                             tags=tags, mlflow_uri=uri) as tracker:
             tracker.set_summary(summary)
     columns = ["scale", "experiment", "variant", "seed", "app", "status", "dataset", "model", "test_error_top1",
-               "search_device_hours", "unit", "device_name"]
+               "search_device_hours", "unit", "device_name", "top_overlap"]
     folders, mlflow = read_runs(root), read_runs_mlflow(uri)
     pd.testing.assert_frame_equal(folders[columns].reset_index(drop=True), mlflow[columns].reset_index(drop=True))
+    assert {"seed1": 0.4} in list(mlflow["top_overlap"])
