@@ -114,6 +114,10 @@ def finished(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_epoch_metrics(run_dir: str | Path) -> pd.DataFrame:
-    """The per-epoch lines of a run's ``metrics.jsonl`` (those with an ``epoch`` field), one row per epoch."""
+    """The per-epoch lines of a run's ``metrics.jsonl`` (those with an ``epoch`` field), one row per epoch.
+
+    An epoch logged twice (a run folder resumed before the tracker cut its records on resume) keeps its last record.
+    """
     lines = Path(run_dir, "metrics.jsonl").read_text().splitlines()
-    return pd.DataFrame.from_records([record for record in map(json.loads, lines) if "epoch" in record])
+    records = {record["epoch"]: record for record in map(json.loads, lines) if "epoch" in record}
+    return pd.DataFrame.from_records(list(records.values()))

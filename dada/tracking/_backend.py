@@ -14,6 +14,8 @@ class RunSpec:
     run_info: Mapping[str, str] = field(default_factory=dict)
     experiment: str = "dada"
     run_name: Optional[str] = None
+    resume_epoch: Optional[int] = None  # continue the run after this epoch (0: from its start); None: a new run
+    resume_ids: Mapping[str, str] = field(default_factory=dict)  # backend name -> the run id to continue
 
 
 class Backend:

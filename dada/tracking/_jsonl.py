@@ -17,6 +17,8 @@ class JsonlBackend(Backend):
     written and flushed line by line and opened for appending, so a resumed run continues it; non-finite
     values appear as ``NaN``/``Infinity``, which Python's ``json`` and pandas read back.
     ``summary.json`` appears at `close` only, so it marks a run that ended (its ``status`` says how).
+    A resumed run (``spec.resume_epoch`` set) first cuts ``metrics.jsonl`` after the record of that epoch: what
+    follows came from work the resume redoes, so each record appears once, as in an uninterrupted run.
     """
 
     name = "jsonl"
@@ -26,8 +28,25 @@ class JsonlBackend(Backend):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.write_text("config.yaml", yaml.safe_dump(dict(spec.config), sort_keys=False))
         self.metrics_path = self.run_dir / "metrics.jsonl"
+        if spec.resume_epoch is not None:
+            self._cut_after_epoch(spec.resume_epoch)
         self._metrics_file = open(self.metrics_path, "a", encoding="utf-8")
         self._summary: dict[str, Any] = {}
+
+    def _cut_after_epoch(self, epoch: int) -> None:
+        """Keep the records up to the last one of an epoch <= ``epoch``; a half-written line ends the kept part."""
+        if not self.metrics_path.exists():
+            return
+        lines = self.metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = 0
+        for index, line in enumerate(lines):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                break
+            if "epoch" in record and record["epoch"] <= epoch:
+                kept = index + 1
+        self.write_text("metrics.jsonl", "".join(lines[:kept]))
 
     def path(self, name: str) -> Path:
         """``run_dir / name`` for a relative name that stays inside the run folder; parents are created."""

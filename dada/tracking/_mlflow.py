@@ -88,7 +88,8 @@ class MlflowBackend(Backend):
 
     Names pass through `mlflow_key`, so ``alpha[Rotate]`` is stored as ``alpha_Rotate_``.
     Summary values (nested ones under dotted keys) that are numbers become metrics at the last logged step;
-    the others become ``summary.<key>`` tags.
+    the others become ``summary.<key>`` tags. A resumed run (``spec.resume_ids["mlflow"]``) reopens that run
+    when the store still holds it, and logs only the params it does not have yet (MLflow params never change).
     """
 
     name = "mlflow"
@@ -99,9 +100,12 @@ class MlflowBackend(Backend):
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         experiment_id = _experiment_id(self.client, spec.experiment, artifact_root(self.tracking_uri))
         tags = {**spec.tags, **spec.run_info, "mlflow.source.git.commit": spec.run_info.get("git_commit", "unknown")}
-        run = self.client.create_run(experiment_id, run_name=spec.run_name)
-        self.run_id = run.info.run_id
-        self._log_batch(params=self._params(spec.config), tags=self._tags(tags))
+        previous = self._reopen(spec.resume_ids.get("mlflow"), experiment_id)
+        self.run_id = previous.info.run_id if previous else self.client.create_run(experiment_id,
+                                                                                   run_name=spec.run_name).info.run_id
+        logged = previous.data.params if previous else {}
+        params = [param for param in self._params(spec.config) if param.key not in logged]
+        self._log_batch(params=params, tags=self._tags(tags))
 
     def __repr__(self) -> str:
         return f"MlflowBackend(tracking_uri={self.tracking_uri!r}, run_id={self.run_id!r})"
@@ -109,6 +113,19 @@ class MlflowBackend(Backend):
     @property
     def info(self) -> dict[str, str]:
         return {"tracking_uri": self.tracking_uri, "run_id": self.run_id}
+
+    def _reopen(self, run_id: Optional[str], experiment_id: str):
+        """The run ``run_id``, set RUNNING again, if this store holds it, live, in the experiment; else None."""
+        if run_id is None:
+            return None
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            return None
+        if run.info.lifecycle_stage != "active" or run.info.experiment_id != experiment_id:
+            return None
+        self.client.update_run(run_id, status="RUNNING")
+        return run
 
     @staticmethod
     def _params(config: Mapping[str, Any]) -> list[Param]:

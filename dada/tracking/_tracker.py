@@ -12,6 +12,7 @@ from dada.tracking._system import collect_run_info
 from dada.tracking._values import metric_values, plain_data
 
 BACKENDS = ("jsonl", "mlflow", "wandb")
+IDS_FILE = "tracking_ids.json"  # each optional backend's run id, so that a resumed run continues the same runs
 WANDB_MODES = ("offline", "online")
 STATUSES = ("FINISHED", "FAILED", "KILLED")
 
@@ -190,6 +191,7 @@ def create_tracker(
     mlflow_uri: Optional[str] = None,
     wandb_mode: str = "offline",
     wandb_project: str = "dada",
+    resume_epoch: Optional[int] = None,
 ) -> Tracker:
     """Open a run in ``run_dir`` (always, it holds ``metrics.jsonl``) and in each named backend.
 
@@ -197,12 +199,17 @@ def create_tracker(
     (git commit, versions, device, and each backend's run id). ``tags`` go to MLflow tags and W&B
     ``key:value`` tags. A backend that cannot start is warned about (`TrackingWarning`) and left out.
     ``mlflow_uri`` defaults to ``sqlite:///<cwd>/mlruns.db``; ``wandb_mode`` is offline or online.
+
+    ``resume_epoch`` continues a run killed or failed after that epoch (0: before its first): ``metrics.jsonl`` is
+    cut after that epoch's record, and the MLflow and W&B runs named in ``<run_dir>/tracking_ids.json`` (written
+    whenever a backend opens) are reopened instead of new ones started.
     """
     names = _backend_names(backends)
     if wandb_mode not in WANDB_MODES:
         raise ValueError(f"unknown W&B mode {wandb_mode!r}; choose one of {WANDB_MODES}")
     run_dir = Path(run_dir).resolve()
     run_info = {**collect_run_info(), "run_dir": str(run_dir)}
+    known_ids = _known_ids(run_dir / IDS_FILE) if resume_epoch is not None else {}
     spec = RunSpec(
         run_dir=run_dir,
         config=plain_data(config or {}),
@@ -210,6 +217,9 @@ def create_tracker(
         run_info=run_info,
         experiment=experiment,
         run_name=run_name,
+        resume_epoch=resume_epoch,
+        resume_ids={name: known_ids[name]["run_id"] for name in names
+                    if name in known_ids and _same_store(name, known_ids[name], mlflow_uri)},
     )
     local = JsonlBackend(spec)
     opened = []
@@ -218,5 +228,30 @@ def create_tracker(
             opened.append(_open_backend(name, spec, mlflow_uri, wandb_mode, wandb_project))
         except Exception as error:
             warnings.warn(f"{name} tracking could not start and is off for this run: {error!r}", TrackingWarning)
-    local.write_json("run_info.json", {**run_info, "backends": {backend.name: backend.info for backend in opened}})
+    backends_info = {backend.name: backend.info for backend in opened}
+    local.write_json("run_info.json", {**run_info, "backends": backends_info})
+    if backends_info:
+        local.write_json(IDS_FILE, {**known_ids, **backends_info})
     return Tracker(local, opened)
+
+
+def _known_ids(path: Path) -> dict[str, dict[str, str]]:
+    """The backends' run ids a previous attempt recorded; an unreadable file is warned about and ignored."""
+    if not path.is_file():
+        return {}
+    try:
+        known = json.loads(path.read_text())
+        return {name: ids for name, ids in known.items()
+                if isinstance(ids, dict) and isinstance(ids.get("run_id"), str)}
+    except (OSError, ValueError, AttributeError) as error:
+        warnings.warn(f"{path} cannot be read ({error!r}); MLflow and W&B start new runs", TrackingWarning)
+        return {}
+
+
+def _same_store(name: str, ids: Mapping[str, str], mlflow_uri: Optional[str]) -> bool:
+    """An MLflow run id is reused only in the store that holds it."""
+    if name != "mlflow":
+        return True
+    from dada.tracking._mlflow import default_tracking_uri
+
+    return ids.get("tracking_uri") == (mlflow_uri or default_tracking_uri())

@@ -15,6 +15,7 @@ class WandbBackend(Backend):
 
     The run is grouped by experiment name; offline runs land in ``<run_dir>/wandb/offline-run-*``,
     to be uploaded later with ``wandb sync``. W&B needs steps that never decrease within a run.
+    A resumed run (``spec.resume_ids["wandb"]``) continues under the same run id (``resume="allow"``).
     """
 
     name = "wandb"
@@ -33,6 +34,8 @@ class WandbBackend(Backend):
             config={**spec.config, "run_info": dict(spec.run_info)},
             tags=tags,
             settings=settings,
+            id=spec.resume_ids.get("wandb"),
+            resume="allow" if "wandb" in spec.resume_ids else None,
         )
 
     def __repr__(self) -> str:
