@@ -25,6 +25,15 @@ class UnsafeCheckpointError(CorruptCheckpointError):
     """A checkpoint holds objects beyond tensors and plain data; the safe loader refused it without running any."""
 
 
+class WrongCheckpointError(CorruptCheckpointError):
+    """A file that is no checkpoint of this kind of run: another app's, no dada checkpoint at all, or one whose
+    tensors do not fit this run's model."""
+
+
+# Each app's checkpoints say their ``kind``; those written before it are told apart by a key only they hold.
+KIND_KEYS = {"search": "space", "train": "history"}
+
+
 def save_atomic(state: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,13 +43,14 @@ def save_atomic(state: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def load(path: str | Path) -> dict[str, Any] | None:
-    """The checkpoint at ``path``, or None if there is none. A corrupt or unsafe file raises, naming the file."""
+def load(path: str | Path, kind: str | None = None) -> dict[str, Any] | None:
+    """The checkpoint at ``path``, or None if there is none. A corrupt or unsafe file raises, naming the file,
+    and so does one that is not a checkpoint of ``kind`` (``search`` or ``train``) when a kind is given."""
     path = Path(path)
     if not path.exists():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise UnsafeCheckpointError(
             f"checkpoint {path} was refused as unsafe: the safe loader (torch.load with weights_only=True) reads "
@@ -51,6 +61,19 @@ def load(path: str | Path) -> dict[str, Any] | None:
         raise CorruptCheckpointError(
             f"checkpoint {path} is corrupt ({type(error).__name__}: {error}). It was not overwritten: "
             f"move or delete it to start the run afresh.") from error
+    if kind is not None:
+        _check_kind(path, state, kind)
+    return state
+
+
+def _check_kind(path: Path, state: Any, kind: str) -> None:
+    found = None
+    if isinstance(state, dict):
+        found = state.get("kind") or next((name for name, key in KIND_KEYS.items() if key in state), None)
+    if found != kind:
+        what = f"a {found} checkpoint" if found else f"no dada checkpoint (it holds a {type(state).__name__})"
+        raise WrongCheckpointError(f"checkpoint {path} is {what}, not a {kind} one. It was not overwritten: give this "
+                                   f"{kind} run its own run_dir, or move the file away to start it afresh.")
 
 
 def _refusal_reason(error: pickle.UnpicklingError) -> str:

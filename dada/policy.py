@@ -130,9 +130,13 @@ class Policy(v2.Transform):
         try:
             subs = [SubPolicy(tuple(Operation(*op) for op in s["operations"]), s.get("weight"))
                     for s in data["sub_policies"]]
-        except (KeyError, TypeError) as error:
+        except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"not a policy document (expected sub_policies: [{{operations: [[name, p, m], ...]}}]): "
-                             f"{error}") from error
+                             f"{error!r}") from error
+        empty = [index for index, sub in enumerate(subs) if not sub.operations]
+        if empty:
+            raise ValueError(f"sub-policies {empty} have an empty operations list; each needs at least one "
+                             f"[name, p, m]")
         return cls(subs, name=data.get("name", "custom"), source=data.get("source"))
 
     def save(self, path: str | Path) -> Path:
@@ -155,7 +159,11 @@ class Policy(v2.Transform):
         if not path.is_file():
             names = [f"{family}-{name}" for family, names in SHIPPED_POLICIES.items() for name in names]
             raise FileNotFoundError(f"no policy file at {path}; shipped policies: {', '.join(names)}")
-        return cls.from_dict(json.loads(path.read_text()))
+        try:
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except ValueError as error:  # JSON and UTF-8 errors are ValueErrors too
+            raise ValueError(f"policy file {path} cannot be read as a policy: {error}. Give a JSON file written by "
+                             f"Policy.save or a search's policy.json, or a shipped name") from None
 
     def to_archive(self) -> list[list[list[Any]]]:
         """Fast AutoAugment's archive format: ``[[[name, prob, level], [name, prob, level]], ...]``."""

@@ -1,11 +1,27 @@
-"""Run-wide plumbing: one seed for every random source, and the device to run on."""
+"""Run-wide plumbing: one seed for every random source, the device, and the run folder's lock, identity and record."""
+import contextlib
+import fcntl
 import json
 import os
 import random
 from pathlib import Path
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+LOCK_FILE = ".lock"
+IDENTITY_IGNORED = ("dataset.root",)  # where the data lives is no setting of the run
+
+
+class RunLockedError(RuntimeError):
+    """Another process holds the run folder."""
+
+
+class RunMismatchError(ValueError):
+    """The run folder holds a run with other settings, finished or not."""
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
@@ -41,3 +57,69 @@ def finished_summary(run_dir: str | os.PathLike) -> dict | None:
         return None
     summary = json.loads(path.read_text())
     return summary if summary.get("status") == "FINISHED" else None
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: "str | os.PathLike") -> Iterator[Path]:
+    """Hold ``<run_dir>/.lock`` for the block, so a second process on the same folder is refused, naming the PID
+    that holds it. The lock is ``flock``'s: the system drops it when the holder dies, so a killed run leaves none."""
+    path = Path(run_dir) / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise RunLockedError(f"{run_dir} is in use by process {holder}, which holds {path}; wait for it to end "
+                                 f"(or stop it), or choose another run_dir") from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        yield path
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def run_identity(cfg: DictConfig, keys: Sequence[str]) -> dict[str, Any]:
+    """The settings of ``cfg`` under ``keys``, resolved: what a resume or a re-run must not change."""
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(keys)), resolve=True)
+
+
+def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_identity(run_dir: "str | os.PathLike", saved: Optional[Mapping[str, Any]],
+                   current: Mapping[str, Any]) -> None:
+    """Refuse to resume or re-run ``run_dir`` with settings other than ``saved``, naming each changed key."""
+    if saved is None:
+        return
+    old, new = _flat(saved), _flat(current)
+    changed = [f"{key} ({old.get(key, 'unset')} -> {new.get(key, 'unset')})" for key in sorted(old.keys() | new.keys())
+               if key not in IDENTITY_IGNORED and old.get(key) != new.get(key)]
+    if changed:
+        raise RunMismatchError(f"{run_dir} holds a run with other settings: {'; '.join(changed)}. It was left as it "
+                               f"is: resume it with its own settings, or choose another run_dir (or tag=...), or move "
+                               f"the folder away")
+
+
+def save_hydra_record(run_dir: "str | os.PathLike", cfg: DictConfig) -> None:
+    """Hydra's ``.hydra/`` record (config, Hydra's settings, overrides) of a run the app has accepted.
+
+    The apps set ``hydra.output_subdir: null``, so Hydra writes nothing before the app has checked the folder: a
+    finished or refused run keeps the record of the settings it ran with. Outside a Hydra app this does nothing.
+    """
+    if not HydraConfig.initialized():
+        return
+    hydra = HydraConfig.get()
+    folder = Path(run_dir) / ".hydra"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, node in (("config.yaml", cfg), ("hydra.yaml", OmegaConf.create({"hydra": hydra})),
+                       ("overrides.yaml", hydra.overrides.task)):
+        (folder / name).write_text(OmegaConf.to_yaml(node), encoding="utf-8")
