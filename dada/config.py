@@ -1,15 +1,20 @@
-"""Structured-config schemas shared by the Hydra apps.
+"""Structured-config schemas shared by the Hydra apps, and the start-up checks of a composed config.
 
 Each app's root config starts from a schema registered here, so an unknown key or a wrong type fails at
 start-up with Hydra's own message, before any work begins. The numbers live in ``conf/``, not here.
+Hydra's ``+key=value`` adds keys past the schema, and a type cannot say "at least 1": `check_schema` and
+`check_run_config` (called by each app's validation) catch both.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 
 @dataclass
@@ -90,3 +95,57 @@ class RunConfig:
 def register(name: str, node: type) -> None:
     """Register an app's root schema under ``name`` (idempotent)."""
     ConfigStore.instance().store(name=name, node=node)
+
+
+class ConfigValueError(ValueError):
+    """A config key or value the run cannot use, found at start-up before any data is read."""
+
+
+def _schema_of(annotation: Any) -> Optional[type]:
+    """The dataclass a field holds (``X`` or ``Optional[X]``), or None for plain values and free-form dicts."""
+    candidates = typing.get_args(annotation) or (annotation,)
+    return next((candidate for candidate in candidates if dataclasses.is_dataclass(candidate)), None)
+
+
+def check_schema(cfg: DictConfig, schema: type, prefix: str = "") -> None:
+    """Refuse a key the schema does not define, also one added with Hydra's ``+key=value`` (which skips struct mode)."""
+    hints = typing.get_type_hints(schema)
+    for key in cfg.keys():
+        name = f"{prefix}{key}"
+        if key not in hints:
+            raise ConfigValueError(f"unknown config key {name!r}: {schema.__name__} has no field {key!r}; valid keys "
+                                   f"at this level: {', '.join(hints)}. Check the spelling, and drop the '+'")
+        inner = _schema_of(hints[key])
+        if inner is not None and not OmegaConf.is_missing(cfg, key) and isinstance(cfg[key], DictConfig):
+            check_schema(cfg[key], inner, f"{name}.")
+
+
+def check_range(cfg: DictConfig, key: str, low: float, high: float = math.inf, *, above: bool = False,
+                nullable: bool = False) -> None:
+    """The value at dotted ``key`` must lie in [low, high] (in (low, high] with ``above``), or be null if nullable."""
+    value = OmegaConf.select(cfg, key)
+    if value is None and nullable:
+        return
+    inside = value is not None and (value > low if above else value >= low) and value <= high
+    if not inside:
+        bounds = f"{'(' if above else '['}{low}, {high}]" if high < math.inf else f"{'> ' if above else '>= '}{low}"
+        null = " or null (the recipe's value)" if nullable else ""
+        raise ConfigValueError(f"{key}={value} is out of range: it must be {bounds}{null}")
+
+
+SCALE_SIZES = ("search_epochs", "search_images", "train_epochs", "train_images", "test_images", "batch_size")
+
+
+def check_run_config(cfg: DictConfig) -> None:
+    """What both apps need: positive scale sizes (0 is not "unset": null is), three-channel statistics, classes."""
+    for key in SCALE_SIZES:
+        check_range(cfg, f"scale.{key}", 1, nullable=True)
+    check_range(cfg, "dataset.num_classes", 1)
+    check_range(cfg, "dataset.image_size", 1)
+    for key in ("mean", "std"):
+        values = list(cfg.dataset[key])
+        if len(values) != 3:
+            raise ConfigValueError(f"dataset.{key}={values} has {len(values)} values; it needs 3, one per RGB channel "
+                                   f"(every data set is read as 3-channel images, Fashion-MNIST included)")
+    if not all(value > 0 for value in cfg.dataset.std):
+        raise ConfigValueError(f"dataset.std={list(cfg.dataset.std)} must be > 0 in every channel")

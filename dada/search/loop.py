@@ -3,15 +3,27 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from dada import checkpoint, data, estimators, models, transforms
-from dada.runtime import finished_summary, resolve_device, seed_everything
+from dada.runtime import (
+    check_identity,
+    finished_summary,
+    resolve_device,
+    run_identity,
+    run_lock,
+    save_hydra_record,
+    seed_everything,
+)
+from dada.search._config import validate
 from dada.search.augment import SearchInputs
 from dada.search.bilevel import BiLevelOptimizer, StepResult
 from dada.search.plots import policy_heatmap
@@ -21,6 +33,7 @@ from dada.tracking import DeviceClock, create_tracker
 
 log = logging.getLogger(__name__)
 CROP_PADDING = 4  # the CIFAR pad-and-crop of the official search (RandomCrop(32, padding=4))
+IDENTITY_KEYS = ("dataset", "model", "search", "estimator", "scale", "seed")  # a resume or re-run must keep these
 
 
 @dataclass
@@ -54,7 +67,8 @@ def reduced_set(dataset: DictConfig, size: int) -> data.LabeledImages:
 def prepare_data(cfg: DictConfig, device: torch.device) -> SearchData:
     """The reduced training set, split 50/50 and stratified into search-train and search-val (section 4.1)."""
     dataset = cfg.dataset
-    reduced = reduced_set(dataset, cfg.scale.search_images or dataset.search_images)
+    size = dataset.search_images if cfg.scale.search_images is None else cfg.scale.search_images
+    reduced = reduced_set(dataset, size)
     train_index, val_index = data.search_split(reduced.labels, train_fraction=dataset.search_train_fraction,
                                                seed=dataset.search_split_seed)
     images, labels = reduced.images, reduced.labels
@@ -97,18 +111,25 @@ def policy_metrics(space: SearchSpace) -> dict[str, float]:
 
 
 class SearchRun:
-    """One seeded search; ``run()`` resumes from ``<run_dir>/checkpoint.pt`` and is a no-op once finished."""
+    """One seeded search; ``run()`` resumes from ``<run_dir>/checkpoint.pt`` and is a no-op once finished.
+
+    The config is checked first (unknown keys, out-of-range values); ``run()`` holds the run folder's lock and
+    refuses a folder whose run had other settings.
+    """
 
     def __init__(self, cfg: DictConfig):
+        validate(cfg)
         self.cfg = cfg
+        self.identity = run_identity(cfg, IDENTITY_KEYS)
         self.run_dir = Path(cfg.run_dir)
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed, deterministic=cfg.deterministic)
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)  # sub-policies, gates, crops, order
         recipe = cfg.search
         self.variant = get_variant(recipe.variant)
-        self.epochs = cfg.scale.search_epochs or recipe.epochs
-        self.batch_size = min(recipe.batch_size, cfg.scale.batch_size or recipe.batch_size)
+        self.epochs = recipe.epochs if cfg.scale.search_epochs is None else cfg.scale.search_epochs
+        self.batch_size = recipe.batch_size if cfg.scale.batch_size is None else min(recipe.batch_size,
+                                                                                     cfg.scale.batch_size)
         self.cutout = recipe.cutout if recipe.cutout is not None else cfg.dataset.cutout
         classes = cfg.dataset.search_classes or cfg.dataset.num_classes  # reduced ImageNet: a 120-way head
         self.model = models.create(cfg.scale.model or cfg.model.name, classes, **cfg.model.kwargs).to(self.device)
@@ -141,25 +162,34 @@ class SearchRun:
     # -- checkpoints -------------------------------------------------------------------------------------------
 
     def _state(self, epoch: int) -> dict:
-        return {"epoch": epoch, "model": self.model.state_dict(), "space": self.space.state_dict(),
+        return {"kind": "search", "identity": self.identity, "epoch": epoch, "model": self.model.state_dict(),
+                "space": self.space.state_dict(),
                 "estimator": self.estimator.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "network_optimizer": self.optimizer.network_optimizer.state_dict(),
                 "policy_optimizer": self.optimizer.policy_optimizer.state_dict(),
                 "generator": self.generator.get_state(), "rng": checkpoint.rng_state(),
                 "search_seconds": self.search_seconds}
 
-    def _resume(self) -> None:
-        state = checkpoint.load(self.run_dir / "checkpoint.pt")
+    def _resume(self, state: dict | None = None) -> None:
+        """Restore ``state`` (the checkpoint ``run()`` read, else the file's) into the run; nothing if there is none."""
+        state = state or checkpoint.load(self.run_dir / "checkpoint.pt", kind="search")
         if state is None:
             return
-        self.model.load_state_dict(state["model"])
-        self.space.load_state_dict(state["space"])
-        self.estimator.load_state_dict(state["estimator"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.optimizer.network_optimizer.load_state_dict(state["network_optimizer"])
-        self.optimizer.policy_optimizer.load_state_dict(state["policy_optimizer"])
-        self.generator.set_state(state["generator"])
-        checkpoint.set_rng_state(state["rng"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.space.load_state_dict(state["space"])
+            self.estimator.load_state_dict(state["estimator"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.optimizer.network_optimizer.load_state_dict(state["network_optimizer"])
+            self.optimizer.policy_optimizer.load_state_dict(state["policy_optimizer"])
+            self.generator.set_state(state["generator"])
+            checkpoint.set_rng_state(state["rng"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as error:
+            raise checkpoint.WrongCheckpointError(
+                f"checkpoint {self.run_dir / 'checkpoint.pt'} does not fit this search (model "
+                f"{self.cfg.scale.model or self.cfg.model.name}, estimator {self.cfg.estimator.name}): "
+                f"{type(error).__name__}: {str(error).splitlines()[0]}. It was not overwritten: resume with the "
+                f"settings it was written with, or choose another run_dir") from None
         self.start_epoch, self.resumed_seconds = state["epoch"] + 1, state["search_seconds"]
         log.info("resumed %s after epoch %d", self.run_dir, state["epoch"])
 
@@ -235,6 +265,18 @@ class SearchRun:
                 f"non-finite loss or policy at epoch {epoch + 1}, step {step} (train {result.train_loss}, "
                 f"val {result.val_loss}); the last good state is {self.run_dir / 'checkpoint.pt'}")
 
+    def _check_finite_state(self, where: str, metrics: Mapping[str, float] | None = None) -> None:
+        """Refuse non-finite metrics, network weights or policy parameters before they are saved or exported."""
+        bad = [key for key, value in (metrics or {}).items() if not math.isfinite(value)]
+        for part, module in (("network", self.model), ("policy", self.space), ("estimator", self.estimator)):
+            bad += [f"{part} {name}" for name, tensor in module.state_dict().items()
+                    if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+        if bad:
+            raise FloatingPointError(
+                f"non-finite values {where}: {', '.join(bad[:6])}{' ...' if len(bad) > 6 else ''}. Nothing of it was "
+                f"saved or exported; the last good state, {self.run_dir / 'checkpoint.pt'}, is kept. Lower search.lr "
+                f"or search.policy_lr")
+
     @torch.no_grad()
     def _val_accuracy(self, split: SearchData) -> float:
         self.model.eval()
@@ -252,16 +294,22 @@ class SearchRun:
         tracker.log_figure(figure, f"policy_epoch{epoch + 1:03d}")
 
     def run(self) -> dict:
+        with run_lock(self.run_dir):
+            return self._run()
+
+    def _run(self) -> dict:
+        state = checkpoint.load(self.run_dir / "checkpoint.pt", kind="search")
+        check_identity(self.run_dir, state and state.get("identity"), self.identity)
         finished = finished_summary(self.run_dir)
         if finished is not None:
             log.info("%s is finished; nothing to do", self.run_dir)
             return finished
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_hydra_record(self.run_dir, self.cfg)
         split = prepare_data(self.cfg, self.device)
         if self._steps_per_epoch(split) == 0:
             raise ValueError(f"the search-train split holds {len(split.train_labels)} images, fewer than one batch "
                              f"of {self.batch_size}; raise scale.search_images or lower scale.batch_size")
-        self._resume()
+        self._resume(state)
         config = OmegaConf.to_container(self.cfg, resolve=True)
         tags = {"app": "search", "estimator": self.cfg.estimator.name, "dataset": self.cfg.dataset.name,
                 "model": self.cfg.scale.model or self.cfg.model.name, "scale": self.cfg.scale.name,
@@ -270,11 +318,12 @@ class SearchRun:
         with create_tracker(backends=list(logger.backends), run_dir=self.run_dir, config=config, tags=tags,
                             experiment=logger.experiment, run_name=f"{self.cfg.name}/seed{self.cfg.seed}",
                             mlflow_uri=logger.mlflow_uri, wandb_mode=logger.wandb_mode,
-                            wandb_project=logger.wandb_project) as tracker:
+                            wandb_project=logger.wandb_project, resume_epoch=self.start_epoch) as tracker:
             for epoch in range(self.start_epoch, self.epochs):
                 with self.clock:
                     metrics = self._epoch(epoch, split, tracker)
                     self.scheduler.step()
+                self._check_finite_state(f"after epoch {epoch + 1}", metrics)
                 tracker.log_metrics({"epoch": epoch + 1, **metrics, **policy_metrics(self.space)},
                                     step=(epoch + 1) * self._steps_per_epoch(split))
                 if (epoch + 1) % logger.heatmap_every == 0 or epoch + 1 == self.epochs:
@@ -290,6 +339,7 @@ class SearchRun:
         return self.resumed_seconds + self.clock.seconds
 
     def _finish(self, tracker, split: SearchData) -> dict:
+        self._check_finite_state("at the policy export")
         policy = self.space.export(self.cfg.search.top_k, name=f"{self.cfg.name}-seed{self.cfg.seed}")
         policy_path = policy.save(self.run_dir / "policy.json")
         (self.run_dir / "policy_archive.json").write_text(json.dumps(policy.to_archive()))
@@ -311,12 +361,20 @@ class SearchRun:
 
 
 def top_overlap(run_dir: Path, policy) -> dict[str, float]:
-    """Fraction of top-k sub-policies shared with each finished sibling seed (same experiment)."""
+    """Fraction of top-k sub-policies shared with each finished sibling seed (same experiment).
+
+    A sibling's ``policy.json`` that cannot be read is warned about and skipped: it never fails this run.
+    """
     mine = {tuple(op.name for op in s.operations) for s in policy.sub_policies}
     overlaps = {}
     for other in sorted(run_dir.parent.glob("*/policy.json")):
-        if other.parent != run_dir:
-            theirs = json.loads(other.read_text())["sub_policies"]
-            shared = mine & {tuple(op[0] for op in s["operations"]) for s in theirs}
-            overlaps[other.parent.name] = len(shared) / len(mine)
+        if other.parent == run_dir:
+            continue
+        try:
+            theirs = {tuple(op[0] for op in s["operations"]) for s in json.loads(other.read_text())["sub_policies"]}
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
+            warnings.warn(f"{other} was skipped in the top-k overlap with other seeds: it cannot be read "
+                          f"({type(error).__name__}: {error}); this search goes on", RuntimeWarning)
+            continue
+        overlaps[other.parent.name] = len(mine & theirs) / len(mine)
     return overlaps

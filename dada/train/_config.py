@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
-from omegaconf import MISSING
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
-from dada.config import RunConfig, register
+from dada.config import ConfigValueError, RunConfig, check_range, check_run_config, check_schema, register
+
+RECIPE_DIR = Path(__file__).resolve().parents[2] / "conf" / "recipe"
 
 
 @dataclass
@@ -58,3 +62,31 @@ class TrainAppConfig(RunConfig):
 
 
 register("train_schema", TrainAppConfig)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Refuse a missing recipe, unknown keys and out-of-range values at start-up, naming the key and the valid range."""
+    if OmegaConf.is_missing(cfg, "recipe"):
+        raise ConfigValueError(_no_recipe_message(cfg))
+    check_schema(cfg, TrainAppConfig)
+    check_run_config(cfg)
+    for key in ("recipe.epochs", "recipe.batch_size", "recipe.eval_batch_size", "log_every"):
+        check_range(cfg, key, 1)
+    check_range(cfg, "recipe.lr", 0, above=True)  # before the warmup multiplies it
+    for key in ("recipe.momentum", "recipe.weight_decay", "recipe.grad_clip", "recipe.warmup_epochs"):
+        check_range(cfg, key, 0)
+
+
+def _no_recipe_message(cfg: DictConfig) -> str:
+    default = f"{cfg.model.name}-{cfg.dataset.name}"
+    available = sorted(path.stem for path in RECIPE_DIR.glob("*.yaml") if path.stem != "base")
+    chosen = HydraConfig.get().runtime.choices.get("recipe") if HydraConfig.initialized() else None
+    chosen = chosen or (default if default not in available else None)  # outside the app only the default is known
+    if chosen == default:
+        problem = (f"no recipe for model={cfg.model.name} on dataset={cfg.dataset.name}: the recipe defaults to "
+                   f"<model>-<dataset>, and conf/recipe/{default}.yaml does not exist")
+    else:
+        problem = f"no recipe {chosen or 'of the name chosen'}: conf/recipe/ does not hold it"
+    example = next((name for name in available if name.endswith(f"-{cfg.dataset.name}")), available[0])
+    return (f"{problem}. Choose one with recipe=<name>, e.g. recipe={example}; available: {', '.join(available)}. "
+            f"To train a small network on a paper recipe, keep model= and set scale.model=<small network> instead")

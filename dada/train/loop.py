@@ -10,7 +10,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 import torch
@@ -19,9 +19,18 @@ from torch import nn
 from tqdm import tqdm
 
 from dada import checkpoint, data, models
-from dada.runtime import finished_summary, resolve_device, seed_everything
+from dada.runtime import (
+    check_identity,
+    finished_summary,
+    resolve_device,
+    run_identity,
+    run_lock,
+    save_hydra_record,
+    seed_everything,
+)
 from dada.tracking import DeviceClock, create_tracker
 from dada.train import pipeline
+from dada.train._config import validate
 from dada.train.distributed import Distributed
 from dada.train.metrics import ClassificationMeters
 from dada.train.policies import create_augmentation
@@ -48,9 +57,14 @@ class _NoTracker:
 
 
 class TrainRun:
-    """One seeded evaluation; ``run()`` resumes from ``<run_dir>/checkpoint.pt`` and is a no-op once finished."""
+    """One seeded evaluation; ``run()`` resumes from ``<run_dir>/checkpoint.pt`` and is a no-op once finished.
+
+    The config is checked first (a recipe, unknown keys, out-of-range values); ``run()`` holds the run folder's
+    lock (rank 0) and refuses a folder whose run had other settings.
+    """
 
     def __init__(self, cfg: DictConfig):
+        validate(cfg)
         self.cfg = cfg
         self.run_dir = Path(cfg.run_dir)
         self.dist = Distributed.setup(resolve_device(cfg.device))
@@ -60,7 +74,7 @@ class TrainRun:
         seed_everything(cfg.seed + self.dist.rank, deterministic=cfg.deterministic)
         self.order_generator = torch.Generator().manual_seed(stream_seed(cfg.seed, ORDER_STREAM))
         self.augment_generator = torch.Generator().manual_seed(stream_seed(cfg.seed, AUGMENT_STREAM, self.dist.rank))
-        self.identity = OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(IDENTITY_KEYS)), resolve=True)
+        self.identity = run_identity(cfg, IDENTITY_KEYS)
         self.architecture = cfg.scale.model or cfg.model.name
         self.model = models.create(self.architecture, cfg.dataset.num_classes, **cfg.model.kwargs).to(self.device)
         self.channels_last = cfg.channels_last and self.device.type == "cuda"
@@ -108,18 +122,11 @@ class TrainRun:
 
     def _state(self, epoch: int) -> dict[str, Any]:
         """Everything an exact resume needs; per-rank random states gathered from every rank."""
-        return {"epoch": epoch, "identity": self.identity, "world_size": self.dist.world_size,
+        return {"kind": "train", "epoch": epoch, "identity": self.identity, "world_size": self.dist.world_size,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "order_generator": self.order_generator.get_state(),
                 "augment_generator": self.dist.gather(self.augment_generator.get_state()),
                 "rng": self.dist.gather(checkpoint.rng_state()), "history": self.history, "seconds": self.seconds}
-
-    def _check_identity(self, state: Optional[dict]) -> None:
-        if state is None or state["identity"] == self.identity:
-            return
-        changed = sorted(key for key in IDENTITY_KEYS if state["identity"].get(key) != self.identity.get(key))
-        raise ValueError(f"{self.run_dir} holds a run with other settings ({', '.join(changed)} differ); "
-                         f"choose another run_dir or tag=..., or move the folder away")
 
     def _resume(self, state: Optional[dict]) -> None:
         if state is None:
@@ -127,12 +134,18 @@ class TrainRun:
         if state["world_size"] != self.dist.world_size:
             raise ValueError(f"{self.checkpoint_path} was written by {state['world_size']} ranks; resume it with "
                              f"the same number (this job has {self.dist.world_size})")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.order_generator.set_state(state["order_generator"])
-        self.augment_generator.set_state(state["augment_generator"][self.dist.rank])
-        checkpoint.set_rng_state(state["rng"][self.dist.rank])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.order_generator.set_state(state["order_generator"])
+            self.augment_generator.set_state(state["augment_generator"][self.dist.rank])
+            checkpoint.set_rng_state(state["rng"][self.dist.rank])
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as error:
+            raise checkpoint.WrongCheckpointError(
+                f"checkpoint {self.checkpoint_path} does not fit this run (model {self.architecture}): "
+                f"{type(error).__name__}: {str(error).splitlines()[0]}. It was not overwritten: resume with the "
+                f"settings it was written with, or choose another run_dir") from None
         self.start_epoch, self.history, self.seconds = state["epoch"] + 1, state["history"], state["seconds"]
         log.info("resumed %s after epoch %d", self.run_dir, state["epoch"] + 1)
 
@@ -213,31 +226,49 @@ class TrainRun:
                               config=OmegaConf.to_container(self.cfg, resolve=True), tags=tags,
                               experiment=logger.experiment, run_name=f"{self.cfg.name}/seed{self.cfg.seed}",
                               mlflow_uri=logger.mlflow_uri, wandb_mode=logger.wandb_mode,
-                              wandb_project=logger.wandb_project)
+                              wandb_project=logger.wandb_project, resume_epoch=self.start_epoch)
 
     def run(self) -> dict:
-        state = checkpoint.load(self.checkpoint_path)
-        self._check_identity(state)
+        with run_lock(self.run_dir) if self.dist.is_main else contextlib.nullcontext():
+            return self._run()
+
+    def _run(self) -> dict:
+        state = checkpoint.load(self.checkpoint_path, kind="train")
+        check_identity(self.run_dir, state and state.get("identity"), self.identity)
         finished = finished_summary(self.run_dir)
         if finished is not None:
             log.info("%s is finished; nothing to do", self.run_dir)
             return finished
+        if self.dist.is_main:
+            save_hydra_record(self.run_dir, self.cfg)
         self._prepare()
         self._resume(state)
         with self._tracker() as tracker:
             for epoch in range(self.start_epoch, self.schedule.epochs):
                 metrics = self._epoch(epoch, tracker)
+                self._check_finite(f"after epoch {epoch + 1}", metrics)
                 self.history.append(metrics)
                 state = self._state(epoch)
-                if self.dist.is_main:
-                    checkpoint.save_atomic(state, self.checkpoint_path)
+                if self.dist.is_main:  # the record first: a kill between the two re-runs the epoch, never loses it
                     tracker.log_metrics(metrics, step=(epoch + 1) * self.schedule.steps_per_epoch)
+                    checkpoint.save_atomic(state, self.checkpoint_path)
                 log.info("epoch %d: %s", epoch + 1, {key: round(value, 4) for key, value in metrics.items()})
+            self._check_finite("before the summary", self.history[-1])
             summary = self._summary()
             tracker.log_metrics(self._cost_metrics(summary), step=self.schedule.total_steps)
             tracker.set_summary(summary)
         self.dist.barrier()
         return {"status": "FINISHED", **summary}
+
+    def _check_finite(self, where: str, metrics: Mapping[str, float]) -> None:
+        """Refuse non-finite metrics (the test loss too) or weights before they reach a checkpoint or a summary."""
+        bad = [key for key, value in metrics.items() if not math.isfinite(value)]
+        bad += [f"weight {name}" for name, tensor in self.model.state_dict().items()
+                if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+        if bad:
+            raise FloatingPointError(
+                f"non-finite values {where}: {', '.join(bad[:6])}{' ...' if len(bad) > 6 else ''}. Nothing of it was "
+                f"saved; the last good checkpoint, {self.checkpoint_path}, is kept. Lower recipe.lr")
 
     def _summary(self) -> dict[str, Any]:
         final = self.history[-1]

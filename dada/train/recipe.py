@@ -38,8 +38,8 @@ def plan_schedule(recipe, scale, train_size: int) -> Schedule:
     """The recipe's schedule for ``train_size`` images; the scale's non-null fields replace its length and batch."""
     if recipe.schedule not in SCHEDULES:
         raise ValueError(f"unknown recipe.schedule {recipe.schedule!r}; valid choices: {', '.join(SCHEDULES)}")
-    epochs = scale.train_epochs or recipe.epochs
-    batch_size = min(recipe.batch_size, scale.batch_size or recipe.batch_size)
+    epochs = recipe.epochs if scale.train_epochs is None else scale.train_epochs
+    batch_size = recipe.batch_size if scale.batch_size is None else min(recipe.batch_size, scale.batch_size)
     steps_per_epoch = train_size // batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"batch size {batch_size} exceeds the {train_size} training images")
