@@ -1,10 +1,17 @@
 """Bad inputs and faults from issue 12's probe, one row per case: each fails loudly with a clear message.
 
 A row's id starts with the case number in the issue. ``run`` feeds the bad input; the row asserts the exception
-(or warning) type, a phrase of its message and, where a file is at fault, that the message names it.
+(or warning) type, or the exit code of an app run as a process, a phrase of its message and, where a file is at
+fault, that the message names it. A fault that is now handled without an error (resume, a sibling's file) has
+no exception: its ``run`` returns a line saying what happened, which the phrase must match.
 """
 import gzip
+import json
+import os
+import pickle
 import re
+import subprocess
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -14,27 +21,258 @@ from typing import Callable
 import pytest
 import torch
 import yaml
-from conftest import write_image_folder
+from conftest import SEARCH_SMOKE, compose_config, write_image_folder
 from test_security import plant_checkpoint, plant_cifar_root
 
 from analysis.paper import load_paper_results
+from analysis.runs import read_epoch_metrics
 from dada import checkpoint, data, ops
+from dada.config import ConfigValueError
 from dada.data._errors import CorruptDataError, UnsafeDataError
 from dada.data.fashion_mnist import RAW_FILES, raw_folder, read_fashion_mnist
-from dada.policy import load_named
+from dada.policy import Policy, load_named
+from dada.runtime import RunLockedError, RunMismatchError, run_lock
+from dada.search.loop import SearchRun, top_overlap
+from dada.search.space import SearchSpace
 from dada.tracking import TrackingWarning, create_tracker
+from dada.train import TrainRun
 
 IDX_HEADER = b"\x00\x00\x08\x01" + (3).to_bytes(4, "big")  # a uint8 IDX vector of 3 entries
 RANGE = r"must lie in \[0, 1\]"
+REPOSITORY = Path(__file__).resolve().parents[1]
+TINY_TRAIN = ["device=cpu", "scale.train_images=32", "scale.test_images=32", "scale.train_epochs=1",
+              "scale.batch_size=32", "policy=none", "num_workers=0"]
 
 
 @dataclass(frozen=True)
 class Case:
     id: str
     run: Callable[[Path], object]  # feeds the bad input under a temporary folder
-    raises: type[BaseException] | type[Warning]
+    raises: type[BaseException] | type[Warning] | int | None  # an int: the exit code; None: no error
     phrase: str  # a regular expression the message must match
     names_file: bool = False  # the message names a file under the temporary folder
+    slow: bool = False  # runs a process, a search step or an MLflow store
+
+
+def _search(tmp_path: Path, *overrides: str) -> SearchRun:
+    """A smoke search of one step per epoch writing ``tmp_path/run``."""
+    return SearchRun(compose_config("search", [*SEARCH_SMOKE, f"run_dir={tmp_path / 'run'}",
+                                               "scale.search_images=64", *overrides]))
+
+
+def _train(tmp_path: Path, *overrides: str) -> TrainRun:
+    """A one-step evaluation writing ``tmp_path/run``."""
+    return TrainRun(compose_config("train", [*TINY_TRAIN, f"run_dir={tmp_path / 'run'}", *overrides]))
+
+
+def _app(app: str, *overrides: str) -> subprocess.CompletedProcess:
+    """``python -m dada.<app> overrides`` as a user runs it, from the repository."""
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
+    return subprocess.run([sys.executable, "-m", f"dada.{app}", *overrides], cwd=REPOSITORY, env=environment,
+                          capture_output=True, text=True, timeout=300)
+
+
+# -- 3: NaN or Inf that the losses before an update do not show ----------------------------------------------------
+
+def _nothing_saved_after(run: Callable[[], object], run_dir: Path, *files: str):
+    """``run()``, then check that none of ``files`` was written and that the run ended FAILED."""
+    try:
+        run()
+    finally:
+        assert not [name for name in files if (run_dir / name).exists()]
+        assert json.loads((run_dir / "summary.json").read_text())["status"] == "FAILED"
+
+
+def _train_blown_up_by_the_lr(tmp_path: Path):
+    _nothing_saved_after(_train(tmp_path, "recipe.lr=1e6").run, tmp_path / "run", "checkpoint.pt")
+
+
+def _search_with_infinite_batch_norm_statistics(tmp_path: Path):
+    run = _search(tmp_path)
+    norm = next(module for module in run.model.modules() if isinstance(module, torch.nn.BatchNorm2d))
+    norm.running_var.fill_(float("inf"))  # train-mode losses stay finite; the weights to save are not
+    _nothing_saved_after(run.run, tmp_path / "run", "checkpoint.pt", "policy.json")
+
+
+# -- 4: a finished or resumed run with other settings --------------------------------------------------------------
+
+def _plant_run(run_dir: Path, kind: str, identity: dict, finished: bool) -> None:
+    checkpoint.save_atomic({"kind": kind, "identity": identity, "epoch": 0}, run_dir / "checkpoint.pt")
+    if finished:
+        (run_dir / "summary.json").write_text(json.dumps({"status": "FINISHED"}))
+
+
+def _finished_search_rerun_with_another_lr(tmp_path: Path):
+    _plant_run(tmp_path / "run", "search", _search(tmp_path).identity, finished=True)
+    _search(tmp_path, "search.lr=0.2").run()
+
+
+def _search_resumed_with_other_epochs(tmp_path: Path):
+    _plant_run(tmp_path / "run", "search", _search(tmp_path).identity, finished=False)
+    _search(tmp_path, "scale.search_epochs=5").run()
+
+
+def _train_resumed_with_another_lr(tmp_path: Path):
+    _plant_run(tmp_path / "run", "train", _train(tmp_path).identity, finished=False)
+    _train(tmp_path, "recipe.lr=0.2").run()
+
+
+def _finished_search_rerun_by_the_app(tmp_path: Path):
+    """The app leaves a finished run's Hydra record alone, re-run as it was (a no-op) or with another lr (refused)."""
+    run_dir, overrides = tmp_path / "run", [*SEARCH_SMOKE, f"run_dir={tmp_path / 'run'}"]
+    _plant_run(run_dir, "search", SearchRun(compose_config("search", overrides)).identity, finished=True)
+    record = {name: f"the record of the run: {name}\n" for name in ("config.yaml", "overrides.yaml", "hydra.yaml")}
+    (run_dir / ".hydra").mkdir()
+    for name, text in record.items():
+        (run_dir / ".hydra" / name).write_text(text)
+    same = _app("search", *overrides)
+    assert same.returncode == 0 and "nothing to do" in same.stdout + same.stderr, same.stderr[-2000:]
+    changed = _app("search", *overrides, "search.lr=0.2")
+    assert {name: (run_dir / ".hydra" / name).read_text() for name in record} == record
+    return changed
+
+
+# -- 9: unreadable policy files -------------------------------------------------------------------------------------
+
+def _load_policy_file(tmp_path: Path, content: bytes):
+    (tmp_path / "policy.json").write_bytes(content)
+    Policy.load(tmp_path / "policy.json")
+
+
+# -- 10: a checkpoint of another kind ------------------------------------------------------------------------------
+
+def _plant_file(tmp_path: Path, save: Callable[[Path], object]) -> Path:
+    path = tmp_path / "run" / "checkpoint.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save(path)
+    return path
+
+
+def _search_checkpoint_given_to_train(tmp_path: Path):
+    space = SearchSpace().state_dict()  # as the search saved it before checkpoints said their kind
+    _plant_file(tmp_path, lambda path: checkpoint.save_atomic({"epoch": 0, "space": space}, path))
+    _train(tmp_path).run()
+
+
+def _train_checkpoint_given_to_search(tmp_path: Path):
+    _plant_file(tmp_path, lambda path: checkpoint.save_atomic({"kind": "train", "epoch": 0}, path))
+    _search(tmp_path).run()
+
+
+def _checkpoint_of_another_estimator(tmp_path: Path):
+    _plant_run(tmp_path / "run", "search", _search(tmp_path, "estimator=relax").identity, finished=False)
+    _search(tmp_path, "estimator=gumbel").run()
+
+
+def _old_checkpoint_of_another_estimator(tmp_path: Path):
+    """A checkpoint written before they held their settings: the state that does not fit is named."""
+    state = _search(tmp_path, "estimator=relax")._state(0)
+    del state["identity"], state["kind"]
+    checkpoint.save_atomic(state, tmp_path / "run" / "checkpoint.pt")
+    _search(tmp_path, "estimator=gumbel").run()
+
+
+# -- 13: a sibling seed's unreadable policy -------------------------------------------------------------------------
+
+def _truncated_sibling_policy(tmp_path: Path) -> None:
+    policy = load_named("cifar10")
+    policy.save(tmp_path / "seed1" / "policy.json")
+    text = policy.save(tmp_path / "seed0" / "policy.json").read_text()
+    (tmp_path / "seed0" / "policy.json").write_text(text[: len(text) // 2])
+    assert top_overlap(tmp_path / "seed2", policy) == {"seed1": 1.0}
+
+
+# -- 14: two processes on one run folder ----------------------------------------------------------------------------
+
+HOLD_LOCK = "import sys, time\nfrom dada.runtime import run_lock\nwith run_lock(sys.argv[1]):\n" \
+            "    print('locked', flush=True)\n    time.sleep(300)\n"
+
+
+def _names_the_holder(run: Callable[[], object], pid: int):
+    try:
+        run()
+    except RunLockedError as error:
+        assert f"in use by process {pid}," in str(error), str(error)
+        raise
+
+
+def _run_folder_locked_in_this_process(tmp_path: Path):
+    try:
+        with run_lock(tmp_path / "run"):
+            _names_the_holder(_train(tmp_path).run, os.getpid())
+    finally:
+        with run_lock(tmp_path / "run"):  # released: a later run takes it
+            pass
+
+
+def _run_folder_locked_by_another_process(tmp_path: Path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(tmp_path / "run")], cwd=REPOSITORY,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        _names_the_holder(_search(tmp_path).run, holder.pid)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# -- 15: records and tracker runs across a resume -------------------------------------------------------------------
+
+def _log_steps(tracker, epoch: int, end: bool = True) -> None:
+    """Epoch ``epoch`` (from 0) as the apps log it: step records at steps 4e and 4e+2, then the epoch record."""
+    for step in (4 * epoch, 4 * epoch + 2):
+        tracker.log_metrics({"loss": 1.0}, step=step)
+    if end:
+        tracker.log_metrics({"epoch": epoch + 1}, step=4 * epoch + 4)
+
+
+def _killed_after(tmp_path: Path, epochs: int, **options):
+    """A tracker that logged ``epochs`` epochs and the steps of the next, then was killed: never closed."""
+    tracker = create_tracker(run_dir=tmp_path / "run", **options)
+    for epoch in range(epochs):
+        _log_steps(tracker, epoch)
+    _log_steps(tracker, epochs, end=False)
+    return tracker
+
+
+def _records_after_a_resume(tmp_path: Path) -> str:
+    """Killed in epoch 3 after the checkpoint of epoch 2 (its record written, as the apps write it before saving)."""
+    _killed_after(tmp_path, epochs=2)
+    with create_tracker(run_dir=tmp_path / "run", resume_epoch=2) as tracker:
+        _log_steps(tracker, 2)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    return "records " + " ".join(f"e{r['epoch']:.0f}@{r['step']}" if "epoch" in r else str(r["step"]) for r in records)
+
+
+def _epochs_read_once(tmp_path: Path) -> str:
+    lines = [{"step": 4, "epoch": 1, "loss": 2.0}, {"step": 4, "epoch": 1, "loss": 1.0}, {"step": 8, "epoch": 2}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    epochs = read_epoch_metrics(tmp_path)
+    return f"epochs {epochs['epoch'].tolist()}, loss of epoch 1 {epochs['loss'].iloc[0]}"
+
+
+def _one_mlflow_run_across_a_resume(tmp_path: Path) -> str:
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    first = _killed_after(tmp_path, epochs=1, backends=("jsonl", "mlflow"), mlflow_uri=uri, experiment="resume")
+    with create_tracker(("jsonl", "mlflow"), run_dir=tmp_path / "run", mlflow_uri=uri, experiment="resume",
+                        resume_epoch=1) as resumed:
+        _log_steps(resumed, 1)
+    assert first._backends[0].run_id == resumed._backends[0].run_id
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("resume").experiment_id])
+    return f"{len(runs)} MLflow run(s): {', '.join(run.info.status for run in runs)}"
+
+
+def _one_wandb_run_id_across_a_resume(tmp_path: Path) -> str:
+    first = _killed_after(tmp_path, epochs=1, backends=("wandb",))
+    first_id = first._backends[0].run.id
+    first._backends[0].run.finish(exit_code=1)  # what a kill leaves: W&B's service ends the run
+    with create_tracker(("wandb",), run_dir=tmp_path / "run", resume_epoch=1) as resumed:
+        resumed_id = resumed._backends[0].run.id
+    recorded = json.loads((tmp_path / "run" / "tracking_ids.json").read_text())["wandb"]["run_id"]
+    return f"run ids {'equal' if first_id == resumed_id == recorded else 'differ'}"
 
 
 # -- 7: a corrupt image in a folder data set ---------------------------------------------------------------------
@@ -140,6 +378,37 @@ def _yaml_with_a_python_tag(tmp_path: Path):
 
 
 CASES = [
+    Case("1-zero-train-epochs", lambda tmp: _train(tmp, "scale.train_epochs=0"), ConfigValueError,
+         r"scale.train_epochs=0 is out of range: it must be >= 1 or null"),
+    Case("1-zero-search-epochs", lambda tmp: _search(tmp, "scale.search_epochs=0"), ConfigValueError,
+         r"scale.search_epochs=0 is out of range: it must be >= 1 or null"),
+    Case("1-zero-batch-size", lambda tmp: _search(tmp, "scale.batch_size=0"), ConfigValueError,
+         r"scale.batch_size=0 is out of range: it must be >= 1 or null"),
+    Case("2-negative-search-epochs", lambda tmp: _search(tmp, "scale.search_epochs=-1"), ConfigValueError,
+         r"scale.search_epochs=-1 is out of range: it must be >= 1"),
+    Case("3-train-lr-1e6-one-step", _train_blown_up_by_the_lr, FloatingPointError,
+         r"non-finite values after epoch 1: test/loss.*last good checkpoint.*is kept", slow=True),
+    Case("3-search-infinite-weights", _search_with_infinite_batch_norm_statistics, FloatingPointError,
+         r"non-finite values after epoch 1: network .*running_var.*Nothing of it was saved or exported", slow=True),
+    Case("4-finished-search-rerun-with-another-lr", _finished_search_rerun_with_another_lr, RunMismatchError,
+         r"holds a run with other settings: search.lr \(0.1 -> 0.2\)\. It was left as it is", names_file=True),
+    Case("4-search-resumed-with-other-epochs", _search_resumed_with_other_epochs, RunMismatchError,
+         r"other settings: scale.search_epochs \(1 -> 5\)", names_file=True),
+    Case("4-train-resumed-with-another-lr", _train_resumed_with_another_lr, RunMismatchError,
+         r"other settings: recipe.lr \(0.1 -> 0.2\)", names_file=True),
+    Case("4-finished-search-rerun-by-the-app-keeps-its-record", _finished_search_rerun_by_the_app, 1,
+         r"RunMismatchError: .* holds a run with other settings: search.lr \(0.1 -> 0.2\)", names_file=True,
+         slow=True),
+    Case("5-top-k-above-the-sub-policies", lambda tmp: _search(tmp, "search.top_k=1000"), ConfigValueError,
+         r"search.top_k=1000 is out of range: the search space holds 105 sub-policies.*\[1, 105\]"),
+    Case("5-mean-of-one-channel", lambda tmp: _search(tmp, "dataset.mean=[0.5]"), ConfigValueError,
+         r"dataset.mean=\[0.5\] has 1 values; it needs 3, one per RGB channel"),
+    Case("6-appended-unknown-search-key", lambda tmp: _search(tmp, "+search.bogus=1"), ConfigValueError,
+         r"unknown config key 'search.bogus': SearchRecipe has no field 'bogus'; valid keys .*top_k"),
+    Case("6-appended-unknown-root-key", lambda tmp: _search(tmp, "+bogus=1"), ConfigValueError,
+         r"unknown config key 'bogus'"),
+    Case("6-appended-unknown-train-key", lambda tmp: _train(tmp, "+policy.bogus=1"), ConfigValueError,
+         r"unknown config key 'policy.bogus': PolicyConfig has no field 'bogus'"),
     Case("7-corrupt-image-decoded-for-search", _decode_corrupt_image, CorruptDataError,
          "cannot be decoded.*Delete the file or replace it", names_file=True),
     Case("7-corrupt-image-read-for-evaluation", _read_corrupt_image, CorruptDataError,
@@ -150,8 +419,54 @@ CASES = [
          "needs 11.*apt-get install --reinstall dataset-fashion-mnist", names_file=True),
     Case("8-corrupt-fashion-mnist-cache", _corrupt_fashion_cache, CorruptDataError,
          "not a uint8 IDX file.*delete it.*apt-get install --reinstall dataset-fashion-mnist", names_file=True),
+    Case("9-policy-file-not-json", lambda tmp: _load_policy_file(tmp, b"\x89PNG\r\n\x1a\n\xff\xfe"), ValueError,
+         r"policy file .*policy.json cannot be read as a policy: .*codec", names_file=True),
+    Case("9-policy-with-an-empty-operations-list",
+         lambda tmp: _load_policy_file(tmp, b'{"sub_policies": [{"operations": []}]}'), ValueError,
+         r"policy.json cannot be read as a policy: sub-policies \[0\] have an empty operations list", names_file=True),
+    Case("9-zero-ops-per-sub-policy", lambda tmp: _search(tmp, "search.ops_per_sub_policy=0"), ConfigValueError,
+         r"search.ops_per_sub_policy=0 is out of range: a sub-policy holds 1 to 15"),
+    Case("10-search-checkpoint-given-to-train", _search_checkpoint_given_to_train, checkpoint.WrongCheckpointError,
+         r"is a search checkpoint, not a train one. It was not overwritten", names_file=True),
+    Case("10-train-checkpoint-given-to-search", _train_checkpoint_given_to_search, checkpoint.WrongCheckpointError,
+         r"is a train checkpoint, not a search one", names_file=True),
+    Case("10-torch-file-that-is-no-checkpoint",
+         lambda tmp: checkpoint.load(_plant_file(tmp, lambda path: torch.save([1, 2], path)), kind="train"),
+         checkpoint.WrongCheckpointError, r"is no dada checkpoint \(it holds a list\), not a train one",
+         names_file=True),
+    Case("10-plain-pickle-checkpoint",
+         lambda tmp: checkpoint.load(_plant_file(tmp, lambda path: path.write_bytes(pickle.dumps({"epoch": 0})))),
+         checkpoint.UnsafeCheckpointError, r"holds something else or is not a dada checkpoint", names_file=True),
+    Case("10-non-zip-checkpoint", lambda tmp: checkpoint.load(_plant_file(tmp, lambda path: path.write_text("x"))),
+         checkpoint.CorruptCheckpointError, r"is not a dada checkpoint.*it was not overwritten", names_file=True),
+    Case("10-resume-with-another-estimator", _checkpoint_of_another_estimator, RunMismatchError,
+         r"other settings: estimator.hidden_size .*estimator.name \(relax -> gumbel\)", names_file=True),
+    Case("10-old-checkpoint-of-another-estimator", _old_checkpoint_of_another_estimator,
+         checkpoint.WrongCheckpointError, r"does not fit this search \(model wrn10_1, estimator gumbel\): "
+         r"RuntimeError: Error\(s\) in loading state_dict", names_file=True, slow=True),
+    Case("11-negative-train-epochs", lambda tmp: _train(tmp, "scale.train_epochs=-1"), ConfigValueError,
+         r"scale.train_epochs=-1 is out of range: it must be >= 1"),
+    Case("11-mean-of-four-channels", lambda tmp: _train(tmp, "dataset.mean=[0.1,0.1,0.1,0.1]"), ConfigValueError,
+         r"dataset.mean=\[0.1, 0.1, 0.1, 0.1\] has 4 values; it needs 3"),
     Case("12-unreachable-mlflow-server", _unreachable_mlflow_server, TrackingWarning,
          "mlflow tracking could not start.*127.0.0.1:9 is unreachable"),
+    Case("13-truncated-sibling-policy", _truncated_sibling_policy, RuntimeWarning,
+         r"seed0/policy.json was skipped in the top-k overlap.*cannot be read.*this search goes on", names_file=True),
+    Case("14-run-folder-locked-in-this-process", _run_folder_locked_in_this_process, RunLockedError,
+         r"run is in use by process \d+, which holds .*run/.lock; wait for it to end", names_file=True),
+    Case("14-run-folder-locked-by-another-process", _run_folder_locked_by_another_process, RunLockedError,
+         r"run is in use by process \d+", names_file=True, slow=True),
+    Case("15-resume-writes-each-record-once", _records_after_a_resume, None,
+         r"^records 0 2 e1@4 4 6 e2@8 8 10 e3@12$"),
+    Case("15-analysis-reads-each-epoch-once", _epochs_read_once, None, r"^epochs \[1, 2\], loss of epoch 1 1.0$"),
+    Case("15-resumed-run-is-one-mlflow-run", _one_mlflow_run_across_a_resume, None, r"^1 MLflow run\(s\): FINISHED$",
+         slow=True),
+    Case("15-resumed-run-keeps-its-wandb-id", _one_wandb_run_id_across_a_resume, None, r"^run ids equal$", slow=True),
+    Case("16-model-without-a-recipe", lambda tmp: _train(tmp, "model=wrn10_1"), ConfigValueError,
+         r"no recipe for model=wrn10_1 on dataset=fashion-mnist.*Choose one with recipe=<name>, "
+         r"e.g. recipe=wrn40_2-fashion-mnist; available: .*wrn28_10-cifar10"),
+    Case("16-negative-lr-is-named-as-set", lambda tmp: _train(tmp, "recipe.lr=-1"), ConfigValueError,
+         r"recipe.lr=-1.0 is out of range: it must be > 0"),
     Case("17-apply-above-one", lambda _: ops.apply(_images(1.5), "Rotate", 0.5), ValueError,
          rf"{RANGE}.*found values in \[.*, 1.5\]"),
     Case("17-apply-negative", lambda _: ops.apply(_images(-0.5), "Invert", 0.5), ValueError,
@@ -178,9 +493,16 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.id, marks=[pytest.mark.slow] if case.slow else [])
+                                  for case in CASES])
 def test_bad_input_fails_loudly(case, tmp_path):
-    if issubclass(case.raises, Warning):
+    if case.raises is None:
+        message = case.run(tmp_path)
+    elif isinstance(case.raises, int):
+        result = case.run(tmp_path)
+        assert result.returncode == case.raises, result.stderr[-3000:]
+        message = result.stdout + result.stderr
+    elif issubclass(case.raises, Warning):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             case.run(tmp_path)

@@ -64,6 +64,10 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one_bit_for_bit(policy,
     assert all(torch.equal(straight["model"][key], resumed["model"][key]) for key in straight["model"])
     errors = [[epoch["test/error_top1"] for epoch in state["history"]] for state in (straight, resumed)]
     assert errors[0] == errors[1]
+    records = [[(record["step"], record.get("epoch")) for record in map(json.loads, lines)]
+               for lines in ((tmp_path / name / "metrics.jsonl").read_text().splitlines()
+                             for name in ("straight", "killed"))]
+    assert records[0] == records[1]  # each record once, as in the uninterrupted run (issue 12, case 15)
     assert "nothing to do" in _finish(_command(tmp_path / "killed", *overrides), data_root)
 
 
