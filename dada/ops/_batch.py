@@ -69,10 +69,10 @@ def _apply_groups(images: torch.Tensor, op_index: torch.Tensor, active: torch.Te
                   centers: torch.Tensor) -> torch.Tensor:
     """Sort the active samples by op (in ``KERNEL_ORDER``) and augment them in one pass; the others pass through."""
     rank = torch.tensor([KERNEL_ORDER.index(name) for name in OP_NAMES], device=images.device)[op_index]
-    key = torch.where(active, rank, len(OP_NAMES))
+    key = torch.where(active, rank, len(OP_NAMES))  # inactive samples get the last key, so they sort to the end
     order = torch.argsort(key, stable=True)
     counts = torch.bincount(key, minlength=len(OP_NAMES) + 1).tolist()
-    order = order[: len(order) - counts.pop()]
+    order = order[: len(order) - counts.pop()]  # pop the inactive count off the counts and drop those samples
     if len(order) == 0:
         return images.clone()
     return images.index_copy(0, order, apply_sorted(images[order], counts, values[order], centers[order]))

@@ -38,6 +38,8 @@ def _geometric(images: torch.Tensor, values: torch.Tensor, centers: torch.Tensor
     """
     height, width = images.shape[-2:]
     sizes = torch.tensor(list(counts.values()), device=values.device)
+    # Row i of eye(5) one-hot codes op i; repeating it counts[i] times gives each sorted sample its op's one-hot,
+    # so values[:, None] * op_of_sample puts every sample's value in its op's column and zeros elsewhere.
     op_of_sample = torch.eye(len(_GEOMETRIC), dtype=values.dtype, device=values.device).repeat_interleave(sizes, 0)
     shear_x, shear_y, translate_x, translate_y, degrees = (values[:, None] * op_of_sample).T
     angle = -torch.deg2rad(degrees)
@@ -213,7 +215,7 @@ def apply_sorted(images: torch.Tensor, counts: list[int], values: torch.Tensor,
 
     values [n]: each sample's op value (``OpSpec.value``, mirrored); centers [n, 2]: Cutout centres (x, y).
     """
-    counts = dict(zip(KERNEL_ORDER, counts))
+    counts = dict(zip(KERNEL_ORDER, counts))  # the list, position k for KERNEL_ORDER[k], as a dict by op name
     geometric = {name: counts[name] for name in _GEOMETRIC}
     tables = {name: counts[name] for name in _TABLES}
     families: dict[Kernel, int] = {
