@@ -10,7 +10,7 @@ from dada.data import FASHION_MNIST_DIR, DatasetNotFoundError, get_spec
 from dada.data.fashion_mnist import raw_folder
 from reproduce.tables import EvalJob, Job, SearchJob, get_layout, jobs
 
-SCALES = ("smoke", "paper")
+SCALES = ("smoke", "mini", "paper")
 TARGETS = ("table1", "table2", "table3", "table4", "table6", "fig1", "fig3a", "fig3b")
 FIGURES = ("fig1", "fig3a", "fig3b")
 
