@@ -10,7 +10,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
 SCALE ?= smoke
 SEEDS_smoke := 0,1,2
-SEEDS_mini := 0,1,2,3,4
+SEEDS_mini := 0,1,2
 SEEDS_paper := 0,1,2
 SEEDS ?= $(SEEDS_$(SCALE))
 DATA_ROOT ?= ./data
@@ -60,7 +60,7 @@ mlflow-ui: setup ## serve the MLflow UI on 127.0.0.1:5000 over the project's sto
 	$(PY) -m mlflow ui --backend-store-uri sqlite:///mlruns.db --host 127.0.0.1 --port 5000
 
 # -- reproducing the paper: reproduce/ runs what a target needs (finished runs are skipped), analysis/ writes results/
-# Each takes SCALE=smoke|mini|paper, SEEDS (default 0,1,2; 0-4 at mini) and DATA_ROOT=./data; rows whose data set is
+# Each takes SCALE=smoke|mini|paper, SEEDS (default 0,1,2) and DATA_ROOT=./data; rows whose data set is
 # missing say "not run".
 # OVERRIDES="logger=mlflow" adds Hydra overrides to every run (then: python -m analysis <target> --source mlflow).
 OVERRIDES ?=

@@ -14,9 +14,10 @@ from typing import Any, Mapping
 import pandas as pd
 
 RUN_COLUMNS = ("run_dir", "scale", "experiment", "variant", "seed", "app", "status", "dataset", "model",
-               "estimator", "policy", "test_error_top1", "test_error_top5", "search_device_hours",
+               "estimator", "policy", "test_error_top1", "test_error_top5", "train_error_top1", "search_device_hours",
                "eval_device_hours", "unit", "device_name", "epochs", "top_overlap")
-NUMBERS = ("test_error_top1", "test_error_top5", "search_device_hours", "eval_device_hours", "epochs")
+NUMBERS = ("test_error_top1", "test_error_top5", "train_error_top1", "search_device_hours", "eval_device_hours",
+           "epochs")
 
 
 def _location(run_dir: Path) -> dict[str, Any]:
@@ -46,6 +47,7 @@ def run_record(run_dir: Path, summary: Mapping[str, Any]) -> dict[str, Any]:
         "policy": policy.get("name") if isinstance(policy, Mapping) else None,
         "test_error_top1": _number(summary.get("test_error_top1")),
         "test_error_top5": _number(summary.get("test_error_top5")),
+        "train_error_top1": _number(summary.get("train_error_top1")),  # the final epoch's, on augmented images
         "search_device_hours": _number(cost.get("search_device_hours")),
         "eval_device_hours": _number(cost.get("eval_device_hours")),
         "unit": cost.get("unit"),

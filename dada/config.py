@@ -73,7 +73,9 @@ class ScaleConfig:
     train_epochs: Optional[int] = None
     train_images: Optional[int] = None
     test_images: Optional[int] = None
+    test_every: Optional[int] = None  # evaluations test every N epochs and at the last; null: every epoch
     batch_size: Optional[int] = None
+    num_workers: Optional[int] = None  # DataLoader workers at this size (0: in process); null: the app's
 
 
 @dataclass
@@ -133,13 +135,15 @@ def check_range(cfg: DictConfig, key: str, low: float, high: float = math.inf, *
         raise ConfigValueError(f"{key}={value} is out of range: it must be {bounds}{null}")
 
 
-SCALE_SIZES = ("search_epochs", "search_images", "train_epochs", "train_images", "test_images", "batch_size")
+SCALE_SIZES = ("search_epochs", "search_images", "train_epochs", "train_images", "test_images", "test_every",
+               "batch_size")
 
 
 def check_run_config(cfg: DictConfig) -> None:
     """What both apps need: positive scale sizes (0 is not "unset": null is), three-channel statistics, classes."""
     for key in SCALE_SIZES:
         check_range(cfg, f"scale.{key}", 1, nullable=True)
+    check_range(cfg, "scale.num_workers", 0, nullable=True)
     check_range(cfg, "dataset.num_classes", 1)
     check_range(cfg, "dataset.image_size", 1)
     for key in ("mean", "std"):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Optional
 
 TEST_ERROR, TOP5_ERROR, SEARCH_COST = "test_error_top1", "test_error_top5", "search_device_hours"
+TRAIN_ERROR = "train_error_top1"  # the final epoch's training error: shows whether a column overfits
 SMOKE_FULL_SEARCH_IMAGES = 4000  # smoke stand-in for a full-data search: 4x the smoke reduced set (1000)
 
 
@@ -183,6 +184,7 @@ def _table1_row(row: str, paper_row: Optional[str], search_dataset: str, experim
              _paper("table1b", paper_row, "DADA")),
         Cell(row, "test error, DADA (RELAX, paper variant)", TEST_ERROR,
              _eval(experiment, dataset, "dada-relax-paper", relax_paper)),
+        Cell(row, "train error, no policy", TRAIN_ERROR, _eval(experiment, dataset, "none")),
     ]
 
 

@@ -233,7 +233,7 @@ def test_markdown_has_methods_as_rows_and_data_sets_as_columns(smoke_runs, tmp_p
     assert header == ["Method", FASHION, "CIFAR-10", "CIFAR-100", "SVHN", "ImageNet"]
     assert [row[0] for row in rows] == ["no policy", "Cutout", "random policy", "AA", "RandAugment",
                                         "TrivialAugment", "Fast AA", "DADA (Gumbel)", "DADA (RELAX)",
-                                        "DADA (RELAX, paper variant)"]
+                                        "DADA (RELAX, paper variant)", "train error, no policy"]
     by_method = {row[0]: dict(zip(header, row)) for row in rows}
     assert by_method["DADA (RELAX)"][FASHION] == "17.50 ± 6.35"  # mean ± 95 % CI half-width, no paper cell
     assert by_method["DADA (RELAX)"]["CIFAR-10"] == "3.50 ± 6.35 (paper 2.7)"

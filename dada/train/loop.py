@@ -76,6 +76,7 @@ class TrainRun:
         self.augment_generator = torch.Generator().manual_seed(stream_seed(cfg.seed, AUGMENT_STREAM, self.dist.rank))
         self.identity = run_identity(cfg, IDENTITY_KEYS)
         self.architecture = cfg.scale.model or cfg.model.name
+        self.num_workers = cfg.num_workers if cfg.scale.num_workers is None else cfg.scale.num_workers
         self.model = models.create(self.architecture, cfg.dataset.num_classes, **cfg.model.kwargs).to(self.device)
         self.channels_last = cfg.channels_last and self.device.type == "cuda"
         if self.channels_last:
@@ -108,9 +109,9 @@ class TrainRun:
         sampler = pipeline.ShardedBatchSampler(self.train_images, self.schedule.batch_size, self.order_generator,
                                                self.dist.rank, self.dist.world_size)
         self.train_batches = pipeline.train_batches(train_split, self.augmentation, cfg.recipe, dataset.image_size,
-                                                    sampler, self.augment_generator, self.device, cfg.num_workers)
+                                                    sampler, self.augment_generator, self.device, self.num_workers)
         eval_batch = max(cfg.recipe.eval_batch_size // self.dist.world_size, 1)
-        self.test_batches = pipeline.test_batches(test_split, eval_batch, self.dist, self.device, cfg.num_workers)
+        self.test_batches = pipeline.test_batches(test_split, eval_batch, self.dist, self.device, self.num_workers)
         cutout = dataset.cutout if self.augmentation.cutout else 0
         self.preprocess = pipeline.Preprocess(list(dataset.mean), list(dataset.std), cutout, cfg.recipe.lighting)
         self.optimizer = create_optimizer(self.model, cfg.recipe)
@@ -201,12 +202,18 @@ class TrainRun:
             meters.update(logits, labels, loss.item())
         return {f"test/{key}": value for key, value in meters.reduce(self.dist).items()}
 
+    def _tests_after(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` (from 0) ends with a test: every ``scale.test_every`` epochs, and the last."""
+        every = self.cfg.scale.test_every or 1
+        return (epoch + 1) % every == 0 or epoch + 1 == self.schedule.epochs
+
     def _epoch(self, epoch: int, tracker) -> dict[str, float]:
-        """Train one epoch, then test; the clocks add to the run's seconds (kept across resumes)."""
+        """Train one epoch, then test if due; the clocks add to the run's seconds (kept across resumes)."""
         with DeviceClock(self.device) as epoch_clock:
             with DeviceClock(self.device) as train_clock:
                 metrics = self._train_epoch(epoch, tracker)
-            metrics.update(self.evaluate())
+            if self._tests_after(epoch):
+                metrics.update(self.evaluate())
         self.seconds = {"train": self.seconds["train"] + train_clock.seconds,
                         "total": self.seconds["total"] + epoch_clock.seconds}
         images = self.schedule.steps_per_epoch * self.schedule.batch_size
@@ -272,7 +279,8 @@ class TrainRun:
 
     def _summary(self) -> dict[str, Any]:
         final = self.history[-1]
-        best = min(self.history, key=lambda metrics: metrics["test/error_top1"])
+        best = min((metrics for metrics in self.history if "test/error_top1" in metrics),
+                   key=lambda metrics: metrics["test/error_top1"])
         clock = DeviceClock(self.device, device_count=self.dist.world_size)
         return {
             "name": self.cfg.name, "seed": self.cfg.seed, "dataset": self.cfg.dataset.name,
