@@ -66,40 +66,43 @@ mlflow-ui: setup ## serve the MLflow UI on 127.0.0.1:5000 over the project's sto
 OVERRIDES ?=
 REPRODUCE = $(PY) -m reproduce --scale $(SCALE) --seeds $(SEEDS) --data-root $(DATA_ROOT) \
 	$(foreach override,$(OVERRIDES),--override $(override))
+ANALYSIS = $(PY) -m analysis --scale $(SCALE) --seeds $(SEEDS) --data-root $(DATA_ROOT)
+# Run what the target needs, then write its results even when a run failed (the tables say which), keeping the status.
+RUN_AND_ANALYSE = $(REPRODUCE) $@; status=$$?; $(ANALYSIS) $@ && exit $$status
 .PHONY: table1 table2 table3 table4 table5 table6 fig1 fig3a fig3b figures all
 
-table1: setup ## Table 1: search cost and test error per data set (smoke: Fashion-MNIST, ~10 min on 2 cores)
-	$(REPRODUCE) table1
+table1: setup ## Table 1: search cost and test error per data set (smoke: Fashion-MNIST; SCALE=mini: the evidence run)
+	@$(RUN_AND_ANALYSE)
 
 table2: setup ## Table 2: CIFAR-10/100 test error across six models (needs CIFAR under DATA_ROOT)
-	$(REPRODUCE) table2
+	@$(RUN_AND_ANALYSE)
 
 table3: setup ## Table 3: SVHN test error (needs SVHN train, extra, test under DATA_ROOT)
-	$(REPRODUCE) table3
+	@$(RUN_AND_ANALYSE)
 
 table4: setup ## Table 4: ImageNet ResNet-50 top-1/top-5 error and search time (needs ImageNet)
-	$(REPRODUCE) table4
+	@$(RUN_AND_ANALYSE)
 
 table5: setup ## Table 5 (COCO detection): a separate issue; says so and exits 0
 	$(REPRODUCE) table5
 
 table6: setup ## Table 6: policy searched on reduced vs full CIFAR-10 (smoke: Fashion-MNIST row)
-	$(REPRODUCE) table6
+	@$(RUN_AND_ANALYSE)
 
 fig1: setup ## Fig. 1: test error vs search GPU-hours (log x), AA/PBA/Fast AA/OHL AA/DADA and ours
-	$(REPRODUCE) fig1
+	@$(RUN_AND_ANALYSE)
 
 fig3a: setup ## Fig. 3a: Gumbel-Softmax vs RELAX test error
-	$(REPRODUCE) fig3a
+	@$(RUN_AND_ANALYSE)
 
 fig3b: setup ## Fig. 3b: speed/accuracy trade-off, CIFAR-10 WRN-40-2 (smoke: Fashion-MNIST)
-	$(REPRODUCE) fig3b
+	@$(RUN_AND_ANALYSE)
 
 figures: setup ## all figures, policy heatmaps, estimator variance during search and on toy problems
-	$(REPRODUCE) figures
+	@$(RUN_AND_ANALYSE)
 
 all: setup ## every table and figure
-	$(REPRODUCE) all
+	@$(RUN_AND_ANALYSE)
 
 .PHONY: estimator-hypergradient
 estimator-hypergradient: setup ## gumbel/RELAX/REINFORCE hypergradient variance and bias at 3 search states (~5 min)

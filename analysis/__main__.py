@@ -3,6 +3,7 @@ import argparse
 from pathlib import Path
 
 from analysis.report import Context, write_results
+from analysis.style import use_file_backend
 from reproduce.cli import parse_seeds
 from reproduce.plan import SCALES
 
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="read runs from the run folders (default) or from the MLflow store")
     parser.add_argument("--mlflow-uri", default="sqlite:///mlruns.db")
     args = parser.parse_args(argv)
+    use_file_backend()
     write_results(args.target, Context(args.scale, args.runs, args.results, args.data_root, args.seeds, args.source,
                                 args.mlflow_uri))
 

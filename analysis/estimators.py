@@ -9,15 +9,12 @@ alpha and beta, the bias (mean - exact), its standard error and the variance of 
 import argparse
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from analysis.style import save_figure  # noqa: E402
-from dada.estimators import create, toy  # noqa: E402
+from analysis.style import save_figure, use_file_backend
+from dada.estimators import create, toy
 
 ESTIMATOR_LABELS = {
     "gumbel": "Gumbel-Softmax (straight-through)",
@@ -120,6 +117,7 @@ def write(frame: pd.DataFrame, out_dir: str | Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    use_file_backend()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results", help="output folder")
     parser.add_argument("--samples", type=int, default=5000, help="gradient estimates per estimator and problem")

@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
+from analysis.style import STYLE, color, save_figure, use_file_backend
 from dada import estimators
 from dada.search.augment import SearchInputs
 from dada.search.bilevel import BiLevelOptimizer
@@ -181,7 +182,6 @@ def plot(frame: pd.DataFrame):
     """Two panels: mean per-coordinate variance (log) and distance from the unbiased mean (+-1 SE, noise floor)."""
     import matplotlib.pyplot as plt
 
-    from analysis.style import STYLE, color
 
     colors = {"gumbel": color("gumbel"), "relax-official": color("relax"), "relax-paper": "yellowgreen",
               "reinforce": "tab:blue"}  # reinforce blue as in analysis/estimators.py
@@ -229,7 +229,6 @@ def plot(frame: pd.DataFrame):
 
 def write(frame: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     """``estimator_hypergradient_<scale>.csv``, ``.png`` and ``.pdf`` under ``out_dir``."""
-    from analysis.style import save_figure
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -240,9 +239,7 @@ def write(frame: pd.DataFrame, out_dir: str | Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    use_file_backend()
     torch.set_num_threads(1)
     parser = argparse.ArgumentParser(prog="python -m analysis.hypergradients", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="smoke", help="conf/scale: smoke or paper")

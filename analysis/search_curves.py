@@ -16,7 +16,7 @@ from matplotlib.ticker import MaxNLocator
 
 from analysis.runs import read_epoch_metrics
 from analysis.style import STYLE, color
-from dada.search.plots import policy_heatmap
+from dada.plots import policy_heatmap
 from dada.search.space import SearchSpace
 
 GROUPS = ("alpha", "probability", "magnitude")

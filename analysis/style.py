@@ -5,10 +5,14 @@ from pathlib import Path
 from typing import Iterable
 
 import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+
+def use_file_backend() -> None:
+    """Draw to files only (Agg): for the command-line entry points, never called on import."""
+    matplotlib.use("Agg")
+
 
 # The one colour map: Gumbel orange and RELAX green as in analysis/estimators.py.
 METHOD_COLORS = {

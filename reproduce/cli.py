@@ -1,6 +1,7 @@
-"""``python -m reproduce <target> --scale smoke --seeds 0,1 --data-root ./data``.
+"""``python -m reproduce <target> --scale smoke --seeds 0,1 --data-root ./data``: run what a target needs.
 
-Runs what a target needs, then analyses it."""
+Finished runs are skipped. ``python -m analysis <target>`` then writes its tables and figures (``make <target>``
+runs both): dependencies point one way, dada <- reproduce <- analysis."""
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=parse_seeds, default=(0, 1, 2), help="comma-separated, e.g. 0,1,2")
     parser.add_argument("--data-root", type=Path, default=Path("data"))
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="the runs root")
-    parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="a Hydra override added to every run, e.g. logger=mlflow (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their commands, run nothing")
@@ -66,7 +66,4 @@ def main(argv: list[str] | None = None) -> int:
           file=sys.stderr)
     outcomes = execute(runs, args.data_root)
     print(summarize(outcomes), file=sys.stderr)
-    from analysis.report import Context, write_results  # imported late: matplotlib and pandas only for the analysis
-
-    write_results(args.target, Context(args.scale, args.runs, args.results, args.data_root, args.seeds))
     return 0 if all(outcome.ok for outcome in outcomes) else 1

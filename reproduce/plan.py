@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from dada.data import FASHION_MNIST_DIR, DatasetNotFoundError, get_spec
-from dada.data.fashion_mnist import raw_folder
+from dada.data import get_spec
 from reproduce.tables import EvalJob, Job, SearchJob, get_layout, jobs
 
 SCALES = ("smoke", "mini", "paper")
@@ -79,20 +78,5 @@ def plan_many(targets: tuple[str, ...], scale: str, seeds: tuple[int, ...],
 
 
 def missing_data(dataset: str, data_root: Path) -> Optional[Path]:
-    """Where data set ``dataset`` should be when its files are missing under ``data_root``, else None.
-
-    Fashion-MNIST is read from the Debian package (or its cache under the data root), every other set
-    from the paths its ``dada.data`` spec lists.
-    """
-    spec = get_spec(dataset)
-    if dataset == "fashion-mnist":
-        found = any(FASHION_MNIST_DIR.glob("*.gz")) or raw_folder(data_root).is_dir()
-        return None if found else FASHION_MNIST_DIR
-    for train in (True, False):
-        try:
-            spec.require(Path(data_root), train)
-        except DatasetNotFoundError:
-            paths = spec.train_paths if train else spec.test_paths
-            first_missing = next(path for path in paths if not (Path(data_root) / path).exists())
-            return Path(data_root) / Path(first_missing).parts[0]
-    return None
+    """Where data set ``dataset`` should be when its files are missing under ``data_root``, else None."""
+    return get_spec(dataset).missing(Path(data_root))

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from dada.data import _readers
 from dada.data._errors import missing_paths_error
-from dada.data.fashion_mnist import FASHION_MNIST_DIR, read_fashion_mnist
+from dada.data.fashion_mnist import FASHION_MNIST_DIR, missing_fashion_mnist, read_fashion_mnist
 
 Reader = Callable[[Path, bool], tuple[Tensor, Tensor]]
 
@@ -36,6 +36,7 @@ class DatasetSpec:
     train_paths: tuple[str, ...] = field(repr=False)
     test_paths: tuple[str, ...] = field(repr=False)
     read: Reader | None = field(default=None, repr=False)
+    locate_missing: Callable[[Path], Path | None] | None = field(default=None, repr=False)  # sets without paths
 
     @property
     def in_memory(self) -> bool:
@@ -48,6 +49,15 @@ class DatasetSpec:
         missing = [root / path for path in paths if not (root / path).exists()]
         if missing:
             raise missing_paths_error(self.name, root, missing, self.layout)
+
+    def missing(self, root: Path) -> Path | None:
+        """Where the data set should be when a file it needs is missing under ``root``, else None."""
+        if self.locate_missing is not None:
+            return self.locate_missing(Path(root))
+        for path in (*self.train_paths, *self.test_paths):
+            if not (Path(root) / path).exists():
+                return Path(root) / Path(path).parts[0]
+        return None
 
 
 def _lines(paths: Sequence[str]) -> str:
@@ -92,7 +102,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             name="fashion-mnist", num_classes=10, image_size=32,
             layout=f"nothing: read from {FASHION_MNIST_DIR}, cached under FashionMNIST/raw/",
-            train_paths=(), test_paths=(), read=read_fashion_mnist,
+            train_paths=(), test_paths=(), read=read_fashion_mnist, locate_missing=missing_fashion_mnist,
         ),
     )
 }

@@ -32,6 +32,12 @@ def raw_folder(root: str | os.PathLike) -> Path:
     return Path(root) / datasets.FashionMNIST.__name__ / "raw"
 
 
+def missing_fashion_mnist(root: Path) -> Path | None:
+    """The Debian package's folder when neither it nor a cache under ``root`` holds the files, else None."""
+    found = any(FASHION_MNIST_DIR.glob("*.gz")) or raw_folder(root).is_dir()
+    return None if found else FASHION_MNIST_DIR
+
+
 def read_fashion_mnist(
     root: str | os.PathLike, train: bool, source_dir: str | os.PathLike = FASHION_MNIST_DIR
 ) -> tuple[Tensor, Tensor]:

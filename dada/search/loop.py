@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from dada import checkpoint, data, estimators, models, transforms
+from dada.plots import policy_heatmap
 from dada.runtime import (
     check_identity,
     finished_summary,
@@ -26,7 +27,6 @@ from dada.runtime import (
 from dada.search._config import validate
 from dada.search.augment import SearchInputs
 from dada.search.bilevel import BiLevelOptimizer, StepResult
-from dada.search.plots import policy_heatmap
 from dada.search.space import SearchSpace
 from dada.search.variant import get_variant
 from dada.tracking import DeviceClock, create_tracker

@@ -1,14 +1,15 @@
-"""Pictures of a search space's state: softmax(α) over all sub-policies, and β/m of the top ones."""
+"""Pictures of a search space's state: softmax(α) over all sub-policies, and β/m of the top ones.
+
+Below both the search (which logs them) and ``analysis`` (which writes them to results/). Figures are built with
+Matplotlib's object API, so no pyplot state or backend is touched.
+"""
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from dada.ops import OP_NAMES  # noqa: E402
+from dada.ops import OP_NAMES
 
 
 def _pair_matrix(sub_policies: torch.Tensor, weights: torch.Tensor) -> np.ndarray:
@@ -20,11 +21,12 @@ def _pair_matrix(sub_policies: torch.Tensor, weights: torch.Tensor) -> np.ndarra
 
 
 def policy_heatmap(sub_policies: torch.Tensor, alpha: torch.Tensor, probability: torch.Tensor,
-                   magnitude: torch.Tensor, top_k: int = 25, title: str = "") -> plt.Figure:
+                   magnitude: torch.Tensor, top_k: int = 25, title: str = "") -> Figure:
     """Left: softmax(α) per op pair (uniform = 1/N). Right: β and m of the ``top_k`` sub-policies by α."""
     weights = torch.softmax(alpha.detach().float().cpu(), 0)
     order = torch.argsort(weights, descending=True, stable=True)[:top_k]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(15, 6.5), gridspec_kw={"width_ratios": [1, 1.25]})
+    figure = Figure(figsize=(15, 6.5))
+    left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.25]})
     if sub_policies.shape[1] == 2:
         image = left.imshow(_pair_matrix(sub_policies.cpu(), weights) * len(weights), cmap="viridis")
         left.set_xticks(range(len(OP_NAMES)), OP_NAMES, rotation=90)
