@@ -48,7 +48,7 @@ from dada.ops import OP_NAMES, apply_pil
 from dada.search import _config  # noqa: F401  (registers the search app's schema)
 from dada.search.augment import SearchInputs, on_network_input
 from dada.search.bilevel import StepResult
-from dada.search.loop import CROP_PADDING, SearchData, SearchRun, prepare_data
+from dada.search.loop import SearchData, SearchRun, prepare_data
 from dada.search.space import SearchSpace
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -95,9 +95,10 @@ class OfficialAugmentDataset(ImageList):
     code, every image reads them, and the magnitudes, from those shared (device) tensors.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Callable, space: SearchSpace):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Callable, space: SearchSpace,
+                 crop_padding: int):
         super().__init__(images, labels, transform)
-        self.crop_flip = T.Compose([T.RandomCrop(images.shape[-1], padding=CROP_PADDING), T.RandomHorizontalFlip()])
+        self.crop_flip = T.Compose([T.RandomCrop(images.shape[-1], padding=crop_padding), T.RandomHorizontalFlip()])
         self.sub_policies = [tuple(OP_NAMES[op] for op in ops) for ops in space.sub_policies.tolist()]
         self.magnitudes = space.magnitude
         self.category: torch.Tensor | None = None
@@ -126,12 +127,14 @@ def _cutout_one(image: torch.Tensor, size: int) -> torch.Tensor:
     return transforms.cutout(image[None], size)[0]
 
 
-def official_loaders(split: SearchData, space: SearchSpace, batch_size: int, cutout: int, mean, std,
-                     pin_memory: bool = False) -> tuple[DataLoader, DataLoader]:
-    """The official train queue (augmenting, Cutout) and valid queue (ToTensor, Normalize), num_workers=0."""
+def official_loaders(split: SearchData, space: SearchSpace, batch_size: int, cutout: int, mean, std, *,
+                     crop_padding: int, pin_memory: bool = False) -> tuple[DataLoader, DataLoader]:
+    """The official train queue (pad-crop, flip, augmenting, Cutout) and valid queue (ToTensor, Normalize),
+    num_workers=0."""
     to_tensor = [T.ToTensor(), T.Normalize(list(mean), list(std))]
     train_set = OfficialAugmentDataset(split.train_images, split.train_labels,
-                                       T.Compose([*to_tensor, T.Lambda(partial(_cutout_one, size=cutout))]), space)
+                                       T.Compose([*to_tensor, T.Lambda(partial(_cutout_one, size=cutout))]), space,
+                                       crop_padding)
     val_set = ImageList(split.val_images, split.val_labels, T.Compose(to_tensor))
     options = {"batch_size": batch_size, "shuffle": True, "num_workers": 0, "pin_memory": pin_memory}
     return DataLoader(train_set, drop_last=True, **options), DataLoader(val_set, **options)
@@ -194,7 +197,7 @@ class OfficialPipeline:
         self.run = run
         self.train_loader, self.val_loader = official_loaders(
             split, run.space, run.batch_size, run.cutout, run.cfg.dataset.mean, run.cfg.dataset.std,
-            pin_memory=run.device.type == "cuda")
+            crop_padding=run.cfg.search.crop_padding, pin_memory=run.device.type == "cuda")
         self.estimator = PresampledEstimator(run.estimator)
         self.optimizer = copy.copy(run.optimizer)
         self.optimizer.estimator = self.estimator

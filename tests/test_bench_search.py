@@ -36,7 +36,8 @@ def test_loader_applies_the_sub_policy_set_for_the_batch(bench, smoke):
     cfg, split = smoke
     space = SearchSpace()
     category = next(i for i, ops in enumerate(space.sub_policies.tolist()) if OP_NAMES[ops[0]] == "Invert")
-    loader, _ = bench.official_loaders(split, space, BATCH, cutout=0, mean=cfg.dataset.mean, std=cfg.dataset.std)
+    loader, _ = bench.official_loaders(split, space, BATCH, cutout=0, mean=cfg.dataset.mean, std=cfg.dataset.std,
+                                       crop_padding=cfg.search.crop_padding)
     gates_off = torch.zeros_like(space.probability)
     gates_on = gates_off.clone()
     gates_on[category, 0] = 1.0
@@ -52,7 +53,8 @@ def test_loader_applies_the_sub_policy_set_for_the_batch(bench, smoke):
 def test_dataset_needs_a_well_formed_batch_policy(bench, smoke):
     cfg, split = smoke
     space = SearchSpace()
-    loader, _ = bench.official_loaders(split, space, BATCH, cutout=16, mean=cfg.dataset.mean, std=cfg.dataset.std)
+    loader, _ = bench.official_loaders(split, space, BATCH, cutout=16, mean=cfg.dataset.mean, std=cfg.dataset.std,
+                                       crop_padding=cfg.search.crop_padding)
     with pytest.raises(RuntimeError, match="set_batch_policy"):
         next(iter(loader))
     with pytest.raises(ValueError, match="gates must have shape"):

@@ -1,16 +1,21 @@
 """The search: Eq. 17-19 against exact autograd, the policy moves, a seed means the same policy."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_image_folder
+from conftest import CONF_DIR, compose_config, write_image_folder
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError
 
 from dada import checkpoint
 from dada.search import SearchSpace, virtual_step
+from dada.search._config import validate
 from dada.search.bilevel import finite_difference
 from dada.search.loop import SearchRun
+
+DATASETS = sorted(path.stem for path in (Path(CONF_DIR) / "dataset").glob("*.yaml"))
 
 
 def _tiny_problem():
@@ -112,6 +117,19 @@ def test_same_seed_same_policy(search_config, tmp_path):
     assert (tmp_path / "a" / "policy.json").read_text() == (tmp_path / "b" / "policy.json").read_text()
     summary = SearchRun(first).run()  # finished: a no-op that returns the summary
     assert summary["seed"] == 0
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_search_recipe_composes_for_every_data_set(dataset):
+    """conf/search/<dataset>.yaml lists conf/search/_base.yaml: every key set, the shared values, the set's own."""
+    required = ["dataset.root=mine", "dataset.num_classes=5"] if dataset == "folder" else []  # the user's data
+    cfg = compose_config("search", [f"dataset={dataset}", "run_dir=unused", *required])
+    validate(cfg)
+    assert not OmegaConf.missing_keys(cfg.search) and not OmegaConf.missing_keys(cfg.estimator)
+    recipe, own = cfg.search, OmegaConf.load(Path(CONF_DIR) / "search" / f"{dataset}.yaml")
+    assert recipe.epochs == 20 and recipe.top_k == 25 and recipe.crop_padding == 4
+    assert list(recipe.policy_betas) == [0.5, 0.999] and cfg.estimator.temperature == 0.5
+    assert all(recipe[key] == value for key, value in own.items() if key != "defaults")
 
 
 def test_bad_config_key_fails_fast(search_config):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from omegaconf import MISSING, DictConfig
@@ -13,39 +13,44 @@ from dada.ops import OP_NAMES
 
 @dataclass
 class EstimatorConfig:
-    """Fields left null are not passed, so each estimator keeps its own default."""
+    """Values in ``conf/estimator/``; fields left null are not passed, so each estimator keeps its own default."""
 
     name: str = MISSING  # gumbel | relax | reinforce
-    temperature: float = 0.5
+    temperature: float = MISSING  # tau of the relaxation
     hidden_size: Optional[int] = None  # relax: width of the surrogate c_phi
     baseline_decay: Optional[float] = None  # reinforce: moving-average baseline
 
 
 @dataclass
 class SearchRecipe:
-    """Section 4.1: the network's SGD with cosine decay, the policy's Adam, 20 epochs, top-25 export."""
+    """Section 4.1's search: the network's SGD with cosine decay, the policy's Adam, the top-k export.
 
-    epochs: int = 20
+    Every value lives in ``conf/search/``: the shared ones, cited, in ``_base.yaml``; batch, lr, weight decay and
+    Cutout per data set in ``<dataset>.yaml``.
+    """
+
+    epochs: int = MISSING
     batch_size: int = MISSING
     lr: float = MISSING
-    lr_min: float = 0.001
-    momentum: float = 0.9
+    lr_min: float = MISSING
+    momentum: float = MISSING
     weight_decay: float = MISSING
-    grad_clip: float = 5.0
-    cutout: Optional[int] = None  # None: the data set's Cutout
-    policy_lr: float = 5.0e-3
-    policy_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    policy_weight_decay: float = 0.0
-    ops_per_sub_policy: int = 2
-    ordered: bool = False
-    sampling: str = "batch"  # batch: one sub-policy per mini-batch (official) | image: one per image
-    mode: str = "unrolled"  # unrolled: Eq. 17-19 | first_order: d from the augmented validation batch
-    variant: str = "official"  # official: as VDIGPKU/DADA's code | paper: as the equations read (FIDELITY.md)
-    alpha_init: float = 1.0e-3
-    probability_init: float = 0.5
-    magnitude_init: float = 0.5
-    top_k: int = 25
-    log_every: int = 10
+    grad_clip: float = MISSING
+    crop_padding: int = MISSING  # pad-and-crop of the 32x32 sets before the op
+    cutout: Optional[int] = MISSING  # null: the data set's Cutout
+    policy_lr: float = MISSING
+    policy_betas: list[float] = MISSING
+    policy_weight_decay: float = MISSING
+    ops_per_sub_policy: int = MISSING
+    ordered: bool = MISSING
+    sampling: str = MISSING  # batch: one sub-policy per mini-batch (official) | image: one per image
+    mode: str = MISSING  # unrolled: Eq. 17-19 | first_order: d from the augmented validation batch
+    variant: str = MISSING  # official: as VDIGPKU/DADA's code | paper: as the equations read (FIDELITY.md)
+    alpha_init: float = MISSING
+    probability_init: float = MISSING
+    magnitude_init: float = MISSING
+    top_k: int = MISSING
+    log_every: int = MISSING
 
 
 @dataclass

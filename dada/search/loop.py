@@ -32,7 +32,6 @@ from dada.search.variant import get_variant
 from dada.tracking import DeviceClock, create_tracker
 
 log = logging.getLogger(__name__)
-CROP_PADDING = 4  # the CIFAR pad-and-crop of the official search (RandomCrop(32, padding=4))
 IDENTITY_KEYS = ("dataset", "model", "search", "estimator", "scale", "seed")  # a resume or re-run must keep these
 
 
@@ -216,7 +215,8 @@ class SearchRun:
         (CIFAR), or random resized crop, flip and colour jitter (the official ImageNet search)."""
         images = split.train_images[index].float() / 255
         if not self.pipeline:
-            return transforms.random_crop_flip(images, CROP_PADDING, self.generator), split.train_labels[index]
+            images = transforms.random_crop_flip(images, self.cfg.search.crop_padding, self.generator)
+            return images, split.train_labels[index]
         size, jitter = self.cfg.dataset.image_size, self.pipeline.color_jitter
         images = transforms.random_resized_crop(images, size, tuple(self.pipeline.random_resized_crop_scale),
                                                 generator=self.generator)
