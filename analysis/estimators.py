@@ -12,6 +12,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from omegaconf import OmegaConf
 
 from analysis.style import save_figure, use_file_backend
 from dada.estimators import create, toy
@@ -24,7 +25,7 @@ ESTIMATOR_LABELS = {
 }
 COLORS = {"gumbel": "tab:orange", "reinforce": "tab:blue", "relax_untrained": "tab:gray", "relax_trained": "tab:green"}
 PROBLEMS = ("categorical", "bernoulli", "joint")
-TEMPERATURE = 0.5  # the paper's tau (Sec. 4.1)
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def _statistics(problem: toy.ToyProblem, key: str, grads: tuple[torch.Tensor, torch.Tensor]) -> list[dict]:
@@ -49,8 +50,14 @@ def _statistics(problem: toy.ToyProblem, key: str, grads: tuple[torch.Tensor, to
     return rows
 
 
-def _measure_problem(problem: toy.ToyProblem, num_samples: int, training_steps: int, seed: int) -> list[dict]:
-    """Every estimator on one problem, all evaluated on the same random numbers (seed)."""
+def paper_temperature() -> float:
+    """The paper's tau (section 4.1), as the search reads it from conf/estimator/."""
+    return float(OmegaConf.load(CONF_DIR / "estimator" / "relax.yaml").temperature)
+
+
+def _measure_problem(problem: toy.ToyProblem, num_samples: int, training_steps: int, seed: int,
+                     temperature: float) -> list[dict]:
+    """Every estimator on one problem at ``temperature``, all evaluated on the same random numbers (seed)."""
     sizes = (problem.alpha.numel(), problem.beta.numel())
 
     def evaluate(estimator):
@@ -58,9 +65,9 @@ def _measure_problem(problem: toy.ToyProblem, num_samples: int, training_steps: 
 
     rows = []
     for name in ("gumbel", "reinforce"):
-        rows += _statistics(problem, name, evaluate(create(name, *sizes, temperature=TEMPERATURE)))
+        rows += _statistics(problem, name, evaluate(create(name, *sizes, temperature=temperature)))
     torch.manual_seed(seed)  # the surrogate's initial weights
-    relax = create("relax", *sizes, temperature=TEMPERATURE)
+    relax = create("relax", *sizes, temperature=temperature)
     rows += _statistics(problem, "relax_untrained", evaluate(relax))
     toy.train_surrogate(relax, problem, training_steps, torch.Generator().manual_seed(seed + 1))
     rows += _statistics(problem, "relax_trained", evaluate(relax))
@@ -68,10 +75,10 @@ def _measure_problem(problem: toy.ToyProblem, num_samples: int, training_steps: 
 
 
 def measure(num_samples: int = 5000, training_steps: int = 500, seed: int = 0) -> pd.DataFrame:
-    """Bias and variance per coordinate, estimator and toy problem, as one long table."""
-    rows = []
+    """Bias and variance per coordinate, estimator and toy problem, as one long table, at the paper's tau."""
+    rows, temperature = [], paper_temperature()
     for problem_name in PROBLEMS:
-        rows += _measure_problem(toy.PROBLEMS[problem_name](), num_samples, training_steps, seed)
+        rows += _measure_problem(toy.PROBLEMS[problem_name](), num_samples, training_steps, seed, temperature)
     return pd.DataFrame(rows)
 
 
@@ -101,7 +108,7 @@ def plot(frame: pd.DataFrame) -> plt.Figure:
     num_samples = int(frame["num_samples"].iloc[0])
     figure.suptitle(
         "Gradient estimators on toy problems with exact gradients: bias (error bars 2 SE) and variance per "
-        f"coordinate\nN = {num_samples} samples per estimator, tau = {TEMPERATURE}, "
+        f"coordinate\nN = {num_samples} samples per estimator, tau = {paper_temperature()}, "
         r"$f(c, b) = \mathrm{table}[c] + \sum_i (b_i - t_i)^2$"
     )
     figure.tight_layout()

@@ -9,6 +9,7 @@ from dada.estimators import ESTIMATORS, EstimatorOutput, EstimatorSample, create
 
 NUM_SAMPLES = 2000
 TOLERANCE_SE = 4.0  # a coordinate fails by chance with p ~ 6e-5
+TAU = 0.5  # the relaxation's temperature in these tests (the paper's is in conf/estimator/)
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +23,7 @@ def single_thread():
 
 def make(name: str, problem: toy.ToyProblem, seed: int = 0, **kwargs):
     torch.manual_seed(seed)  # the surrogate's initial weights
-    return create(name, problem.alpha.numel(), problem.beta.numel(), **kwargs)
+    return create(name, problem.alpha.numel(), problem.beta.numel(), TAU, **kwargs)
 
 
 def estimates(name: str, problem: toy.ToyProblem, num_samples: int = NUM_SAMPLES, seed: int = 1) -> torch.Tensor:
@@ -141,7 +142,7 @@ def test_relax_accumulates_variance_gradient_into_surrogate():
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_sample_and_gradient_shapes(name):
     num_categories, num_gates = 105, 210  # DADA's search space
-    estimator = create(name, num_categories, num_gates)
+    estimator = create(name, num_categories, num_gates, TAU)
     alpha, beta = torch.full((num_categories,), 1e-3, requires_grad=True), torch.full((num_gates,), 0.5)
     sample = estimator.sample(alpha, beta, torch.Generator().manual_seed(0))
     assert isinstance(sample, EstimatorSample) and sample.category.shape == () and sample.category.dtype == torch.long
@@ -158,7 +159,7 @@ def test_sample_and_gradient_shapes(name):
 
 
 def test_probabilities_on_the_boundary_still_get_finite_gradients():
-    estimator = create("reinforce", 1, 2)
+    estimator = create("reinforce", 1, 2, TAU)
     sample = estimator.sample(torch.zeros(1), torch.tensor([0.0, 1.0]), torch.Generator().manual_seed(0))
     assert sample.gates.tolist() == [0.0, 1.0]
     grad_beta = estimator.gradients(sample, torch.tensor(1.0)).grad_beta
@@ -205,14 +206,14 @@ def test_reinforce_baseline_is_updated_after_use():
 
 def test_create_rejects_unknown_name():
     with pytest.raises(ValueError, match="gumbel.*reinforce.*relax"):
-        create("rebar", 3, 2)
+        create("rebar", 3, 2, TAU)
 
 
 @pytest.mark.parametrize(
     "kwargs",
     [
-        dict(num_categories=0, num_gates=2),
-        dict(num_categories=3, num_gates=-1),
+        dict(num_categories=0, num_gates=2, temperature=TAU),
+        dict(num_categories=3, num_gates=-1, temperature=TAU),
         dict(num_categories=3, num_gates=2, temperature=0.0),
     ],
 )
@@ -223,7 +224,7 @@ def test_create_rejects_bad_sizes(kwargs):
 
 def test_reinforce_rejects_bad_decay():
     with pytest.raises(ValueError, match="baseline_decay"):
-        create("reinforce", 3, 2, baseline_decay=1.0)
+        create("reinforce", 3, 2, TAU, baseline_decay=1.0)
 
 
 @pytest.mark.parametrize(
@@ -237,24 +238,24 @@ def test_reinforce_rejects_bad_decay():
 )
 def test_sample_rejects_bad_parameters(alpha, beta):
     with pytest.raises(ValueError, match="alpha|beta"):
-        create("gumbel", 3, 2).sample(alpha, beta)
+        create("gumbel", 3, 2, TAU).sample(alpha, beta)
 
 
 def test_sample_rejects_a_generator_on_another_device():
     with pytest.raises(ValueError, match="generator"):
         alpha, beta = torch.zeros(3, device="meta"), torch.zeros(2, device="meta")
-        create("gumbel", 3, 2).sample(alpha, beta, torch.Generator())
+        create("gumbel", 3, 2, TAU).sample(alpha, beta, torch.Generator())
 
 
 def test_gumbel_rejects_a_detached_loss():
-    estimator = create("gumbel", 3, 2)
+    estimator = create("gumbel", 3, 2, TAU)
     sample = estimator.sample(torch.zeros(3), torch.full((2,), 0.5))
     with pytest.raises(ValueError, match="autograd"):
         estimator.gradients(sample, torch.tensor(1.0))
 
 
 def test_black_box_estimators_reject_a_non_scalar_loss():
-    estimator = create("reinforce", 3, 2)
+    estimator = create("reinforce", 3, 2, TAU)
     sample = estimator.sample(torch.zeros(3), torch.full((2,), 0.5))
     with pytest.raises(ValueError, match="scalar"):
         estimator.gradients(sample, torch.ones(2))
@@ -283,7 +284,7 @@ def test_gradients_many_is_the_sum_of_single_estimates(name):
     alpha, beta = torch.randn(5), torch.rand(4)
     table, weights = torch.randn(5), torch.randn(4)
     generator = torch.Generator().manual_seed(1)
-    many, single = create(name, 5, 4), create(name, 5, 4)
+    many, single = create(name, 5, 4, TAU), create(name, 5, 4, TAU)
     single.load_state_dict(many.state_dict())
     samples = [many.sample(alpha, beta, generator) for _ in range(3)]
     losses = [(table * s.category_weights).sum() + (weights * s.gates).sum() for s in samples]

@@ -17,6 +17,7 @@ from dada.search.variant import VARIANTS, get_variant
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "dada-official-policies.json"
 MEAN, STD = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
+TAU = 0.5  # the relaxation's temperature in these tests (the paper's is in conf/estimator/)
 
 
 class Recorder(torch.nn.Module):
@@ -36,7 +37,7 @@ class Recorder(torch.nn.Module):
 def _optimizer(variant: str, estimator: str = "gumbel", cutout: int = 4, seed: int = 0):
     torch.manual_seed(seed)
     model, space = Recorder(), SearchSpace()
-    estimator = estimators.create(estimator, num_categories=105, num_gates=210,
+    estimator = estimators.create(estimator, num_categories=105, num_gates=210, temperature=TAU,
                                   boundary="straight_through" if variant == "paper" else "freeze")
     generator = torch.Generator().manual_seed(seed)
     official = get_variant(variant)
@@ -77,7 +78,7 @@ def test_zeta_scales_the_paper_gradient_only():
 def test_official_relax_difference_cancels_the_control_variate():
     """Official: RELAX(f+) - RELAX(f-) with one z, z~, c_φ is scale·(f+ - f-)·∇log p, whatever c_φ is."""
     torch.manual_seed(3)
-    relax = estimators.create("relax", num_categories=7, num_gates=5, hidden_size=16).double()
+    relax = estimators.create("relax", num_categories=7, num_gates=5, temperature=TAU, hidden_size=16).double()
     for parameter in relax.surrogate.parameters():  # a random, far from zero control variate
         torch.nn.init.normal_(parameter, std=2.0)
     generator = torch.Generator().manual_seed(0)
@@ -93,7 +94,7 @@ def test_official_relax_difference_cancels_the_control_variate():
 
 def test_official_relax_trains_phi_on_the_difference_of_variance_gradients():
     torch.manual_seed(4)
-    relax = estimators.create("relax", num_categories=7, num_gates=5, hidden_size=16)
+    relax = estimators.create("relax", num_categories=7, num_gates=5, temperature=TAU, hidden_size=16)
     sample = relax.sample(torch.randn(7), torch.rand(5), generator=torch.Generator().manual_seed(1))
     plus, minus, scale = torch.tensor(1.5), torch.tensor(1.2), torch.tensor(-3.0)
     relax.difference_of_estimates([sample], [plus], [minus], scale)
@@ -142,7 +143,7 @@ def test_official_gumbel_path_matches_the_official_loops(seed):
     space = SearchSpace()
     with torch.no_grad():
         space.magnitude.uniform_(0.2, 0.8)
-    gumbel = estimators.create("gumbel", num_categories=105, num_gates=210)
+    gumbel = estimators.create("gumbel", num_categories=105, num_gates=210, temperature=TAU)
     torch.manual_seed(seed)
     sample = gumbel.sample(torch.randn(105), torch.rand(210), generator=torch.Generator().manual_seed(seed))
     x = torch.randn(1, 3, 4, 4)
@@ -159,7 +160,7 @@ def test_official_gumbel_path_matches_the_official_loops(seed):
 
 def test_official_ops_use_the_clamped_magnitude_as_constants():
     space = SearchSpace()
-    relax = estimators.create("relax", num_categories=105, num_gates=210)
+    relax = estimators.create("relax", num_categories=105, num_gates=210, temperature=TAU)
     sample = relax.sample(space.alpha, torch.ones(210), generator=torch.Generator().manual_seed(0))
     images = torch.rand(2, 3, 8, 8)
     outputs = []
@@ -175,8 +176,8 @@ def test_official_ops_use_the_clamped_magnitude_as_constants():
 def test_boundary_freeze_zeroes_the_gradient_outside_the_interval():
     """Official: β's gradient goes through a plain clamp to [ε, 1-ε]; the paper reading passes it through."""
     beta = torch.tensor([0.3, 1.0, 0.0])
-    frozen = estimators.create("reinforce", num_categories=2, num_gates=3, boundary="freeze")
-    passing = estimators.create("reinforce", num_categories=2, num_gates=3)
+    frozen = estimators.create("reinforce", num_categories=2, num_gates=3, temperature=TAU, boundary="freeze")
+    passing = estimators.create("reinforce", num_categories=2, num_gates=3, temperature=TAU)
     sample = frozen.sample(torch.zeros(2), beta, generator=torch.Generator().manual_seed(0))
     _, frozen_beta = frozen.score(sample)
     _, passing_beta = passing.score(sample)
@@ -237,7 +238,7 @@ def test_search_settings_follow_the_released_genotype_names(dataset):
 def test_official_gumbel_value_is_the_augmented_input():
     """In value the mixture is the identity: the straight-through weights are one-hot."""
     space = SearchSpace()
-    gumbel = estimators.create("gumbel", num_categories=105, num_gates=210)
+    gumbel = estimators.create("gumbel", num_categories=105, num_gates=210, temperature=TAU)
     x = torch.randn(3, 3, 4, 4)
     for seed in range(3):
         samples = [gumbel.sample(space.alpha, space.probabilities().flatten(),

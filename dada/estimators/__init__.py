@@ -1,6 +1,6 @@
 """Gradient estimators for E[f(c, b)] under a Categorical (alpha) x Bernoulli (beta) policy distribution.
 
-    estimator = create("relax", num_categories=105, num_gates=210)
+    estimator = create("relax", num_categories=105, num_gates=210, temperature=tau)  # tau: conf/estimator/*.yaml
     sample = estimator.sample(alpha, beta, generator)
     output = estimator.gradients(sample, loss_of(sample))   # output.grad_alpha, output.grad_beta
 

@@ -57,11 +57,12 @@ class Estimator(nn.Module):
     Subclasses refine ``sample`` (what the loss sees) and implement ``gradients``. beta is clamped to
     [eps, 1 - eps] before its logit; ``boundary`` says what the clamp passes back: the gradient unchanged
     (``straight_through``) or zero outside the interval (``freeze``, the official code's plain clamp).
+    ``temperature`` is the relaxation's tau (the paper's value is in conf/estimator/).
     """
 
     name: str = ""
 
-    def __init__(self, num_categories: int, num_gates: int, temperature: float = 0.5, eps: float = 1e-6,
+    def __init__(self, num_categories: int, num_gates: int, temperature: float, eps: float = 1e-6,
                  boundary: str = "straight_through"):
         super().__init__()
         if num_categories < 1 or num_gates < 0:

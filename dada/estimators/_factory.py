@@ -9,7 +9,7 @@ ESTIMATORS: dict[str, type[Estimator]] = {
 }
 
 
-def create(name: str, num_categories: int, num_gates: int, temperature: float = 0.5, **kwargs) -> Estimator:
+def create(name: str, num_categories: int, num_gates: int, temperature: float, **kwargs) -> Estimator:
     """Build the estimator ``name`` ("gumbel", "relax" or "reinforce") for K categories and G gates.
 
     Extra keyword arguments go to its constructor (``hidden_size`` for relax, ``baseline_decay`` for reinforce).

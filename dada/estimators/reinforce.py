@@ -14,7 +14,7 @@ class ReinforceEstimator(Estimator):
 
     name = "reinforce"
 
-    def __init__(self, num_categories: int, num_gates: int, temperature: float = 0.5, baseline_decay: float = 0.9,
+    def __init__(self, num_categories: int, num_gates: int, temperature: float, baseline_decay: float = 0.9,
                  boundary: str = "straight_through"):
         super().__init__(num_categories, num_gates, temperature, boundary=boundary)
         if not 0 <= baseline_decay < 1:

@@ -33,7 +33,7 @@ class RelaxEstimator(Estimator):
 
     name = "relax"
 
-    def __init__(self, num_categories: int, num_gates: int, temperature: float = 0.5, hidden_size: int = 100,
+    def __init__(self, num_categories: int, num_gates: int, temperature: float, hidden_size: int = 100,
                  boundary: str = "straight_through"):
         super().__init__(num_categories, num_gates, temperature, boundary=boundary)
         self.surrogate = Surrogate(num_categories + num_gates, hidden_size)
