@@ -10,8 +10,9 @@ import pytest
 import torch
 import yaml
 from matplotlib.figure import Figure
+from omegaconf import OmegaConf
 
-from dada.tracking import DeviceClock, TrackingWarning, create_tracker
+from dada.tracking import DeviceClock, TrackingWarning, create_tracker, tracker_for
 
 CONFIG = {"optim": {"lr": 0.1, "milestones": [60, 120]}, "dataset": "cifar10"}
 TAGS = {"estimator": "gumbel", "dataset": "cifar10", "model": "wrn40_2", "scale": "smoke", "table": "table1"}
@@ -108,6 +109,25 @@ def test_bad_input_raises_clear_errors(tmp_path):
         tracker.close("DONE")
     tracker.close()
     assert (tmp_path / "metrics.jsonl").read_text() == ""
+
+
+def test_tracker_for_reads_the_logger_node_and_names_the_run(tmp_path, monkeypatch):
+    """The apps' tracker: backends and options from ``cfg.logger``, the run named <name>/seed<N>, cfg resolved."""
+    from dada.tracking import _tracker
+
+    logger = {"backends": ["jsonl", "mlflow"], "mlflow_uri": "sqlite:///x.db", "wandb_mode": "online",
+              "wandb_project": "project", "experiment": "table1", "heatmap_every": 5}
+    cfg = OmegaConf.create({"name": "search-x", "seed": 3, "lr": 0.1, "lr_copy": "${lr}", "logger": logger})
+    calls = []
+    monkeypatch.setattr(_tracker, "create_tracker", lambda *args, **kwargs: calls.append((args, kwargs)))
+    tracker_for(cfg, tmp_path / "run", TAGS, resume_epoch=2)
+    monkeypatch.undo()
+    assert calls == [((["jsonl", "mlflow"],), {
+        "run_dir": tmp_path / "run", "config": cfg, "tags": TAGS, "experiment": "table1", "run_name": "search-x/seed3",
+        "mlflow_uri": "sqlite:///x.db", "wandb_mode": "online", "wandb_project": "project", "resume_epoch": 2})]
+    with tracker_for(OmegaConf.merge(cfg, {"logger": {"backends": ["jsonl"]}}), tmp_path / "run", TAGS) as tracker:
+        assert tracker.backends == ["jsonl"]
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["lr_copy"] == 0.1
 
 
 def test_run_folder_failing_is_an_error(tmp_path):

@@ -29,7 +29,7 @@ from dada.search.augment import SearchInputs
 from dada.search.bilevel import BiLevelOptimizer, StepResult
 from dada.search.space import SearchSpace
 from dada.search.variant import get_variant
-from dada.tracking import DeviceClock, create_tracker
+from dada.tracking import DeviceClock, tracker_for
 
 log = logging.getLogger(__name__)
 IDENTITY_KEYS = ("dataset", "model", "search", "estimator", "scale", "seed")  # a resume or re-run must keep these
@@ -310,15 +310,11 @@ class SearchRun:
             raise ValueError(f"the search-train split holds {len(split.train_labels)} images, fewer than one batch "
                              f"of {self.batch_size}; raise scale.search_images or lower scale.batch_size")
         self._resume(state)
-        config = OmegaConf.to_container(self.cfg, resolve=True)
         tags = {"app": "search", "estimator": self.cfg.estimator.name, "dataset": self.cfg.dataset.name,
                 "model": self.cfg.scale.model or self.cfg.model.name, "scale": self.cfg.scale.name,
                 "table": self.cfg.table, "seed": str(self.cfg.seed)}
         logger = self.cfg.logger
-        with create_tracker(backends=list(logger.backends), run_dir=self.run_dir, config=config, tags=tags,
-                            experiment=logger.experiment, run_name=f"{self.cfg.name}/seed{self.cfg.seed}",
-                            mlflow_uri=logger.mlflow_uri, wandb_mode=logger.wandb_mode,
-                            wandb_project=logger.wandb_project, resume_epoch=self.start_epoch) as tracker:
+        with tracker_for(self.cfg, self.run_dir, tags, resume_epoch=self.start_epoch) as tracker:
             for epoch in range(self.start_epoch, self.epochs):
                 with self.clock:
                     metrics = self._epoch(epoch, split, tracker)

@@ -5,11 +5,20 @@ and `DeviceClock` for the search cost in device-hours. Callers decide what to lo
         tracker.log_metrics({"train/loss": loss}, step=step)
         tracker.log_dict("policy.json", policy)
 
+The apps open theirs with ``tracker_for(cfg, run_dir, tags, resume_epoch)``, as their ``logger`` config node asks.
 MLflow and W&B are imported only when a tracker asks for them.
 """
 from dada.tracking._backend import Backend, RunSpec
 from dada.tracking._system import collect_run_info
-from dada.tracking._tracker import BACKENDS, STATUSES, WANDB_MODES, Tracker, TrackingWarning, create_tracker
+from dada.tracking._tracker import (
+    BACKENDS,
+    STATUSES,
+    WANDB_MODES,
+    Tracker,
+    TrackingWarning,
+    create_tracker,
+    tracker_for,
+)
 from dada.tracking.cost import DeviceClock
 
 __all__ = [
@@ -23,4 +32,5 @@ __all__ = [
     "WANDB_MODES",
     "collect_run_info",
     "create_tracker",
+    "tracker_for",
 ]

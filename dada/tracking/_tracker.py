@@ -56,11 +56,11 @@ class Tracker:
         """Names of the backends still receiving records, the run folder's ``jsonl`` first."""
         return [self._local.name] + [backend.name for backend in self._backends]
 
-    def _send(self, method: str, *args: Any) -> None:
-        """Call ``method`` on the run folder (errors raise), then on every optional backend still on."""
+    def _send(self, call: Callable[[Backend], None], where: str) -> None:
+        """``call`` on the run folder (errors raise), then on every optional backend still on."""
         self._check_open()
-        getattr(self._local, method)(*args)
-        self._fan_out(lambda backend: getattr(backend, method)(*args), f"{method}()")
+        call(self._local)
+        self._fan_out(call, where)
 
     def _fan_out(self, call: Callable[[Backend], None], where: str) -> None:
         for backend in tuple(self._backends):
@@ -91,16 +91,17 @@ class Tracker:
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
         """Log real numbers (floats, ints, 0-d tensors, NumPy scalars) at an integer step."""
-        values = metric_values(metrics)
-        self._last_step = int(step)
-        self._send("log_metrics", values, self._last_step)
+        values, step = metric_values(metrics), int(step)
+        self._last_step = step
+        self._send(lambda backend: backend.log_metrics(values, step), "log_metrics()")
 
     def log_artifact(self, path: "str | os.PathLike") -> Path:
         """Hand an existing file to the backends; files inside the run folder keep their sub-folder."""
         path = Path(path).resolve()
         if not path.is_file():
             raise FileNotFoundError(f"log_artifact needs an existing file, got {str(path)!r}")
-        self._send("log_artifact", path, self._artifact_dir(path))
+        artifact_dir = self._artifact_dir(path)
+        self._send(lambda backend: backend.log_artifact(path, artifact_dir), "log_artifact()")
         return path
 
     def log_text(self, name: str, text: str) -> Path:
@@ -130,9 +131,9 @@ class Tracker:
             figure.savefig(path, bbox_inches="tight")
         for path in paths:
             if path.suffix == ".png":
-                self._send("log_image", path, f"figures/{name}", "figures", step)
+                self._send(lambda backend: backend.log_image(path, f"figures/{name}", "figures", step), "log_image()")
             else:
-                self._send("log_artifact", path, "figures")
+                self._send(lambda backend: backend.log_artifact(path, "figures"), "log_artifact()")
         return paths[0]
 
     def set_summary(self, summary: Mapping[str, Any]) -> None:
@@ -142,7 +143,8 @@ class Tracker:
         summary = plain_data(summary)
         if "status" in summary:
             raise ValueError("summary key 'status' is reserved: close(status=...) sets it")
-        self._send("set_summary", summary, self._last_step)
+        step = self._last_step
+        self._send(lambda backend: backend.set_summary(summary, step), "set_summary()")
 
     def close(self, status: str = "FINISHED") -> None:
         """End the run: write ``summary.json`` with ``status``, hand it to the backends, close them. Idempotent."""
@@ -233,6 +235,18 @@ def create_tracker(
     if backends_info:
         local.write_json(IDS_FILE, {**known_ids, **backends_info})
     return Tracker(local, opened)
+
+
+def tracker_for(cfg: Any, run_dir: "str | os.PathLike", tags: Mapping[str, Any],
+                resume_epoch: Optional[int] = None) -> Tracker:
+    """The tracker of one app run: ``cfg.logger`` (conf/logger/) names the backends, the MLflow store, the W&B mode
+    and project and the experiment; the run is named ``<cfg.name>/seed<cfg.seed>``, and ``config.yaml`` holds ``cfg``,
+    resolved. ``resume_epoch`` as in `create_tracker`."""
+    logger = cfg.logger
+    return create_tracker(list(logger.backends), run_dir=run_dir, config=cfg, tags=tags,
+                          experiment=logger.experiment, run_name=f"{cfg.name}/seed{cfg.seed}",
+                          mlflow_uri=logger.mlflow_uri, wandb_mode=logger.wandb_mode,
+                          wandb_project=logger.wandb_project, resume_epoch=resume_epoch)
 
 
 def _known_ids(path: Path) -> dict[str, dict[str, str]]:

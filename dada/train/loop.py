@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 from tqdm import tqdm
 
@@ -28,7 +28,7 @@ from dada.runtime import (
     save_hydra_record,
     seed_everything,
 )
-from dada.tracking import DeviceClock, create_tracker
+from dada.tracking import DeviceClock, tracker_for
 from dada.train import pipeline
 from dada.train._config import validate
 from dada.train.distributed import Distributed
@@ -225,15 +225,10 @@ class TrainRun:
     def _tracker(self):
         if not self.dist.is_main:
             return contextlib.nullcontext(_NoTracker())
-        logger = self.cfg.logger
         tags = {"app": "train", "dataset": self.cfg.dataset.name, "model": self.architecture,
                 "policy": self.cfg.policy.name, "scale": self.cfg.scale.name, "table": self.cfg.table,
                 "seed": str(self.cfg.seed)}
-        return create_tracker(backends=list(logger.backends), run_dir=self.run_dir,
-                              config=OmegaConf.to_container(self.cfg, resolve=True), tags=tags,
-                              experiment=logger.experiment, run_name=f"{self.cfg.name}/seed{self.cfg.seed}",
-                              mlflow_uri=logger.mlflow_uri, wandb_mode=logger.wandb_mode,
-                              wandb_project=logger.wandb_project, resume_epoch=self.start_epoch)
+        return tracker_for(self.cfg, self.run_dir, tags, resume_epoch=self.start_epoch)
 
     def run(self) -> dict:
         with run_lock(self.run_dir) if self.dist.is_main else contextlib.nullcontext():
