@@ -1,8 +1,11 @@
-"""``python -m analysis <target> [--scale smoke] [--source folders|mlflow]``: write a target's tables and figures."""
+"""``python -m analysis <target> [--scale smoke] [--source folders|mlflow]``: write a target's tables and figures.
+
+``python -m analysis runs`` lists every run found under the runs root, whoever launched it."""
 import argparse
 from pathlib import Path
 
 from analysis.report import Context, write_results
+from analysis.runs import runs_listing
 from analysis.style import use_file_backend
 from reproduce.cli import parse_seeds
 from reproduce.plan import SCALES
@@ -10,7 +13,8 @@ from reproduce.plan import SCALES
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
-    parser.add_argument("target", help="table1, table2, table3, table4, table6, fig1, fig3a, fig3b, figures or all")
+    parser.add_argument("target", help="table1, table2, table3, table4, table6, fig1, fig3a, fig3b, figures, all, "
+                                       "or runs (list the runs found)")
     parser.add_argument("--scale", default="smoke", choices=SCALES,
                         help="which runs count (runs/<scale>/...); results are named <target>_<scale>, or <target> "
                              "at the paper's scale")
@@ -22,9 +26,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="read runs from the run folders (default) or from the MLflow store")
     parser.add_argument("--mlflow-uri", default="sqlite:///mlruns.db")
     args = parser.parse_args(argv)
+    context = Context(args.scale, args.runs, args.results, args.data_root, args.seeds, args.source, args.mlflow_uri)
+    if args.target == "runs":
+        print(runs_listing(context.read()))
+        return
     use_file_backend()
-    write_results(args.target, Context(args.scale, args.runs, args.results, args.data_root, args.seeds, args.source,
-                                args.mlflow_uri))
+    write_results(args.target, context)
 
 
 if __name__ == "__main__":

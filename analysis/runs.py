@@ -1,7 +1,7 @@
 """Finished runs as one DataFrame, read from the run folders (default) or from the MLflow store.
 
 Both readers return the same columns (`RUN_COLUMNS`), one line per run. A run folder is
-``<runs root>/<scale>/<experiment>/<variant>/seed<N>`` (``reproduce.plan.run_dir``); the MLflow reader finds
+``<runs root>/<scale>/<experiment>/<variant>/seed<N>`` (``dada.layout.run_dir``); the MLflow reader finds
 that path in each run's ``run_dir`` tag, so both name experiment, variant and seed the same way.
 """
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from dada.layout import find_run_dirs, parse_run_dir
+
 RUN_COLUMNS = ("run_dir", "scale", "experiment", "variant", "seed", "app", "status", "dataset", "model",
                "estimator", "policy", "test_error_top1", "test_error_top5", "train_error_top1", "search_device_hours",
                "eval_device_hours", "unit", "device_name", "epochs", "top_overlap")
@@ -21,12 +23,7 @@ NUMBERS = ("test_error_top1", "test_error_top5", "train_error_top1", "search_dev
 
 
 def _location(run_dir: Path) -> dict[str, Any]:
-    """scale, experiment, variant and seed from the last four parts of a run folder's path."""
-    scale, experiment, variant, seed = Path(run_dir).parts[-4:]
-    if not seed.startswith("seed") or not seed[4:].isdigit():
-        raise ValueError(f"{run_dir} is not a run folder <scale>/<experiment>/<variant>/seed<N>")
-    return {"run_dir": str(run_dir), "scale": scale, "experiment": experiment, "variant": variant,
-            "seed": int(seed[4:])}
+    return {"run_dir": str(run_dir), **parse_run_dir(run_dir)}
 
 
 def _number(value: Any) -> float:
@@ -64,9 +61,19 @@ def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 def read_runs(runs_root: str | Path = "runs") -> pd.DataFrame:
     """Every run folder under ``runs_root`` that has a ``summary.json`` (any status), sorted by path."""
-    records = [run_record(path.parent, json.loads(path.read_text()))
-               for path in sorted(Path(runs_root).glob("*/*/*/seed*/summary.json"))]
+    records = [run_record(path, json.loads((path / "summary.json").read_text())) for path in find_run_dirs(runs_root)]
     return _frame(records)
+
+
+def runs_listing(runs: pd.DataFrame) -> str:
+    """Every run as one line: where it is, its app and status, and its main number (test error or search cost)."""
+    if runs.empty:
+        return "no runs found (a run folder is <runs root>/<scale>/<experiment>/<variant>/seed<N> with a summary.json)"
+    shown = runs.assign(result=[f"search {hours:.4g} {unit}" if app == "search" else f"test error {error:.2f} %"
+                                for app, hours, unit, error in zip(runs["app"], runs["search_device_hours"],
+                                                                   runs["unit"], runs["test_error_top1"])])
+    columns = ["scale", "experiment", "variant", "seed", "app", "status", "result"]
+    return shown[columns].to_string(index=False)
 
 
 def _nested(flat: Mapping[str, Any]) -> dict[str, Any]:

@@ -91,7 +91,8 @@ class RunConfig:
     deterministic: bool = True
     table: str = "none"
     name: str = MISSING
-    run_dir: str = MISSING
+    runs_root: str = "runs"
+    run_dir: str = MISSING  # <runs_root>/<scale>/<experiment_name>/<variant_name>/seed<N> (dada/layout.py)
 
 
 def register(name: str, node: type) -> None:

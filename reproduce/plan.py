@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from dada import layout
 from dada.data import get_spec
 from reproduce.tables import EvalJob, Job, SearchJob, get_layout, jobs
 
@@ -15,8 +16,8 @@ FIGURES = ("fig1", "fig3a", "fig3b")
 
 
 def run_dir(job: Job, scale: str, seed: int, runs_root: Path = Path("runs")) -> Path:
-    """``runs/<scale>/<experiment>/<estimator or column>/seed<N>``: scales never share a folder."""
-    return Path(runs_root) / scale / job.experiment / job.variant / f"seed{seed}"
+    """``runs/<scale>/<experiment>/<estimator or column>/seed<N>`` (dada.layout): scales never share a folder."""
+    return layout.run_dir(runs_root, scale, job.experiment, job.variant, seed)
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,11 @@ class Run:
         return f"{self.app} {self.experiment}/{self.variant}/seed{self.seed}"
 
     def command(self, python: str = sys.executable) -> list[str]:
-        """The subprocess command line; every override is a Hydra override of the app."""
+        """The subprocess command line; every override is a Hydra override of the app, which places the run in
+        ``run_dir`` itself (its config spells dada.layout's pattern from these names)."""
+        runs_root = self.run_dir.parents[3]
         return [python, "-m", f"dada.{self.app}", f"experiment={self.experiment}", f"scale={self.scale}",
-                f"seed={self.seed}", f"run_dir={self.run_dir}", *self.overrides]
+                f"seed={self.seed}", f"runs_root={runs_root}", f"variant_name={self.variant}", *self.overrides]
 
 
 def _overrides(job: Job, scale: str, seed: int, runs_root: Path) -> tuple[str, ...]:

@@ -25,7 +25,16 @@ def test_table1_smoke_plan_lists_searches_before_evaluations():
     first = fashion[0]
     assert first.command("python") == [
         "python", "-m", "dada.search", "experiment=search_fashion-mnist", "scale=smoke", "seed=0",
-        "run_dir=runs/smoke/search_fashion-mnist/relax/seed0", "estimator=relax", "search.variant=official"]
+        "runs_root=runs", "variant_name=relax", "estimator=relax", "search.variant=official"]
+
+
+@pytest.mark.parametrize("target", ["table1", "table6"])
+def test_the_apps_place_every_planned_run_where_the_plan_expects_it(target, tmp_path):
+    """One layout: each app composes its run_dir from the plan's overrides to the folder the plan tracks."""
+    import dada.train._config  # noqa: F401  (registers the train schema)
+    for run in plan(target, "mini", (0,), tmp_path / "runs"):
+        config = compose_config(run.app, run.command()[3:])
+        assert Path(config.run_dir) == run.run_dir, run
 
 
 def test_dada_evaluation_reads_its_seeds_search_policy():
@@ -81,11 +90,13 @@ def test_missing_data_set_is_detected(tmp_path):
 
 @pytest.fixture
 def fake_python(tmp_path):
-    """An executable standing in for python: writes a FINISHED summary.json into the run_dir= it is given."""
+    """An executable standing in for python: writes a FINISHED summary.json where the app would place the run."""
     script = tmp_path / "fake_python"
     script.write_text(f"#!{sys.executable}\n" + "\n".join([
         "import json, os, pathlib, sys",
-        "run_dir = pathlib.Path(next(a for a in sys.argv if a.startswith('run_dir='))[8:])",
+        "arg = dict(a.split('=', 1) for a in sys.argv[3:])",
+        "run_dir = pathlib.Path(arg['runs_root'], arg['scale'], arg['experiment'], arg['variant_name'],"
+        " 'seed' + arg['seed'])",
         "run_dir.mkdir(parents=True, exist_ok=True)",
         "(run_dir / 'summary.json').write_text(json.dumps({'status': 'FINISHED', 'root': os.environ['DATA_ROOT']}))",
     ]))

@@ -274,7 +274,7 @@ def test_unknown_config_key_fails_at_composition():
 def test_run_name_and_folder_follow_the_choices():
     cfg = compose_train("policy=random", "seed=4", "tag=-try2")
     assert cfg.name == "train-fashion-mnist-wrn40_2-random-smoke-try2"
-    assert cfg.run_dir == "runs/train-fashion-mnist-wrn40_2-random-smoke-try2/seed4"
+    assert cfg.run_dir == "runs/smoke/train_fashion-mnist_wrn40_2/random-try2/seed4"  # dada.layout
 
 
 @pytest.mark.slow

@@ -57,6 +57,8 @@ class SearchRecipe:
 class SearchAppConfig(RunConfig):
     search: SearchRecipe = MISSING
     estimator: EstimatorConfig = MISSING
+    experiment_name: str = "search_${dataset.name}"  # run_dir's experiment (conf/experiment/*.yaml set their own)
+    variant_name: str = "${estimator.name}"  # run_dir's variant; name a search.variant=paper run, e.g. relax-paper
 
 
 register("search_schema", SearchAppConfig)

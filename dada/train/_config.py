@@ -52,6 +52,8 @@ class PolicyConfig:
 class TrainAppConfig(RunConfig):
     recipe: RecipeConfig = MISSING
     policy: PolicyConfig = MISSING
+    experiment_name: str = "train_${dataset.name}_${model.name}"  # run_dir's experiment (experiments set their own)
+    variant_name: str = "${policy.name}${tag}"  # run_dir's variant: the policy, or a table's column
     subset_seed: int = 0  # scaled-down runs: the same stratified train/test subsets for every seed and policy
     amp: bool = True  # bf16 autocast (CUDA only)
     channels_last: bool = True  # CUDA only
