@@ -12,13 +12,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from dada.ops._batch import _uniform
+
 _GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # ITU-R 601-2 luma, as torchvision's rgb_to_grayscale
-
-
-def _uniform(shape: int | tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    """U[0, 1) draws from ``generator`` on its own device, moved to ``device``."""
-    source = generator.device if generator is not None else device
-    return torch.rand(shape, generator=generator, device=source).to(device)
 
 
 def _normal(shape: int | tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:

@@ -146,7 +146,7 @@ def _draws(images: torch.Tensor, sign: int | torch.Tensor | None, center: torch.
             _per_sample("center", center, batch, device, images.dtype, trailing=(2,)))
 
 
-def _uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    """U[0, 1) draws from ``generator`` (on its own device), moved to ``device``."""
+def _uniform(shape: int | tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """U[0, 1) draws from ``generator`` (on its own device), moved to ``device``; dada.transforms draws with it too."""
     source = generator.device if generator is not None else device
     return torch.rand(shape, generator=generator, device=source).to(device)
