@@ -124,7 +124,7 @@ class OfficialAugmentDataset(ImageList):
 
 def _cutout_one(image: torch.Tensor, size: int) -> torch.Tensor:
     """Cutout on one [C,H,W] image, as the official per-image ``CutoutDefault``."""
-    return transforms.cutout(image[None], size)[0]
+    return transforms.cutout_normalized(image[None], size)[0]
 
 
 def official_loaders(split: SearchData, space: SearchSpace, batch_size: int, cutout: int, mean, std, *,

@@ -60,8 +60,13 @@ def normalize(images: torch.Tensor, mean: list[float], std: list[float]) -> torc
     return (images - mean_t) / std_t
 
 
-def cutout(images: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """DeVries & Taylor (2017): zero a ``size`` x ``size`` square (clipped at the border) at a random centre."""
+def cutout_normalized(images: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The data set's Cutout (DeVries & Taylor 2017; the official ``CutoutDefault``) on normalised images: zero a
+    ``size`` x ``size`` pixel square (clipped at the border) at a random centre per image, i.e. the mean colour.
+
+    Not the search-space op ``Cutout`` of `dada.ops` (Fast AA's CutoutAbs), which works on [0, 1] images before
+    normalisation, fills grey (125, 123, 114) and takes its side as a fraction of the width.
+    """
     if size <= 0:
         return images
     batch, _, height, width = images.shape

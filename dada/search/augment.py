@@ -105,7 +105,7 @@ class SearchInputs:
             images = augment(images, self.space, samples, self.generator)
         if self.after_ops is not None:
             images = self.after_ops(images)
-        inputs = transforms.cutout(self.normalize(images), self.cutout, self.generator)
+        inputs = transforms.cutout_normalized(self.normalize(images), self.cutout, self.generator)
         return on_network_input(inputs, self.space, samples) if self.official else inputs
 
     def val(self, images: torch.Tensor) -> torch.Tensor:

@@ -69,7 +69,7 @@ class Preprocess:
         if train and self.lighting > 0:
             images = pca_lighting(images, self.lighting, generator)
         images = transforms.normalize(images, self.mean, self.std)
-        return transforms.cutout(images, self.cutout, generator) if train else images
+        return transforms.cutout_normalized(images, self.cutout, generator) if train else images
 
 
 def pca_lighting(images: torch.Tensor, std: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
