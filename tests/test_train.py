@@ -1,7 +1,6 @@
 """dada.train: policies, recipes and schedules, the data pipeline, aggregation, and short real runs on Fashion-MNIST."""
 import importlib.util
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,6 @@ from dada.train import (  # noqa: F401  (_config registers the schema)
     Distributed,
     TrainRun,
     _config,
-    aggregate,
     create_augmentation,
     create_scheduler,
     pipeline,
@@ -246,21 +244,6 @@ def test_meters_count_whole_images_across_batches():
     result = meters.reduce(Distributed())
     assert result["error_top1"] == 100 * (total - correct) / total and result["loss"] == 2.0
     assert result["error_top5"] < result["error_top1"]
-
-
-def test_aggregate_gives_mean_std_and_t_interval(tmp_path):
-    for seed, error in enumerate((1.0, 2.0, 3.0)):
-        (tmp_path / f"seed{seed}").mkdir()
-        (tmp_path / f"seed{seed}" / "summary.json").write_text(json.dumps({"test_error_top1": error}))
-    result = aggregate(sorted(tmp_path.iterdir()))
-    half_width = 4.302652729911275 / math.sqrt(3)  # t(0.975, 2 degrees of freedom) * std / sqrt(n)
-    assert (result.mean, result.std, result.count) == (2.0, 1.0, 3)
-    assert result.ci95 == pytest.approx((2.0 - half_width, 2.0 + half_width))
-    assert "2.00 ± 1.00" in str(result)
-    single = aggregate([{"test_error_top1": 4.0}])
-    assert single.mean == 4.0 and math.isnan(single.std) and all(map(math.isnan, single.ci95))
-    with pytest.raises(KeyError, match="test_error_top5"):
-        aggregate([{"test_error_top1": 1.0}], metric="test_error_top5")
 
 
 # -- the app --------------------------------------------------------------------------------------------------------
