@@ -6,7 +6,7 @@ paper's Titan XP, so our hours are reported as measured, with the device named.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Sequence
 
 import pandas as pd
 
@@ -18,7 +18,7 @@ from reproduce.tables import SEARCH_COST, TABLE1_ROWS, table1
 PAPER_METHODS = ("AA", "PBA", "Fast AA", "OHL AA", "DADA")
 
 
-def _paper_hours(paper: pd.DataFrame, row: Optional[str]) -> list[str]:
+def _paper_hours(paper: pd.DataFrame, row: str | None) -> list[str]:
     if row is None:
         return ["not in the paper"] * len(PAPER_METHODS)
     cells = paper[(paper["table"] == "table1a") & (paper["row"] == row)].set_index("column")
@@ -30,7 +30,7 @@ def _paper_hours(paper: pd.DataFrame, row: Optional[str]) -> list[str]:
 
 
 def cost_report(table1_cells: pd.DataFrame, runs: pd.DataFrame, paper: pd.DataFrame, scale: str,
-                seeds: Optional[Sequence[int]] = None) -> pd.DataFrame:
+                seeds: Sequence[int] | None = None) -> pd.DataFrame:
     """One line per Table 1 data set: the paper's GPU-hours per method beside ours (RELAX and Gumbel searches).
 
     ``table1_cells`` is Table 1's cell table (``build_table``); ours names the devices the hours were measured on.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import pandas as pd
 
@@ -43,7 +43,7 @@ class Context:
     runs_root: Path = Path("runs")
     results_dir: Path = Path("results")
     data_root: Path = Path("data")
-    seeds: Optional[Sequence[int]] = None
+    seeds: Sequence[int] | None = None
     source: str = "folders"  # folders | mlflow
     mlflow_uri: str = "sqlite:///mlruns.db"
     paper: pd.DataFrame = field(default_factory=load_paper_results)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -30,7 +30,7 @@ TABLE1_REFERENCES = ("test error, no policy", "test error, random policy")  # Ta
 METRIC_PREFIXES = ("test error, ", "search cost, ")
 
 
-def cell_runs(runs: pd.DataFrame, cell: Cell, scale: str, seeds: Optional[Sequence[int]] = None) -> pd.DataFrame:
+def cell_runs(runs: pd.DataFrame, cell: Cell, scale: str, seeds: Sequence[int] | None = None) -> pd.DataFrame:
     """The finished runs of a cell's job at ``scale`` (only ``seeds`` when given)."""
     job = cell.job
     selected = finished(runs)
@@ -84,7 +84,7 @@ def _difference(ours: float, paper_value: float, unit: str, metric: str) -> floa
 
 
 def build_table(layout: Layout, runs: pd.DataFrame, paper: pd.DataFrame, scale: str, data_root: Path,
-                seeds: Optional[Sequence[int]] = None) -> pd.DataFrame:
+                seeds: Sequence[int] | None = None) -> pd.DataFrame:
     """One line per cell of ``layout``: the paper's value, ours over the seeds (mean, sd, 95 % CI), and a note."""
     records = []
     for cell in layout.cells:
@@ -99,13 +99,13 @@ def build_table(layout: Layout, runs: pd.DataFrame, paper: pd.DataFrame, scale: 
     return pd.DataFrame.from_records(records, columns=list(CELL_COLUMNS))
 
 
-def _seed_values(runs: pd.DataFrame, cell: Cell, scale: str, seeds: Optional[Sequence[int]]) -> dict[int, float]:
+def _seed_values(runs: pd.DataFrame, cell: Cell, scale: str, seeds: Sequence[int] | None) -> dict[int, float]:
     selected = cell_runs(runs, cell, scale, seeds)
     return dict(zip(selected["seed"], selected[cell.metric]))
 
 
 def paired_table(layout: Layout, runs: pd.DataFrame, scale: str, references: Sequence[str],
-                 seeds: Optional[Sequence[int]] = None) -> pd.DataFrame:
+                 seeds: Sequence[int] | None = None) -> pd.DataFrame:
     """Per layout row, every test-error column minus each reference column on their shared seeds (paired t-test).
 
     Only comparisons with at least two paired seeds are listed.

@@ -1,7 +1,7 @@
 """What every tracking backend receives (`RunSpec`) and the methods it answers (`Backend`)."""
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 
 @dataclass(frozen=True)
@@ -13,8 +13,8 @@ class RunSpec:
     tags: Mapping[str, str] = field(default_factory=dict)
     run_info: Mapping[str, str] = field(default_factory=dict)
     experiment: str = "dada"
-    run_name: Optional[str] = None
-    resume_epoch: Optional[int] = None  # continue the run after this epoch (0: from its start); None: a new run
+    run_name: str | None = None
+    resume_epoch: int | None = None  # continue the run after this epoch (0: from its start); None: a new run
     resume_ids: Mapping[str, str] = field(default_factory=dict)  # backend name -> the run id to continue
 
 
@@ -35,10 +35,10 @@ class Backend:
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         pass
 
-    def log_artifact(self, path: Path, artifact_dir: Optional[str]) -> None:
+    def log_artifact(self, path: Path, artifact_dir: str | None) -> None:
         pass
 
-    def log_image(self, path: Path, key: str, artifact_dir: Optional[str], step: Optional[int]) -> None:
+    def log_image(self, path: Path, key: str, artifact_dir: str | None, step: int | None) -> None:
         """An image file (a saved figure); backends without an image view store it as an artifact."""
         self.log_artifact(path, artifact_dir)
 

@@ -4,7 +4,7 @@ import re
 import socket
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from mlflow.entities import Metric, Param, RunTag
@@ -29,7 +29,7 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{Path.cwd().resolve() / 'mlruns.db'}"
 
 
-def artifact_root(tracking_uri: str) -> Optional[str]:
+def artifact_root(tracking_uri: str) -> str | None:
     """For a sqlite store, the ``mlartifacts`` folder next to the database; servers choose their own."""
     prefix = "sqlite:///"
     if not tracking_uri.startswith(prefix):
@@ -68,7 +68,7 @@ def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
     return (items[start : start + size] for start in range(0, len(items), size))
 
 
-def _experiment_id(client: MlflowClient, name: str, artifact_location: Optional[str]) -> str:
+def _experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:
     """Get or create the experiment; a concurrent process creating it first is fine, a deleted one is restored."""
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
@@ -94,7 +94,7 @@ class MlflowBackend(Backend):
 
     name = "mlflow"
 
-    def __init__(self, spec: RunSpec, tracking_uri: Optional[str] = None):
+    def __init__(self, spec: RunSpec, tracking_uri: str | None = None):
         self.tracking_uri = tracking_uri or default_tracking_uri()
         check_reachable(self.tracking_uri)
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
@@ -114,7 +114,7 @@ class MlflowBackend(Backend):
     def info(self) -> dict[str, str]:
         return {"tracking_uri": self.tracking_uri, "run_id": self.run_id}
 
-    def _reopen(self, run_id: Optional[str], experiment_id: str):
+    def _reopen(self, run_id: str | None, experiment_id: str):
         """The run ``run_id``, set RUNNING again, if this store holds it, live, in the experiment; else None."""
         if run_id is None:
             return None
@@ -147,7 +147,7 @@ class MlflowBackend(Backend):
         timestamp = int(time.time() * 1000)
         self._log_batch(metrics=[Metric(mlflow_key(key), value, timestamp, step) for key, value in metrics.items()])
 
-    def log_artifact(self, path: Path, artifact_dir: Optional[str]) -> None:
+    def log_artifact(self, path: Path, artifact_dir: str | None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path=artifact_dir)
 
     def set_summary(self, summary: Mapping[str, Any], step: int) -> None:

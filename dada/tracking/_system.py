@@ -5,14 +5,13 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
 
 import torch
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
-def _git(*args: str) -> Optional[str]:
+def _git(*args: str) -> str | None:
     """Output of a git command run in dada's own source folder, or None when git or the repository is missing."""
     try:
         result = subprocess.run(

@@ -4,7 +4,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from dada.tracking._backend import Backend, RunSpec
 from dada.tracking._jsonl import JsonlBackend
@@ -82,7 +82,7 @@ class Tracker:
         if self.closed:
             raise RuntimeError(f"{self!r} is closed; open a new tracker to log more")
 
-    def _artifact_dir(self, path: Path) -> Optional[str]:
+    def _artifact_dir(self, path: Path) -> str | None:
         """A file inside the run folder keeps its sub-folder (``figures/``) in the backends' artifact stores."""
         if not path.is_relative_to(self.run_dir):
             return None
@@ -116,7 +116,7 @@ class Tracker:
         return self.log_text(name, json.dumps(plain_data(data), indent=2) + "\n")
 
     def log_figure(
-        self, figure: Any, name: str, step: Optional[int] = None, formats: Iterable[str] = ("png", "pdf")
+        self, figure: Any, name: str, step: int | None = None, formats: Iterable[str] = ("png", "pdf")
     ) -> Path:
         """Save a Matplotlib figure as ``<run_dir>/figures/<name>.<format>`` and log every file.
 
@@ -163,7 +163,7 @@ class Tracker:
         self._fan_out(finish, "close()")
 
 
-def _open_backend(name: str, spec: RunSpec, mlflow_uri: Optional[str], wandb_mode: str, wandb_project: str) -> Backend:
+def _open_backend(name: str, spec: RunSpec, mlflow_uri: str | None, wandb_mode: str, wandb_project: str) -> Backend:
     """Import a backend's library only when it is asked for, so ``import dada.tracking`` stays cheap."""
     if name == "mlflow":
         from dada.tracking._mlflow import MlflowBackend
@@ -186,14 +186,14 @@ def create_tracker(
     backends: "str | Iterable[str]" = ("jsonl",),
     *,
     run_dir: "str | os.PathLike",
-    config: Optional[Mapping[str, Any]] = None,
-    tags: Optional[Mapping[str, Any]] = None,
+    config: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
     experiment: str = "dada",
-    run_name: Optional[str] = None,
-    mlflow_uri: Optional[str] = None,
+    run_name: str | None = None,
+    mlflow_uri: str | None = None,
     wandb_mode: str = "offline",
     wandb_project: str = "dada",
-    resume_epoch: Optional[int] = None,
+    resume_epoch: int | None = None,
 ) -> Tracker:
     """Open a run in ``run_dir`` (always, it holds ``metrics.jsonl``) and in each named backend.
 
@@ -238,7 +238,7 @@ def create_tracker(
 
 
 def tracker_for(cfg: Any, run_dir: "str | os.PathLike", tags: Mapping[str, Any],
-                resume_epoch: Optional[int] = None) -> Tracker:
+                resume_epoch: int | None = None) -> Tracker:
     """The tracker of one app run: ``cfg.logger`` (conf/logger/) names the backends, the MLflow store, the W&B mode
     and project and the experiment; the run is named ``<cfg.name>/seed<cfg.seed>``, and ``config.yaml`` holds ``cfg``,
     resolved. ``resume_epoch`` as in `create_tracker`."""
@@ -262,7 +262,7 @@ def _known_ids(path: Path) -> dict[str, dict[str, str]]:
         return {}
 
 
-def _same_store(name: str, ids: Mapping[str, str], mlflow_uri: Optional[str]) -> bool:
+def _same_store(name: str, ids: Mapping[str, str], mlflow_uri: str | None) -> bool:
     """An MLflow run id is reused only in the store that holds it."""
     if name != "mlflow":
         return True

@@ -1,7 +1,7 @@
 """Weights & Biases backend; offline by default, so it needs neither a network nor an API key."""
 import shutil
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import wandb
 
@@ -48,13 +48,13 @@ class WandbBackend(Backend):
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         self.run.log(dict(metrics), step=step)
 
-    def log_artifact(self, path: Path, artifact_dir: Optional[str]) -> None:
+    def log_artifact(self, path: Path, artifact_dir: str | None) -> None:
         """Copied into the run's ``files/`` folder, which W&B uploads at the end (or at ``wandb sync``)."""
         target = Path(self.run.dir, artifact_dir or "", path.name)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
 
-    def log_image(self, path: Path, key: str, artifact_dir: Optional[str], step: Optional[int]) -> None:
+    def log_image(self, path: Path, key: str, artifact_dir: str | None, step: int | None) -> None:
         """Shown as a W&B image; without a step it joins the current step instead of starting a new one."""
         image = {key: wandb.Image(str(path))}
         if step is None:

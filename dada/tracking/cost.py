@@ -6,7 +6,6 @@ On the CPU the unit is "CPU-hours" with ``device_count = 1``: one machine (proce
 multiplied by threads; the thread count is recorded separately as ``num_threads``.
 """
 import time
-from typing import Optional
 
 import torch
 
@@ -32,7 +31,7 @@ class DeviceClock:
         self.unit = {"cuda": "GPU-hours", "cpu": "CPU-hours"}.get(self.device.type, f"{self.device.type}-hours")
         self.num_threads = torch.get_num_threads()
         self._total_seconds = 0.0
-        self._started_at: Optional[float] = None
+        self._started_at: float | None = None
 
     def __repr__(self) -> str:
         return (
@@ -87,7 +86,7 @@ class DeviceClock:
             raise ValueError("the clock has measured no time yet; start() and stop() it first")
         return num_images / seconds
 
-    def as_metrics(self, prefix: str = "cost/", num_images: Optional[int] = None) -> dict[str, float]:
+    def as_metrics(self, prefix: str = "cost/", num_images: int | None = None) -> dict[str, float]:
         """``{prefix}device_hours`` and ``{prefix}seconds`` (plus ``{prefix}images_per_second`` when counted)."""
         metrics = {f"{prefix}device_hours": self.device_hours, f"{prefix}seconds": self.seconds}
         if num_images is not None:
