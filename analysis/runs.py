@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from dada.layout import find_run_dirs, parse_run_dir
+from dada.schemas import SearchSummary, parse_summary
 
 RUN_COLUMNS = ("run_dir", "scale", "experiment", "variant", "seed", "app", "status", "dataset", "model",
                "estimator", "policy", "test_error_top1", "test_error_top5", "train_error_top1", "search_device_hours",
@@ -32,25 +33,26 @@ def _number(value: Any) -> float:
 
 def run_record(run_dir: Path, summary: Mapping[str, Any]) -> dict[str, Any]:
     """One line of the runs table from a run folder and its ``summary.json`` (search or evaluation)."""
-    cost = summary.get("cost", {})
-    policy, overlap = summary.get("policy"), summary.get("top_overlap_with_other_seeds")
+    typed = parse_summary(dict(summary))
+    search = isinstance(typed, SearchSummary)
+    cost = typed.cost
     return {
         **_location(run_dir),
-        "app": "search" if "search_device_hours" in cost else "train",
+        "app": typed.app,
         "status": summary.get("status", "UNKNOWN"),
-        "dataset": summary.get("dataset"),
-        "model": summary.get("model"),
-        "estimator": summary.get("estimator"),
-        "policy": policy.get("name") if isinstance(policy, Mapping) else None,
-        "test_error_top1": _number(summary.get("test_error_top1")),
-        "test_error_top5": _number(summary.get("test_error_top5")),
-        "train_error_top1": _number(summary.get("train_error_top1")),  # the final epoch's, on augmented images
-        "search_device_hours": _number(cost.get("search_device_hours")),
-        "eval_device_hours": _number(cost.get("eval_device_hours")),
-        "unit": cost.get("unit"),
-        "device_name": cost.get("device_name"),
-        "epochs": _number(summary.get("epochs")),
-        "top_overlap": dict(overlap) if isinstance(overlap, Mapping) else {},  # a search's, per sibling seed folder
+        "dataset": typed.dataset,
+        "model": typed.model,
+        "estimator": typed.estimator if search else None,
+        "policy": None if search or typed.policy is None else typed.policy.name,
+        "test_error_top1": math.nan if search else typed.test_error_top1,
+        "test_error_top5": math.nan if search else typed.test_error_top5,
+        "train_error_top1": math.nan if search else typed.train_error_top1,  # the final epoch's, on augmented images
+        "search_device_hours": cost.search_device_hours if search and cost else math.nan,
+        "eval_device_hours": cost.eval_device_hours if not search and cost else math.nan,
+        "unit": cost.unit if cost else None,
+        "device_name": cost.device_name if cost else None,
+        "epochs": float(typed.epochs),
+        "top_overlap": dict(typed.top_overlap_with_other_seeds) if search else {},  # per sibling seed folder
     }
 
 
@@ -97,7 +99,7 @@ def _mlflow_summary(run) -> dict[str, Any]:
     if tags.get("app") == "search":
         summary["estimator"] = tags.get("estimator")
     else:
-        summary["policy"] = {"name": tags.get("policy")}
+        summary["policy"] = {**summary.get("policy", {}), "name": tags.get("policy")}
     return summary
 
 

@@ -17,9 +17,10 @@ from matplotlib.ticker import MaxNLocator
 from analysis.runs import read_epoch_metrics
 from analysis.style import STYLE, color
 from dada.plots import policy_heatmap
+from dada.schemas import GRADIENT_GROUPS, gradient_metric, policy_slot_metric, policy_weight_metric
 from dada.search.space import SearchSpace
 
-GROUPS = ("alpha", "probability", "magnitude")
+GROUPS = GRADIENT_GROUPS
 GROUP_LABELS = {"alpha": "α (sub-policy logits)", "probability": "β (probabilities)", "magnitude": "m (magnitudes)"}
 
 
@@ -29,11 +30,11 @@ def _space_from_metrics(run_dir: Path) -> tuple[SearchSpace, int]:
     space = SearchSpace(recipe["ops_per_sub_policy"], recipe["ordered"])
     last = read_epoch_metrics(run_dir).iloc[-1]
     count, slots = space.sub_policies.shape
-    weights = torch.tensor([last[f"policy/weight/{i:03d}"] for i in range(count)])
+    weights = torch.tensor([last[policy_weight_metric(i)] for i in range(count)])
     with torch.no_grad():
         space.alpha.copy_(weights.log())  # softmax(log w) = w: the heatmap shows the logged weights
         for name, parameter in (("probability", space.probability), ("magnitude", space.magnitude)):
-            parameter.copy_(torch.tensor([[last[f"policy/{name}/{i:03d}_{j}"] for j in range(slots)]
+            parameter.copy_(torch.tensor([[last[policy_slot_metric(name, i, j)] for j in range(slots)]
                                           for i in range(count)]))
     return space, int(last["epoch"])
 
@@ -53,7 +54,7 @@ def gradient_variance(searches: pd.DataFrame) -> pd.DataFrame:
         for group in GROUPS:
             frames.append(pd.DataFrame({"experiment": search.experiment, "estimator": search.variant,
                                         "seed": search.seed, "epoch": epochs["epoch"], "group": group,
-                                        "variance": epochs[f"grad/{group}/variance"]}))
+                                        "variance": epochs[gradient_metric(group, "variance")]}))
     columns = ["experiment", "estimator", "seed", "epoch", "group", "variance"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 

@@ -15,6 +15,7 @@ from analysis.paper import load_paper_results, lookup
 from analysis.report import TABLES, Context, write_results, write_table
 from analysis.runs import read_runs, read_runs_mlflow
 from analysis.tables import TABLE1_REFERENCES, build_table, paired_table
+from dada.schemas import EvalCost, PolicyInfo, SearchCost, SearchSummary, TrainSummary
 from reproduce.tables import LAYOUTS, SEARCH_COST, get_layout
 
 PAPER = load_paper_results()
@@ -32,15 +33,16 @@ def write_run(root, scale, experiment, variant, seed, summary, status="FINISHED"
 
 
 def search_summary(hours, estimator="relax", unit="CPU-hours", overlap=None):
-    return {"estimator": estimator, "dataset": "fashion-mnist", "model": "wrn10_1", "scale": "smoke", "epochs": 2,
-            "cost": {"search_device_hours": hours, "unit": unit, "device_name": "Test CPU"},
-            "top_overlap_with_other_seeds": overlap or {}}
+    cost = SearchCost(unit=unit, device_name="Test CPU", device_count=1, search_device_hours=hours)
+    return SearchSummary(name="s", seed=0, dataset="fashion-mnist", model="wrn10_1", scale="smoke", epochs=2,
+                         estimator=estimator, cost=cost, top_overlap_with_other_seeds=overlap or {}).to_dict()
 
 
 def train_summary(error, policy="dada"):
-    return {"dataset": "fashion-mnist", "model": "wrn10_1", "scale": "smoke", "epochs": 2,
-            "policy": {"name": policy, "source": None}, "test_error_top1": error, "test_error_top5": error / 10,
-            "cost": {"eval_device_hours": 0.01, "unit": "CPU-hours", "device_name": "Test CPU"}}
+    cost = EvalCost(unit="CPU-hours", device_name="Test CPU", device_count=1, eval_device_hours=0.01)
+    return TrainSummary(name="t", seed=0, dataset="fashion-mnist", model="wrn10_1", scale="smoke", epochs=2,
+                        policy=PolicyInfo(policy, None, True, 0), test_error_top1=error, test_error_top5=error / 10,
+                        cost=cost).to_dict()
 
 
 def search_epochs(seed):

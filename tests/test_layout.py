@@ -6,7 +6,7 @@ from conftest import SEARCH_SMOKE, compose_config
 
 from analysis.__main__ import main as analysis_main
 from analysis.runs import read_runs
-from dada import layout
+from dada import layout, schemas
 from dada.search.loop import SearchRun
 from dada.train.loop import TrainRun
 
@@ -41,3 +41,29 @@ def test_hand_started_runs_are_found_by_the_analysis(tmp_path, capsys):
     analysis_main(["runs", "--runs", str(tmp_path)])
     listing = capsys.readouterr().out
     assert "search_fashion-mnist" in listing and "train_fashion-mnist_wrn40_2" in listing
+
+
+@pytest.mark.slow
+def test_summaries_round_trip_through_the_schema(search_config, tmp_path):
+    """What each app writes reads back through dada.schemas into the same values, and analysis reads it too."""
+    import dada.train._config  # noqa: F401  (registers the train schema)
+
+    SearchRun(search_config()).run()
+    search = schemas.read_summary(tmp_path / "run" / "summary.json")
+    assert isinstance(search, schemas.SearchSummary) and search.variant == "official"
+    assert search.cost.unit == "CPU-hours" and search.cost.search_device_hours > 0
+    train = compose_config("train", [*TINY_TRAIN, "model=wrn40_2", "scale.model=wrn10_1", "policy=none",
+                                     f"run_dir={tmp_path}/smoke/e/none/seed0"])
+    written = TrainRun(train).run()
+    typed = schemas.read_summary(tmp_path / "smoke" / "e" / "none" / "seed0" / "summary.json")
+    assert isinstance(typed, schemas.TrainSummary) and typed.policy.name == "none"
+    assert typed.to_dict() == {key: value for key, value in written.items() if key != "status"}
+    assert schemas.parse_summary(typed.to_dict()) == typed
+
+
+def test_a_newer_summary_is_refused_by_name():
+    data = {"app": "train", "schema_version": schemas.SCHEMA_VERSION + 1}
+    with pytest.raises(schemas.SummaryError, match="newer than this dada's"):
+        schemas.parse_summary(data)
+    with pytest.raises(ValueError, match="unknown gradient metric"):
+        schemas.gradient_metric("alpha", "skew")

@@ -24,6 +24,13 @@ from dada.runtime import (
     save_hydra_record,
     seed_everything,
 )
+from dada.schemas import (
+    SearchCost,
+    SearchSummary,
+    gradient_metric,
+    policy_slot_metric,
+    policy_weight_metric,
+)
 from dada.search._config import validate
 from dada.search.augment import SearchInputs
 from dada.search.bilevel import BiLevelOptimizer, StepResult
@@ -94,18 +101,18 @@ class _GradientMoments:
         for group, total in self.total.items():
             mean = total / self.count
             variance = (self.squares[group] / self.count - mean * mean).clamp_min(0)
-            out[f"grad/{group}/mean"] = mean.mean().item()
-            out[f"grad/{group}/variance"] = variance.mean().item()
-            out[f"grad/{group}/norm"] = mean.norm().item()
+            out[gradient_metric(group, "mean")] = mean.mean().item()
+            out[gradient_metric(group, "variance")] = variance.mean().item()
+            out[gradient_metric(group, "norm")] = mean.norm().item()
         return out
 
 
 def policy_metrics(space: SearchSpace) -> dict[str, float]:
     """softmax(α) for every sub-policy, and β and m for every op slot, as flat metrics."""
-    out = {f"policy/weight/{i:03d}": w for i, w in enumerate(space.weights().tolist())}
+    out = {policy_weight_metric(i): w for i, w in enumerate(space.weights().tolist())}
     for name, values in (("probability", space.probabilities()), ("magnitude", space.magnitudes())):
         for i, row in enumerate(values.tolist()):
-            out.update({f"policy/{name}/{i:03d}_{j}": v for j, v in enumerate(row)})
+            out.update({policy_slot_metric(name, i, j): v for j, v in enumerate(row)})
     return out
 
 
@@ -339,15 +346,17 @@ class SearchRun:
         policy = self.space.export(self.cfg.search.top_k, name=f"{self.cfg.name}-seed{self.cfg.seed}")
         policy_path = policy.save(self.run_dir / "policy.json")
         (self.run_dir / "policy_archive.json").write_text(json.dumps(policy.to_archive()))
-        hours = self.search_seconds / 3600
-        summary = {"name": self.cfg.name, "seed": self.cfg.seed, "estimator": self.cfg.estimator.name,
-                   "dataset": self.cfg.dataset.name, "model": self.cfg.scale.model or self.cfg.model.name,
-                   "scale": self.cfg.scale.name, "epochs": self.epochs, "policy": str(policy_path),
-                   "search_seconds": self.search_seconds,
-                   "cost": {"search_device_hours": hours * self.clock.device_count, **self.clock.as_tags(""),
-                            "images_per_second": len(split.train_labels) * self.epochs
-                            / max(self.search_seconds, 1e-9)},
-                   "top_overlap_with_other_seeds": top_overlap(self.run_dir, policy)}
+        clock = self.clock
+        cost = SearchCost(unit=clock.unit, device_name=clock.device_name, device_count=clock.device_count,
+                          num_threads=clock.num_threads,
+                          search_device_hours=self.search_seconds / 3600 * clock.device_count,
+                          images_per_second=len(split.train_labels) * self.epochs / max(self.search_seconds, 1e-9))
+        summary = SearchSummary(
+            name=self.cfg.name, seed=self.cfg.seed, dataset=self.cfg.dataset.name,
+            model=self.cfg.scale.model or self.cfg.model.name, scale=self.cfg.scale.name, epochs=self.epochs,
+            estimator=self.cfg.estimator.name, variant=self.variant.name, policy=str(policy_path),
+            search_seconds=self.search_seconds, cost=cost,
+            top_overlap_with_other_seeds=top_overlap(self.run_dir, policy)).to_dict()
         tracker.log_metrics({"cost/search_device_hours": summary["cost"]["search_device_hours"],
                              "cost/images_per_second": summary["cost"]["images_per_second"]},
                             step=self.epochs * self._steps_per_epoch(split))

@@ -28,6 +28,7 @@ from dada.runtime import (
     save_hydra_record,
     seed_everything,
 )
+from dada.schemas import EvalCost, PolicyInfo, TrainSummary
 from dada.tracking import DeviceClock, tracker_for
 from dada.train import pipeline
 from dada.train._config import validate
@@ -277,22 +278,21 @@ class TrainRun:
         best = min((metrics for metrics in self.history if "test/error_top1" in metrics),
                    key=lambda metrics: metrics["test/error_top1"])
         clock = DeviceClock(self.device, device_count=self.dist.world_size)
-        return {
-            "name": self.cfg.name, "seed": self.cfg.seed, "dataset": self.cfg.dataset.name,
-            "model": self.architecture, "scale": self.cfg.scale.name, "epochs": self.schedule.epochs,
-            "policy": {"name": self.augmentation.name, "source": self.augmentation.source,
-                       "on_device": self.augmentation.on_device, "cutout": self.preprocess.cutout},
-            "train_images": self.train_images, "test_images": self.test_images,
-            "batch_size": self.schedule.batch_size, "world_size": self.dist.world_size,
-            "test_error_top1": final["test/error_top1"], "test_error_top5": final["test/error_top5"],
-            "test_error_best_epoch_selected_on_test": best["test/error_top1"],
-            "best_epoch_selected_on_test": best["epoch"],
-            "train_loss": final["train/loss"], "train_error_top1": final["train/error_top1"],
-            "seconds": self.seconds["total"], "train_seconds": self.seconds["train"],
-            "images_per_second": self.schedule.total_steps * self.schedule.batch_size / self.seconds["train"],
-            "cost": {"eval_device_hours": clock.device_count * self.seconds["total"] / 3600, "unit": clock.unit,
-                     "device_name": clock.device_name, "device_count": clock.device_count},
-        }
+        cost = EvalCost(unit=clock.unit, device_name=clock.device_name, device_count=clock.device_count,
+                        num_threads=clock.num_threads,
+                        eval_device_hours=clock.device_count * self.seconds["total"] / 3600)
+        policy = PolicyInfo(self.augmentation.name, self.augmentation.source, self.augmentation.on_device,
+                            self.preprocess.cutout)
+        return TrainSummary(
+            name=self.cfg.name, seed=self.cfg.seed, dataset=self.cfg.dataset.name, model=self.architecture,
+            scale=self.cfg.scale.name, epochs=self.schedule.epochs, policy=policy, train_images=self.train_images,
+            test_images=self.test_images, batch_size=self.schedule.batch_size, world_size=self.dist.world_size,
+            test_error_top1=final["test/error_top1"], test_error_top5=final["test/error_top5"],
+            test_error_best_epoch_selected_on_test=best["test/error_top1"], best_epoch_selected_on_test=best["epoch"],
+            train_loss=final["train/loss"], train_error_top1=final["train/error_top1"], seconds=self.seconds["total"],
+            train_seconds=self.seconds["train"],
+            images_per_second=self.schedule.total_steps * self.schedule.batch_size / self.seconds["train"],
+            cost=cost).to_dict()
 
     @staticmethod
     def _cost_metrics(summary: dict[str, Any]) -> dict[str, float]:
