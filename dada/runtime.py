@@ -5,7 +5,7 @@ import json
 import os
 import random
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -95,7 +95,7 @@ def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def check_identity(run_dir: "str | os.PathLike", saved: Optional[Mapping[str, Any]],
+def check_identity(run_dir: "str | os.PathLike", saved: "Mapping[str, Any] | None",
                    current: Mapping[str, Any]) -> None:
     """Refuse to resume or re-run ``run_dir`` with settings other than ``saved``, naming each changed key."""
     if saved is None:

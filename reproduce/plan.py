@@ -4,7 +4,6 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from dada import layout
 from dada.data import get_spec
@@ -32,7 +31,7 @@ class Run:
     dataset: str  # the data set it needs, a dada.data name
     overrides: tuple[str, ...]
     run_dir: Path
-    needs: Optional[Path] = None  # the search run folder whose policy.json an evaluation reads
+    needs: Path | None = None  # the search run folder whose policy.json an evaluation reads
 
     def __repr__(self) -> str:
         return f"Run({self.app} {self.experiment}/{self.variant} seed {self.seed}, {self.scale})"
@@ -80,6 +79,6 @@ def plan_many(targets: tuple[str, ...], scale: str, seeds: tuple[int, ...],
     return sorted(runs.values(), key=lambda run: run.app != "search")
 
 
-def missing_data(dataset: str, data_root: Path) -> Optional[Path]:
+def missing_data(dataset: str, data_root: Path) -> Path | None:
     """Where data set ``dataset`` should be when its files are missing under ``data_root``, else None."""
     return get_spec(dataset).missing(Path(data_root))

@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 from tqdm import tqdm
 
@@ -37,7 +37,7 @@ class Outcome:
         return f"{self.run.label}: {self.status}{timing}"
 
 
-def skip_reason(run: Run, data_root: Path) -> Optional[str]:
+def skip_reason(run: Run, data_root: Path) -> str | None:
     """Why ``run`` need not or cannot run now, or None when it should run."""
     if finished_summary(run.run_dir) is not None:
         return "finished earlier"

@@ -9,7 +9,7 @@ released policies (``policy=fastaa``); its search is not run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 TEST_ERROR, TOP5_ERROR, SEARCH_COST = "test_error_top1", "test_error_top5", "search_device_hours"
 TRAIN_ERROR = "train_error_top1"  # the final epoch's training error: shows whether a column overfits
@@ -46,7 +46,7 @@ class EvalJob:
     column: str  # run-folder name of the column: none, cutout, autoaugment, random, dada-relax, ...
     dataset: str  # the data set it trains and tests on (svhn-extra for SVHN's train+extra)
     overrides: tuple[str, ...]
-    search: Optional[SearchJob] = None  # the search whose seed-matched policy.json it evaluates
+    search: SearchJob | None = None  # the search whose seed-matched policy.json it evaluates
 
     app: ClassVar[str] = "train"
 
@@ -74,8 +74,8 @@ class Cell:
     row: str
     column: str
     metric: str  # the summary field: test_error_top1, test_error_top5 or search_device_hours
-    job: Optional[Job]
-    paper: Optional[PaperRef] = None
+    job: Job | None
+    paper: PaperRef | None = None
     note: str = ""  # why a cell has no job
 
 
@@ -113,12 +113,12 @@ def _search(dataset: str, estimator: str = "relax", full: bool = False, variant:
 
 # -- the evaluation columns ----------------------------------------------------------------------------------------
 
-def _eval(experiment: str, dataset: str, column: str, search: Optional[SearchJob] = None) -> EvalJob:
+def _eval(experiment: str, dataset: str, column: str, search: SearchJob | None = None) -> EvalJob:
     """Column ``dada-relax`` runs ``policy=dada``; the runner adds ``policy.source`` from the search."""
     return EvalJob(experiment, column, dataset, (f"policy={column.split('-')[0]}",), search)
 
 
-def _paper(table: str, row: Optional[str], column: str) -> Optional[PaperRef]:
+def _paper(table: str, row: str | None, column: str) -> PaperRef | None:
     """The paper's cell, or None for a row the paper does not have (the embedded Fashion-MNIST)."""
     return None if row is None else PaperRef(table, row, column)
 
@@ -166,7 +166,7 @@ TABLE1_BASELINES = (("no policy", "none", None), ("Cutout", "cutout", None), ("r
                     ("TrivialAugment", "trivialaugment", None), ("Fast AA", "fastaa", "Fast AA"))
 
 
-def _table1_row(row: str, paper_row: Optional[str], search_dataset: str, experiment: str,
+def _table1_row(row: str, paper_row: str | None, search_dataset: str, experiment: str,
                 dataset: str) -> list[Cell]:
     relax, gumbel = _search(search_dataset, "relax"), _search(search_dataset, "gumbel")
     relax_paper = _search(search_dataset, "relax", variant="paper")
@@ -253,7 +253,7 @@ TABLE6_ROWS = (
 )
 
 
-def _table6_row(row: str, paper_row: Optional[str], dataset: str, experiment: str) -> list[Cell]:
+def _table6_row(row: str, paper_row: str | None, dataset: str, experiment: str) -> list[Cell]:
     reduced, full = _search(dataset), _search(dataset, full=True)
     return [
         Cell(row, "search cost, reduced", SEARCH_COST, reduced),

@@ -10,7 +10,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -130,7 +130,7 @@ class TrainRun:
                 "augment_generator": self.dist.gather(self.augment_generator.get_state()),
                 "rng": self.dist.gather(checkpoint.rng_state()), "history": self.history, "seconds": self.seconds}
 
-    def _resume(self, state: Optional[dict]) -> None:
+    def _resume(self, state: dict | None) -> None:
         if state is None:
             return
         if state["world_size"] != self.dist.world_size:

@@ -11,7 +11,7 @@ test set.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
@@ -63,7 +63,7 @@ class Preprocess:
     cutout: int = 0
     lighting: float = 0.0
 
-    def __call__(self, images: torch.Tensor, generator: Optional[torch.Generator] = None,
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None,
                  train: bool = True) -> torch.Tensor:
         images = images.float().div_(255)
         if train and self.lighting > 0:
@@ -72,7 +72,7 @@ class Preprocess:
         return transforms.cutout_normalized(images, self.cutout, generator) if train else images
 
 
-def pca_lighting(images: torch.Tensor, std: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def pca_lighting(images: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """AlexNet's lighting noise: add ``eigvec @ (alpha * eigval)``, alpha ~ N(0, std^2) per image and component."""
     alpha = torch.randn(images.shape[0], 3, generator=generator).to(images.device) * std
     eigenvalues = images.new_tensor(IMAGENET_EIGENVALUES)
@@ -111,7 +111,7 @@ class DeviceBatches:
             yield self.augmentation.apply_batch(images, self.generator), self.labels[index]
 
 
-def _loader(dataset: Dataset, workers: int, generator: Optional[torch.Generator] = None, **batching) -> DataLoader:
+def _loader(dataset: Dataset, workers: int, generator: torch.Generator | None = None, **batching) -> DataLoader:
     return DataLoader(dataset, num_workers=workers, pin_memory=torch.cuda.is_available(), generator=generator,
                       persistent_workers=False, **batching)
 
@@ -134,7 +134,7 @@ def _imagenet_test_transform(image_size: int) -> v2.Compose:
                        v2.CenterCrop(image_size), v2.PILToTensor()])
 
 
-def _load(name: str, root: str, train: bool, size: Optional[int], seed: int, transform: v2.Transform):
+def _load(name: str, root: str, train: bool, size: int | None, seed: int, transform: v2.Transform):
     """An in-memory set as `LabeledImages`, a folder set as an ``ImageFolder``; a stratified subset if ``size`` asks."""
     if data.get_spec(name).in_memory:
         images = data.load_images(name, root, train=train)
@@ -148,13 +148,13 @@ def _load(name: str, root: str, train: bool, size: Optional[int], seed: int, tra
     return images.subset(chosen) if isinstance(images, data.LabeledImages) else Subset(images, chosen.tolist())
 
 
-def load_train_split(dataset_cfg, augmentation: Augmentation, recipe, size: Optional[int], seed: int):
+def load_train_split(dataset_cfg, augmentation: Augmentation, recipe, size: int | None, seed: int):
     """The evaluation's training set (``eval_train_split``: SVHN adds extra), a seeded stratified subset if scaled."""
     transform = _pil_train_transform(augmentation, recipe, dataset_cfg.image_size, from_disk=True)
     return _load(dataset_cfg.eval_train_split, dataset_cfg.root, True, size, seed, transform)
 
 
-def load_test_split(dataset_cfg, size: Optional[int], seed: int):
+def load_test_split(dataset_cfg, size: int | None, seed: int):
     """The test set (image folders: the validation split), a fixed stratified subset if scaled."""
     transform = _imagenet_test_transform(dataset_cfg.image_size)
     return _load(dataset_cfg.name, dataset_cfg.root, False, size, seed, transform)

@@ -9,7 +9,7 @@ in DataLoader workers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torchvision.transforms import v2
@@ -42,7 +42,7 @@ class NoPolicy(v2.Transform):
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         return inpt
 
-    def apply_batch(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def apply_batch(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return images
 
     def __repr__(self) -> str:
@@ -97,12 +97,12 @@ class Augmentation:
     """A policy ready for the pipeline: ``transform`` for PIL images; ``apply_batch`` when ``on_device``."""
 
     name: str
-    source: Optional[str]
+    source: str | None
     transform: v2.Transform
     on_device: bool
     cutout: bool
 
-    def apply_batch(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def apply_batch(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """uint8 [B,C,H,W] in, uint8 out: one draw per image (the on-device path)."""
         if not self.on_device:
             raise RuntimeError(f"{self!r} runs per image in the DataLoader, not on batches")
@@ -113,7 +113,7 @@ class Augmentation:
                 f"cutout={self.cutout}, transform={self.transform!r})")
 
 
-def _place(name: str, transform: v2.Transform, requested: Optional[bool], in_memory: bool) -> bool:
+def _place(name: str, transform: v2.Transform, requested: bool | None, in_memory: bool) -> bool:
     """Batched on the device unless asked otherwise, when the policy draws per image and the data is in memory."""
     batched = hasattr(transform, "apply_batch")
     if requested is None:
@@ -136,7 +136,7 @@ def create_augmentation(config, dataset: str, seed: int, in_memory: bool = True)
     return Augmentation(config.name, _describe(config, dataset, transform), transform, on_device, config.cutout)
 
 
-def _describe(config, dataset: str, transform: v2.Transform) -> Optional[str]:
+def _describe(config, dataset: str, transform: v2.Transform) -> str | None:
     """Where the policy came from, for the summary: the file or shipped name, the seed, or the settings."""
     if config.name == "dada":
         return _dada_source(config, dataset)
