@@ -30,13 +30,24 @@ class DeviceInfo:
 
 @dataclass(frozen=True)
 class SearchCost(DeviceInfo):
+    """Device time, and FLOPs (``dada.tracking.flops``: one step counted, times the steps; None: not measured).
+
+    ``flops`` = ``network_flops`` (each step's training forward and backward to the weights, as plain training
+    would run) + ``policy_flops`` (the rest of each bi-level step: the unrolled validation pass, the finite
+    difference and the estimator) + the per-epoch search-val accuracy passes (forward only).
+    """
+
     search_device_hours: float = 0.0  # device time of the search loop alone, across resumes
     images_per_second: float = 0.0
+    flops: float | None = None
+    network_flops: float | None = None
+    policy_flops: float | None = None
 
 
 @dataclass(frozen=True)
 class EvalCost(DeviceInfo):
     eval_device_hours: float = 0.0  # training and testing, across resumes
+    flops: float | None = None  # training steps and test passes (dada.tracking.flops); None: not measured
 
 
 @dataclass(frozen=True)

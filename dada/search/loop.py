@@ -36,7 +36,7 @@ from dada.search.augment import SearchInputs
 from dada.search.bilevel import BiLevelOptimizer, StepResult
 from dada.search.space import SearchSpace
 from dada.search.variant import get_variant
-from dada.tracking import DeviceClock, tracker_for
+from dada.tracking import DeviceClock, flops, tracker_for
 
 log = logging.getLogger(__name__)
 IDENTITY_KEYS = ("dataset", "model", "search", "estimator", "scale", "seed")  # a resume or re-run must keep these
@@ -346,11 +346,22 @@ class SearchRun:
         policy = self.space.export(self.cfg.search.top_k, name=f"{self.cfg.name}-seed{self.cfg.seed}")
         policy_path = policy.save(self.run_dir / "policy.json")
         (self.run_dir / "policy_archive.json").write_text(json.dumps(policy.to_archive()))
+        # FLOPs: one step counted (hypergradient runs a step's passes and updates nothing), times the steps; the
+        # network part is the step's training forward and backward, the policy part the rest of the step.
+        index = torch.arange(self.batch_size, device=self.device)
+        train, val = self.train_batch(split, index), self.val_batch(split, index[: len(split.val_labels)])
+        step_flops = flops.count_flops(self.optimizer.hypergradient, train, val, self.generator)
+        network_flops = flops.training_step_flops(self.model, train[0].shape)
+        steps = self.epochs * self._steps_per_epoch(split)
+        validation_flops = flops.forward_flops(self.model, (len(split.val_labels), *val[0].shape[1:])) * self.epochs
         clock = self.clock
         cost = SearchCost(unit=clock.unit, device_name=clock.device_name, device_count=clock.device_count,
                           num_threads=clock.num_threads,
                           search_device_hours=self.search_seconds / 3600 * clock.device_count,
-                          images_per_second=len(split.train_labels) * self.epochs / max(self.search_seconds, 1e-9))
+                          images_per_second=len(split.train_labels) * self.epochs / max(self.search_seconds, 1e-9),
+                          flops=float(step_flops * steps + validation_flops),
+                          network_flops=float(network_flops * steps),
+                          policy_flops=float((step_flops - network_flops) * steps))
         summary = SearchSummary(
             name=self.cfg.name, seed=self.cfg.seed, dataset=self.cfg.dataset.name,
             model=self.cfg.scale.model or self.cfg.model.name, scale=self.cfg.scale.name, epochs=self.epochs,
@@ -358,7 +369,8 @@ class SearchRun:
             search_seconds=self.search_seconds, cost=cost,
             top_overlap_with_other_seeds=top_overlap(self.run_dir, policy)).to_dict()
         tracker.log_metrics({"cost/search_device_hours": summary["cost"]["search_device_hours"],
-                             "cost/images_per_second": summary["cost"]["images_per_second"]},
+                             "cost/images_per_second": summary["cost"]["images_per_second"],
+                             "cost/flops": summary["cost"]["flops"]},
                             step=self.epochs * self._steps_per_epoch(split))
         tracker.log_artifact(policy_path)
         tracker.set_summary(summary)

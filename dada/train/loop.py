@@ -29,7 +29,7 @@ from dada.runtime import (
     seed_everything,
 )
 from dada.schemas import EvalCost, PolicyInfo, TrainSummary
-from dada.tracking import DeviceClock, tracker_for
+from dada.tracking import DeviceClock, flops, tracker_for
 from dada.train import pipeline
 from dada.train._config import validate
 from dada.train.distributed import Distributed
@@ -278,9 +278,15 @@ class TrainRun:
         best = min((metrics for metrics in self.history if "test/error_top1" in metrics),
                    key=lambda metrics: metrics["test/error_top1"])
         clock = DeviceClock(self.device, device_count=self.dist.world_size)
+        # FLOPs: one training step (the global batch) counted, times the steps, and every test pass over the test set
+        image = (len(self.cfg.dataset.mean), self.cfg.dataset.image_size, self.cfg.dataset.image_size)
+        tests = sum(self._tests_after(epoch) for epoch in range(self.schedule.epochs))
+        train_flops = flops.training_step_flops(self.model, (self.schedule.batch_size, *image))
+        test_flops = flops.forward_flops(self.model, (self.test_images, *image))
         cost = EvalCost(unit=clock.unit, device_name=clock.device_name, device_count=clock.device_count,
                         num_threads=clock.num_threads,
-                        eval_device_hours=clock.device_count * self.seconds["total"] / 3600)
+                        eval_device_hours=clock.device_count * self.seconds["total"] / 3600,
+                        flops=float(train_flops * self.schedule.total_steps + test_flops * tests))
         policy = PolicyInfo(self.augmentation.name, self.augmentation.source, self.augmentation.on_device,
                             self.preprocess.cutout)
         return TrainSummary(
