@@ -56,6 +56,10 @@ bench-ops: setup ## throughput of the batched ops vs the PIL per-image path (pri
 bench-search: setup ## search steps/s of ours vs an emulation of the official pipeline (prints ratios)
 	$(PY) benchmarks/bench_search.py
 
+.PHONY: device-check
+device-check: setup ## the GPU path in one command (<= 8 min on CUDA): ops parity, fp32/bf16 speed, a paper search epoch, eval img/s; tiny on CPU (< 2 min)
+	$(PY) benchmarks/device_check.py
+
 mlflow-ui: setup ## serve the MLflow UI on 127.0.0.1:5000 over the project's store (mlruns.db)
 	$(PY) -m mlflow ui --backend-store-uri sqlite:///mlruns.db --host 127.0.0.1 --port 5000
 

@@ -66,13 +66,15 @@ def pil_path(images: list[Image.Image], policy: tuple[torch.Tensor, ...]) -> Cal
     return run
 
 
-def batched_path(batch: torch.Tensor, policy: tuple[torch.Tensor, ...]) -> Callable[[], torch.Tensor]:
+def batched_path(batch: torch.Tensor, policy: tuple[torch.Tensor, ...],
+                 dtype: torch.dtype = torch.float32) -> Callable[[], torch.Tensor]:
+    """(b) on a uint8 ``batch``, its images as ``dtype`` in [0, 1] (the batch's memory format kept)."""
     op_index, probability, level = (t.to(batch.device) for t in policy)
 
     def run() -> torch.Tensor:
         chosen = torch.randint(NUM_SUB_POLICIES, (len(batch),), device=batch.device)
         fires = torch.rand(len(batch), OPS_PER_SUB_POLICY, device=batch.device) < probability[chosen]
-        images = batch.float().div_(255)
+        images = batch.to(dtype).div_(255)
         for slot in range(OPS_PER_SUB_POLICY):
             images = apply_indexed(images, op_index[chosen, slot], level[chosen, slot], mask=fires[:, slot])
         return images

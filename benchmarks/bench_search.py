@@ -29,7 +29,7 @@ import argparse
 import copy
 import statistics
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -59,12 +59,13 @@ SCHEDULES = {("cpu", False): (2, 4, 10), ("cpu", True): (1, 1, 2),
              ("cuda", False): (10, 20, 6), ("cuda", True): (3, 5, 2)}
 
 
-def search_config(model: str, device: str, run_dir: str) -> DictConfig:
-    """The search app's real config: reduced Fashion-MNIST at the paper's scale (batch 128), RELAX, ``model``."""
+def search_config(model: str, device: str, run_dir: str, extra: Sequence[str] = ()) -> DictConfig:
+    """The search app's real config: reduced Fashion-MNIST at the paper's scale (batch 128), RELAX, ``model``;
+    ``extra`` overrides follow."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("search", overrides=["dataset=fashion-mnist", "scale=paper", "estimator=relax",
-                                            f"model={model}", f"device={device}", f"run_dir={run_dir}"])
+                                            f"model={model}", f"device={device}", f"run_dir={run_dir}", *extra])
 
 
 # -- the official data pipeline ------------------------------------------------------------------------------------
