@@ -1,7 +1,8 @@
 """``python -m reproduce <target> --scale smoke --seeds 0,1 --data-root ./data``: run what a target needs.
 
 Finished runs are skipped. ``python -m analysis <target>`` then writes its tables and figures (``make <target>``
-runs both): dependencies point one way, dada <- reproduce <- analysis."""
+runs both): dependencies point one way, dada <- reproduce <- analysis. ``--launcher slurm`` submits the runs to
+Slurm instead (``reproduce.slurm``), and ``python -m reproduce status <target>`` says where each run stands."""
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,8 @@ def targets_of(target: str) -> tuple[str, ...]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reproduce", description=__doc__.splitlines()[0])
-    parser.add_argument("target", help=f"one of {', '.join((*TARGETS, *META_TARGETS, 'table5'))}")
+    parser.add_argument("target", help=f"one of {', '.join((*TARGETS, *META_TARGETS, 'table5'))}; or `status`")
+    parser.add_argument("status_of", nargs="?", metavar="TARGET", help="after `status`: the target to report on")
     parser.add_argument("--scale", choices=SCALES, default="smoke")
     parser.add_argument("--seeds", type=parse_seeds, default=(0, 1, 2), help="comma-separated, e.g. 0,1,2")
     parser.add_argument("--data-root", type=Path, default=Path("data"))
@@ -48,20 +50,47 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="a Hydra override added to every run, e.g. logger=mlflow (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their commands, run nothing")
+    parser.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                        help="local: one run after another here; slurm: one job per run (conf/launcher/slurm.yaml)")
+    parser.add_argument("--wait", action="store_true", help="with --launcher slurm: wait for the jobs to end")
+    parser.add_argument("--partition", help="with --launcher slurm: the partition (default: the config's)")
+    parser.add_argument("--account", help="with --launcher slurm: the account to charge (default: the config's)")
     return parser
 
 
+def _slurm(args: argparse.Namespace, runs: list) -> int:
+    """Submit (or with ``status``, report on) the runs; with ``--wait``, report when the jobs have ended."""
+    from reproduce import slurm  # submitit is imported only for Slurm
+
+    if args.target != "status":
+        outcomes = slurm.submit(runs, args.data_root, partition=args.partition, account=args.account)
+        print(summarize(outcomes), file=sys.stderr)
+        if not all(outcome.ok for outcome in outcomes):
+            return 1
+        if not args.wait:
+            return 0
+    statuses = slurm.wait(runs, args.data_root) if args.wait else slurm.status(runs, args.data_root)
+    print(slurm.report(statuses))
+    return 0 if all(entry.state in ("finished", "not run") for entry in statuses) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.target == "table5":
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if (args.target == "status") != (args.status_of is not None):
+        parser.error("`status` takes one target (python -m reproduce status table1); other targets take none")
+    target = args.status_of or args.target
+    if target == "table5":
         print(TABLE5)
         return 0
     runs = [dataclasses.replace(run, overrides=(*run.overrides, *args.override))
-            for run in plan_many(targets_of(args.target), args.scale, args.seeds, args.runs)]
+            for run in plan_many(targets_of(target), args.scale, args.seeds, args.runs)]
     if args.dry_run:
         for run in runs:
             print(" ".join(run.command("python")))
         return 0
+    if args.launcher == "slurm" or args.target == "status":
+        return _slurm(args, runs)
     print(f"{args.target} at {args.scale} scale, seeds {','.join(map(str, args.seeds))}: {len(runs)} runs",
           file=sys.stderr)
     outcomes = execute(runs, args.data_root)

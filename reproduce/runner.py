@@ -4,6 +4,7 @@ A progress bar counts the runs."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,7 +23,8 @@ FAILED_LOG_LINES = 15
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of a run: ``ran``, ``finished earlier``, ``failed (exit N)`` or ``not run: <why>``."""
+    """What became of a run: ``ran``, ``finished earlier``, ``failed (exit N)`` or ``not run: <why>``; with
+    ``--launcher slurm``: ``submitted as Slurm job N`` or ``queued earlier as Slurm job N``."""
 
     run: Run
     status: str
@@ -30,7 +32,8 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("ran", "finished earlier") or self.status.startswith("not run: no data")
+        return (self.status in ("ran", "finished earlier")
+                or self.status.startswith(("not run: no data", "submitted as", "queued earlier as")))
 
     def __str__(self) -> str:
         timing = f" in {self.seconds:.0f} s" if self.status == "ran" else ""
@@ -49,25 +52,37 @@ def skip_reason(run: Run, data_root: Path) -> str | None:
     return None
 
 
-def _tail(path: Path, lines: int = FAILED_LOG_LINES) -> str:
+def log_tail(path: Path, lines: int = FAILED_LOG_LINES) -> str:
     text = path.read_text(errors="replace").replace("\r", "\n").splitlines()
     return "\n".join(line for line in text[-lines:])
 
 
-def launch(run: Run, data_root: Path, python: str = sys.executable) -> Outcome:
-    """Run the app in a subprocess (DATA_ROOT set), its output in ``<run_dir>/reproduce.log``."""
+def _ignoring(signals: Sequence[signal.Signals]):
+    """A ``preexec_fn`` that makes the child ignore ``signals``: an ignored signal stays ignored across ``exec``."""
+    def ignore() -> None:
+        for sig in signals:
+            signal.signal(sig, signal.SIG_IGN)
+    return ignore
+
+
+def launch(run: Run, data_root: Path, python: str = sys.executable, command: Sequence[str] | None = None,
+           ignore: Sequence[signal.Signals] = ()) -> Outcome:
+    """Run the app in a subprocess (DATA_ROOT set), its output in ``<run_dir>/reproduce.log``: ``run.command`` or
+    ``command``, with the signals in ``ignore`` ignored by the app."""
+    command = list(command or run.command(python))
     run.run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run.run_dir / LOG_NAME
     started = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
-        log.write(" ".join(run.command(python)) + "\n")
+        log.write(" ".join(command) + "\n")
         log.flush()
-        result = subprocess.run(run.command(python), stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "DATA_ROOT": str(data_root)}, check=False)
+        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "DATA_ROOT": str(data_root)}, check=False,
+                                preexec_fn=_ignoring(ignore) if ignore else None)
     seconds = time.perf_counter() - started
     if result.returncode == 0 and finished_summary(run.run_dir) is not None:
         return Outcome(run, "ran", seconds)
-    return Outcome(run, f"failed (exit {result.returncode}); last lines of {log_path}:\n{_tail(log_path)}", seconds)
+    return Outcome(run, f"failed (exit {result.returncode}); last lines of {log_path}:\n{log_tail(log_path)}", seconds)
 
 
 def execute(runs: Sequence[Run], data_root: Path, python: str = sys.executable) -> list[Outcome]:
@@ -90,6 +105,10 @@ def _kind(status: str) -> str:
         return "not run (no data)"
     if status.startswith("not run"):
         return "not run (search did not finish)"
+    if status.startswith("submitted as"):
+        return "submitted to Slurm"
+    if status.startswith("queued earlier as"):
+        return "queued on Slurm earlier"
     return status
 
 
