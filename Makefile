@@ -67,13 +67,22 @@ mlflow-ui: setup ## serve the MLflow UI on 127.0.0.1:5000 over the project's sto
 # Each takes SCALE=smoke|mini|paper, SEEDS (default 0,1,2) and DATA_ROOT=./data; rows whose data set is
 # missing say "not run".
 # OVERRIDES="logger=mlflow" adds Hydra overrides to every run (then: python -m analysis <target> --source mlflow).
+# LAUNCHER=slurm submits one Slurm job per run instead (conf/launcher/slurm.yaml; SLURM_PARTITION, SLURM_ACCOUNT) and
+# returns, writing the results from what has finished; WAIT=1 waits for the jobs first. `make status TABLE=...`.
 OVERRIDES ?=
+LAUNCHER ?= local
+WAIT ?=
+SLURM_PARTITION ?=
+SLURM_ACCOUNT ?=
+TABLE ?= table1
 REPRODUCE = $(PY) -m reproduce --scale $(SCALE) --seeds $(SEEDS) --data-root $(DATA_ROOT) \
-	$(foreach override,$(OVERRIDES),--override $(override))
+	$(foreach override,$(OVERRIDES),--override $(override)) --launcher $(LAUNCHER) \
+	$(if $(filter 1 yes true,$(WAIT)),--wait) $(if $(SLURM_PARTITION),--partition $(SLURM_PARTITION)) \
+	$(if $(SLURM_ACCOUNT),--account $(SLURM_ACCOUNT))
 ANALYSIS = $(PY) -m analysis --scale $(SCALE) --seeds $(SEEDS) --data-root $(DATA_ROOT)
 # Run what the target needs, then write its results even when a run failed (the tables say which), keeping the status.
 RUN_AND_ANALYSE = $(REPRODUCE) $@; status=$$?; $(ANALYSIS) $@ && exit $$status
-.PHONY: table1 table2 table3 table4 table5 table6 fig1 fig3a fig3b figures all
+.PHONY: table1 table2 table3 table4 table5 table6 fig1 fig3a fig3b figures all status
 
 table1: setup ## Table 1: search cost and test error per data set (smoke: Fashion-MNIST; SCALE=mini: the evidence run)
 	@$(RUN_AND_ANALYSE)
@@ -107,6 +116,9 @@ figures: setup ## all figures, policy heatmaps, estimator variance during search
 
 all: setup ## every table and figure
 	@$(RUN_AND_ANALYSE)
+
+status: setup ## per run of TABLE (default table1): pending / running / finished / failed / not run, with Slurm job ids
+	@$(REPRODUCE) status $(TABLE)
 
 .PHONY: estimator-hypergradient
 estimator-hypergradient: setup ## gumbel/RELAX/REINFORCE hypergradient variance and bias at 3 search states (~5 min)
