@@ -59,19 +59,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _slurm(args: argparse.Namespace, runs: list) -> int:
-    """Submit (or with ``status``, report on) the runs; with ``--wait``, report when the jobs have ended."""
+    """Submit the runs (with ``--wait``, report when their jobs have ended), or with ``status``, report on them."""
     from reproduce import slurm  # submitit is imported only for Slurm
 
-    if args.target != "status":
-        outcomes = slurm.submit(runs, args.data_root, partition=args.partition, account=args.account)
-        print(summarize(outcomes), file=sys.stderr)
-        if not all(outcome.ok for outcome in outcomes):
-            return 1
-        if not args.wait:
-            return 0
-    statuses = slurm.wait(runs, args.data_root) if args.wait else slurm.status(runs, args.data_root)
+    if args.target == "status":
+        print(slurm.report(slurm.status(runs, args.data_root)))
+        return 0
+    outcomes = slurm.submit(runs, args.data_root, partition=args.partition, account=args.account)
+    print(summarize(outcomes), file=sys.stderr)
+    submitted = all(outcome.ok for outcome in outcomes)
+    if not args.wait:
+        return 0 if submitted else 1
+    statuses = slurm.wait(runs, args.data_root)
     print(slurm.report(statuses))
-    return 0 if all(entry.state in ("finished", "not run") for entry in statuses) else 1
+    return 0 if submitted and all(entry.state in ("finished", "not run") for entry in statuses) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
