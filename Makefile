@@ -44,8 +44,9 @@ test: setup ## run the test suite (under 10 minutes on 2 CPU cores)
 test-fast: setup ## run the tests not marked slow
 	$(PY) -m pytest -q -m "not slow"
 
-lint: setup ## ruff over the code
+lint: setup ## ruff: lint rules and the format (ruff format), over the code
 	$(PY) -m ruff check dada analysis reproduce benchmarks tests
+	$(PY) -m ruff format --check dada analysis reproduce benchmarks tests
 
 clean: ## remove run outputs (keeps .venv and results/)
 	rm -rf runs outputs multirun

@@ -5,6 +5,7 @@ or MLflow), ``tables`` (paper / ours / difference per cell), ``cost`` (search co
 (Fig. 1, 3a, 3b), ``search_curves`` (policy heatmaps, estimator variance per epoch), ``estimators``
 (estimator bias and variance on toy problems), ``report`` (writes a target's files).
 """
+
 from analysis.paper import load_paper_results
 from analysis.report import Context, write_results
 from analysis.runs import read_runs, read_runs_mlflow

@@ -1,6 +1,7 @@
 """``python -m analysis <target> [--scale smoke] [--source folders|mlflow]``: write a target's tables and figures.
 
 ``python -m analysis runs`` lists every run found under the runs root, whoever launched it."""
+
 import argparse
 from pathlib import Path
 
@@ -13,17 +14,27 @@ from reproduce.plan import SCALES
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
-    parser.add_argument("target", help="table1, table2, table3, table4, table6, fig1, fig3a, fig3b, figures, all, "
-                                       "or runs (list the runs found)")
-    parser.add_argument("--scale", default="smoke", choices=SCALES,
-                        help="which runs count (runs/<scale>/...); results are named <target>_<scale>, or <target> "
-                             "at the paper's scale")
+    parser.add_argument(
+        "target",
+        help="table1, table2, table3, table4, table6, fig1, fig3a, fig3b, figures, all, or runs (list the runs found)",
+    )
+    parser.add_argument(
+        "--scale",
+        default="smoke",
+        choices=SCALES,
+        help="which runs count (runs/<scale>/...); results are named <target>_<scale>, or <target> "
+        "at the paper's scale",
+    )
     parser.add_argument("--seeds", type=parse_seeds, default=None, help="e.g. 0,1,2 (default: every finished seed)")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="the runs root (run folders)")
     parser.add_argument("--results", type=Path, default=Path("results"), help="where tables and figures go")
     parser.add_argument("--data-root", type=Path, default=Path("data"), help="to say which data sets are missing")
-    parser.add_argument("--source", choices=("folders", "mlflow"), default="folders",
-                        help="read runs from the run folders (default) or from the MLflow store")
+    parser.add_argument(
+        "--source",
+        choices=("folders", "mlflow"),
+        default="folders",
+        help="read runs from the run folders (default) or from the MLflow store",
+    )
     parser.add_argument("--mlflow-uri", default="sqlite:///mlruns.db")
     args = parser.parse_args(argv)
     context = Context(args.scale, args.runs, args.results, args.data_root, args.seeds, args.source, args.mlflow_uri)

@@ -6,6 +6,7 @@ from NVIDIA's specifications). Ours: the FLOPs the search counted (``SearchCost.
 would need at 100 % of its peak, a lower bound. The paper's: its device-hours times that device's fp32 peak, so the
 same conversion at equal utilisation on every device (the papers give no FLOPs).
 """
+
 from __future__ import annotations
 
 import math
@@ -72,8 +73,10 @@ def _paper_one_scale(cells: pd.DataFrame | None, paper: pd.DataFrame) -> list[st
         elif device is None:
             out.append("device not named")
         else:
-            out.append(f"{_number(titan_xp_hours(value * 3600 * peak_flops(paper, device), paper))}"
-                       f"{'*' if cells.loc[method, 'estimated'] else ''}")
+            out.append(
+                f"{_number(titan_xp_hours(value * 3600 * peak_flops(paper, device), paper))}"
+                f"{'*' if cells.loc[method, 'estimated'] else ''}"
+            )
     return out
 
 
@@ -99,14 +102,18 @@ def _ours_flops(runs: pd.DataFrame, paper: pd.DataFrame) -> tuple[str, str, str]
         return NOT_MEASURED, NOT_MEASURED, NOT_MEASURED
     seeds = f" ({len(counted)} of {len(runs)} runs counted)" if len(counted) != len(runs) else ""
     flops = statistics.fmean(total for total, _, _ in counted)
-    shares = [policy / (policy + network) for _, network, policy in counted
-              if network is not None and policy is not None and policy + network > 0]
+    shares = [
+        policy / (policy + network)
+        for _, network, policy in counted
+        if network is not None and policy is not None and policy + network > 0
+    ]
     share = f"{100 * statistics.fmean(shares):.0f} %" if shares else NOT_MEASURED
     return f"{_number(flops / 1e15)}{seeds}", f"{_number(titan_xp_hours(flops, paper))}{seeds}", share
 
 
-def cost_report(table1_cells: pd.DataFrame, runs: pd.DataFrame, paper: pd.DataFrame, scale: str,
-                seeds: Sequence[int] | None = None) -> pd.DataFrame:
+def cost_report(
+    table1_cells: pd.DataFrame, runs: pd.DataFrame, paper: pd.DataFrame, scale: str, seeds: Sequence[int] | None = None
+) -> pd.DataFrame:
     """One line per Table 1 data set: the paper's GPU-hours per method beside ours (RELAX and Gumbel searches), then
     both on one scale: the paper's hours and our FLOPs in Titan-XP-equivalent hours, with our PFLOPs and the share
     of our search's FLOPs spent on policy updates.
@@ -124,13 +131,20 @@ def cost_report(table1_cells: pd.DataFrame, runs: pd.DataFrame, paper: pd.DataFr
             if cell.row == row and cell.metric == SEARCH_COST:
                 line = table1_cells[(table1_cells["row"] == row) & (table1_cells["column"] == cell.column)].iloc[0]
                 selected = cell_runs(runs, cell, scale, seeds)
-                record[f"ours, {cell.column}"] = (format_ours(line)
-                                                  + (f" on {describe_devices(selected)}" if line["n"] else ""))
+                record[f"ours, {cell.column}"] = format_ours(line) + (
+                    f" on {describe_devices(selected)}" if line["n"] else ""
+                )
                 pflops, hours, share = _ours_flops(selected, paper)
-                flops.update({f"ours, {cell.column}: PFLOPs": pflops, f"ours, {cell.column}: {ONE_SCALE}": hours,
-                              f"ours, {cell.column}: policy share of FLOPs": share})
-        record.update(zip([f"paper {method} ({ONE_SCALE})" for method in PAPER_METHODS],
-                          _paper_one_scale(cells, paper)))
+                flops.update(
+                    {
+                        f"ours, {cell.column}: PFLOPs": pflops,
+                        f"ours, {cell.column}: {ONE_SCALE}": hours,
+                        f"ours, {cell.column}: policy share of FLOPs": share,
+                    }
+                )
+        record.update(
+            zip([f"paper {method} ({ONE_SCALE})" for method in PAPER_METHODS], _paper_one_scale(cells, paper))
+        )
         record.update(flops)
         records.append(record)
     return pd.DataFrame.from_records(records)
@@ -140,13 +154,18 @@ def cost_markdown(report: pd.DataFrame, paper: pd.DataFrame, scale: str) -> str:
     def table(columns: list[str]) -> str:
         return markdown_table(["data set", *columns], report[["data set", *columns]].astype(str).values.tolist())
 
-    hours = [column for column in report.columns if column.endswith("(GPU-hours)") or
-             (column.startswith("ours, ") and ": " not in column)]
+    hours = [
+        column
+        for column in report.columns
+        if column.endswith("(GPU-hours)") or (column.startswith("ours, ") and ": " not in column)
+    ]
     paper_scale = [column for column in report.columns if column.startswith("paper ") and ONE_SCALE in column]
     ours_scale = [column for column in report.columns if column.startswith("ours, ") and ": " in column]
     devices = ", ".join(f"{method} on {device or 'a GPU it does not name'}" for method, device in PAPER_DEVICES.items())
-    peaks = ", ".join(f"{device} {peak_flops(paper, device) / 1e12:g}"
-                      for device in dict.fromkeys(d for d in PAPER_DEVICES.values() if d))
+    peaks = ", ".join(
+        f"{device} {peak_flops(paper, device) / 1e12:g}"
+        for device in dict.fromkeys(d for d in PAPER_DEVICES.values() if d)
+    )
     lines = [
         f"## Search cost: the paper's GPU-hours beside ours ({scale} scale)",
         "",
@@ -169,10 +188,12 @@ def cost_markdown(report: pd.DataFrame, paper: pd.DataFrame, scale: str) -> str:
         f"Ours: the FLOPs the search counted (torch.utils.flop_counter: one step counted, times the steps, plus the "
         f"per-epoch validation passes; matrix products and convolutions only) / the {REFERENCE_DEVICE}'s fp32 peak: "
         "the hours at 100 % of peak, a lower bound. Policy share: the FLOPs of each step beyond the training forward "
-        "and backward (unrolled validation pass, finite difference, estimator) over both. \"not measured\": runs "
+        'and backward (unrolled validation pass, finite difference, estimator) over both. "not measured": runs '
         "written before FLOPs were counted.",
     ]
     if scale != "paper":
-        lines.append(f"At {scale} scale the search is shortened (conf/scale/{scale}.yaml), so these hours are not "
-                     "comparable to the paper's.")
+        lines.append(
+            f"At {scale} scale the search is shortened (conf/scale/{scale}.yaml), so these hours are not "
+            "comparable to the paper's."
+        )
     return "\n".join(lines)

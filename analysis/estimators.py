@@ -6,6 +6,7 @@ For each problem of ``dada.estimators.toy`` and each estimator (RELAX both befor
 its surrogate c_phi), draws N gradient estimates from one fixed seed and reports, per coordinate of
 alpha and beta, the bias (mean - exact), its standard error and the variance of a single estimate.
 """
+
 import argparse
 from pathlib import Path
 
@@ -36,17 +37,19 @@ def _statistics(problem: toy.ToyProblem, key: str, grads: tuple[torch.Tensor, to
             continue
         mean, variance = samples.mean(dim=0), samples.var(dim=0)
         for index in range(exact.numel()):
-            rows.append({
-                "problem": problem.name,
-                "estimator": key,
-                "coordinate": f"{parameter}[{index}]",
-                "exact": exact[index].item(),
-                "mean": mean[index].item(),
-                "bias": (mean[index] - exact[index]).item(),
-                "standard_error": (variance[index] / samples.shape[0]).sqrt().item(),
-                "variance": variance[index].item(),
-                "num_samples": samples.shape[0],
-            })
+            rows.append(
+                {
+                    "problem": problem.name,
+                    "estimator": key,
+                    "coordinate": f"{parameter}[{index}]",
+                    "exact": exact[index].item(),
+                    "mean": mean[index].item(),
+                    "bias": (mean[index] - exact[index]).item(),
+                    "standard_error": (variance[index] / samples.shape[0]).sqrt().item(),
+                    "variance": variance[index].item(),
+                    "num_samples": samples.shape[0],
+                }
+            )
     return rows
 
 
@@ -55,8 +58,9 @@ def paper_temperature() -> float:
     return float(OmegaConf.load(CONF_DIR / "estimator" / "relax.yaml").temperature)
 
 
-def _measure_problem(problem: toy.ToyProblem, num_samples: int, training_steps: int, seed: int,
-                     temperature: float) -> list[dict]:
+def _measure_problem(
+    problem: toy.ToyProblem, num_samples: int, training_steps: int, seed: int, temperature: float
+) -> list[dict]:
     """Every estimator on one problem at ``temperature``, all evaluated on the same random numbers (seed)."""
     sizes = (problem.alpha.numel(), problem.beta.numel())
 
@@ -94,8 +98,16 @@ def plot(frame: pd.DataFrame) -> plt.Figure:
         for offset, (key, label) in enumerate(ESTIMATOR_LABELS.items()):
             selected = rows[rows["estimator"] == key].set_index("coordinate").loc[coordinates]
             x = [index + (offset - (len(ESTIMATOR_LABELS) - 1) / 2) * width for index in range(len(coordinates))]
-            bias_axis.errorbar(x, selected["bias"], yerr=2 * selected["standard_error"], fmt="o", ms=4,
-                               color=COLORS[key], label=label, capsize=2)
+            bias_axis.errorbar(
+                x,
+                selected["bias"],
+                yerr=2 * selected["standard_error"],
+                fmt="o",
+                ms=4,
+                color=COLORS[key],
+                label=label,
+                capsize=2,
+            )
             variance_axis.bar(x, selected["variance"], width=width, color=COLORS[key], label=label)
         bias_axis.axhline(0.0, color="black", lw=0.8)
         bias_axis.set_title(f"{problem} problem")

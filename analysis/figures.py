@@ -3,6 +3,7 @@
 Each takes the cell table of its layout (``analysis.tables.build_table``), so a figure shows exactly the
 numbers its table would, and the paper's points from ``paper_results.yaml``.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,12 +46,25 @@ def _paper_points(axis: plt.Axes, paper: pd.DataFrame, section: str) -> None:
     estimated = set(paper.loc[(paper["table"] == section) & paper["estimated"], "row"])
     for method, point in points.iterrows():
         if math.isnan(point[HOURS]):
-            axis.axhline(point[ERROR], color=color(method), ls="--", lw=1,
-                         label=f"{method}, paper: {point[ERROR]:g} % (search time not stated in the text)")
+            axis.axhline(
+                point[ERROR],
+                color=color(method),
+                ls="--",
+                lw=1,
+                label=f"{method}, paper: {point[ERROR]:g} % (search time not stated in the text)",
+            )
             continue
         label = f"{method} (paper{', hours estimated' if method in estimated else ''})"
-        axis.scatter(point[HOURS], point[ERROR], s=60, marker=PAPER_MARKER, color=color(method), label=label,
-                     edgecolor="black", zorder=3)
+        axis.scatter(
+            point[HOURS],
+            point[ERROR],
+            s=60,
+            marker=PAPER_MARKER,
+            color=color(method),
+            label=label,
+            edgecolor="black",
+            zorder=3,
+        )
         axis.annotate(method, (point[HOURS], point[ERROR]), textcoords="offset points", xytext=(6, 4), fontsize=8)
 
 
@@ -71,9 +85,19 @@ def _our_points(axis: plt.Axes, cells: pd.DataFrame, rows: Sequence[str], pairs:
             if not (cost["n"] and error["n"]):
                 missing.append(f"{_short(row)}, {pair.label}: {error['note'] or cost['note']}")
                 continue
-            axis.errorbar(cost["ours_mean"], error["ours_mean"], xerr=_spread(cost), yerr=_spread(error),
-                          fmt=pair.marker, ms=12, color=color(pair.method), ecolor="black", capsize=3, zorder=4,
-                          label=f"ours: {_short(row)}, {pair.label} (n={int(error['n'])})")
+            axis.errorbar(
+                cost["ours_mean"],
+                error["ours_mean"],
+                xerr=_spread(cost),
+                yerr=_spread(error),
+                fmt=pair.marker,
+                ms=12,
+                color=color(pair.method),
+                ecolor="black",
+                capsize=3,
+                zorder=4,
+                label=f"ours: {_short(row)}, {pair.label} (n={int(error['n'])})",
+            )
     return missing
 
 
@@ -86,17 +110,23 @@ def _our_levels(axis: plt.Axes, cells: pd.DataFrame, rows: Sequence[str], levels
             if not line["n"]:
                 missing.append(f"{_short(row)}, {level.label}: {line['note']}")
                 continue
-            axis.axhline(line["ours_mean"], color=color(level.method), ls=":", lw=1.5,
-                         label=f"ours: {_short(row)}, {level.label}: {line['ours_mean']:.2f} % "
-                               f"(n={int(line['n'])}, search not run)")
+            axis.axhline(
+                line["ours_mean"],
+                color=color(level.method),
+                ls=":",
+                lw=1.5,
+                label=f"ours: {_short(row)}, {level.label}: {line['ours_mean']:.2f} % "
+                f"(n={int(line['n'])}, search not run)",
+            )
     return missing
 
 
 def _notes_below(axis: plt.Axes, lines: Sequence[str], heading: str = "not shown:") -> None:
     """Small grey text under the axes, by default what is not drawn and why."""
     if lines:
-        axis.text(0.0, -0.16, "\n".join([heading, *lines]), transform=axis.transAxes, fontsize=7,
-                  va="top", color="dimgray")
+        axis.text(
+            0.0, -0.16, "\n".join([heading, *lines]), transform=axis.transAxes, fontsize=7, va="top", color="dimgray"
+        )
 
 
 def _finish_axis(axis: plt.Axes) -> None:
@@ -108,8 +138,15 @@ def _finish_axis(axis: plt.Axes) -> None:
         axis.legend(fontsize=7, loc="best", markerscale=0.6)
 
 
-def cost_error_figure(cells: pd.DataFrame, paper: pd.DataFrame, section: str, paper_rows: Sequence[str],
-                      pairs: Sequence[Pair], title: str, levels: Sequence[Level] = ()) -> plt.Figure:
+def cost_error_figure(
+    cells: pd.DataFrame,
+    paper: pd.DataFrame,
+    section: str,
+    paper_rows: Sequence[str],
+    pairs: Sequence[Pair],
+    title: str,
+    levels: Sequence[Level] = (),
+) -> plt.Figure:
     """Left: the paper's points and ours on the paper's data set. Right: ours on every data set of the layout."""
     all_rows = list(dict.fromkeys(cells["row"]))
     with plt.rc_context(STYLE):
@@ -128,23 +165,35 @@ def cost_error_figure(cells: pd.DataFrame, paper: pd.DataFrame, section: str, pa
 
 def fig1(cells: pd.DataFrame, paper: pd.DataFrame, caption: str) -> plt.Figure:
     """Fig. 1: test error vs search cost, AA / PBA / Fast AA / OHL AA / DADA (CIFAR-10, WRN-28-10) and ours."""
-    pairs = [Pair("search cost, RELAX", "test error, DADA (RELAX)", "DADA, RELAX", "relax"),
-             Pair("search cost, Gumbel", "test error, DADA (Gumbel)", "DADA, Gumbel", "gumbel", "P")]
+    pairs = [
+        Pair("search cost, RELAX", "test error, DADA (RELAX)", "DADA, RELAX", "relax"),
+        Pair("search cost, Gumbel", "test error, DADA (Gumbel)", "DADA, Gumbel", "gumbel", "P"),
+    ]
     levels = [Level("test error, Fast AA", "Fast AA's released policy", "Fast AA")]
-    return cost_error_figure(cells, paper, "fig1", ["CIFAR-10"], pairs,
-                             f"Fig. 1: test error vs policy search cost ({caption})", levels)
+    return cost_error_figure(
+        cells, paper, "fig1", ["CIFAR-10"], pairs, f"Fig. 1: test error vs policy search cost ({caption})", levels
+    )
 
 
 def fig3b(cells: pd.DataFrame, paper: pd.DataFrame, caption: str) -> plt.Figure:
     """Fig. 3b: speed/accuracy trade-off on CIFAR-10 with WRN-40-2, DADA searched on reduced and full data."""
-    pairs = [Pair("search cost, reduced", "Reduced", "DADA, reduced-data search", "relax"),
-             Pair("search cost, full", "Full", "DADA, full-data search", "relax", "D")]
-    return cost_error_figure(cells, paper, "fig3b", ["CIFAR-10 / Wide-ResNet-40-2"], pairs,
-                             f"Fig. 3b: speed/accuracy trade-off, WRN-40-2 ({caption})")
+    pairs = [
+        Pair("search cost, reduced", "Reduced", "DADA, reduced-data search", "relax"),
+        Pair("search cost, full", "Full", "DADA, full-data search", "relax", "D"),
+    ]
+    return cost_error_figure(
+        cells,
+        paper,
+        "fig3b",
+        ["CIFAR-10 / Wide-ResNet-40-2"],
+        pairs,
+        f"Fig. 3b: speed/accuracy trade-off, WRN-40-2 ({caption})",
+    )
 
 
-def fig3a(cells: pd.DataFrame, seed_values: dict[tuple[str, str], Sequence[float]], paper: pd.DataFrame,
-          caption: str) -> plt.Figure:
+def fig3a(
+    cells: pd.DataFrame, seed_values: dict[tuple[str, str], Sequence[float]], paper: pd.DataFrame, caption: str
+) -> plt.Figure:
     """Fig. 3a: test error of the policies searched with Gumbel-Softmax and with RELAX, mean ± std and each seed."""
     rows = list(dict.fromkeys(cells["row"]))
     estimators = (("test error, DADA (Gumbel)", "gumbel"), ("test error, DADA (RELAX)", "relax"))
@@ -154,11 +203,27 @@ def fig3a(cells: pd.DataFrame, seed_values: dict[tuple[str, str], Sequence[float
             for position, row in enumerate(rows):
                 line, x = _cell(cells, row, column), position + (offset - 0.5) * 0.38
                 if not line["n"]:
-                    axis.text(x, 0.02, f"{estimator}: {line['note']}", rotation=90, fontsize=7, color="dimgray",
-                              ha="center", va="bottom", transform=axis.get_xaxis_transform())
+                    axis.text(
+                        x,
+                        0.02,
+                        f"{estimator}: {line['note']}",
+                        rotation=90,
+                        fontsize=7,
+                        color="dimgray",
+                        ha="center",
+                        va="bottom",
+                        transform=axis.get_xaxis_transform(),
+                    )
                     continue
-                axis.bar(x, line["ours_mean"], width=0.36, yerr=_spread(line), capsize=4, color=color(estimator),
-                         label=f"{estimator} (ours)")
+                axis.bar(
+                    x,
+                    line["ours_mean"],
+                    width=0.36,
+                    yerr=_spread(line),
+                    capsize=4,
+                    color=color(estimator),
+                    label=f"{estimator} (ours)",
+                )
                 values = seed_values.get((row, column), [])
                 axis.scatter([x] * len(values), values, color="black", s=12, zorder=3)
         axis.set_xticks(range(len(rows)), [row.replace(" (", "\n(") for row in rows], fontsize=8)
@@ -168,7 +233,8 @@ def fig3a(cells: pd.DataFrame, seed_values: dict[tuple[str, str], Sequence[float
         if unique:
             axis.legend(unique.values(), unique.keys(), fontsize=8, loc="upper center")
         _notes_below(axis, [citation(paper, "fig3a")], heading="paper: not stated in the text")
-        axis.set_title(f"Fig. 3a: Gumbel-Softmax vs RELAX policy search, bars mean ± std, dots seeds\n({caption})",
-                       fontsize=10)
+        axis.set_title(
+            f"Fig. 3a: Gumbel-Softmax vs RELAX policy search, bars mean ± std, dots seeds\n({caption})", fontsize=10
+        )
         figure.tight_layout()
     return figure

@@ -23,6 +23,7 @@ over coordinates, and the L2 distance of its mean from the average of the unbias
 (relax-official, relax-paper, reinforce), with a paired bootstrap standard error and the noise floor
 ``sqrt(trace Cov(d) / N)`` (the expected distance if the means were equal; d = draw minus reference draw).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,10 +46,12 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 ESTIMATORS = ("gumbel", "relax-official", "relax-paper", "reinforce")
 UNBIASED = ("relax-official", "relax-paper", "reinforce")
 PARAMETERS = ("alpha", "probability")
-LABELS = {"gumbel": "Gumbel-Softmax (straight-through, biased)",
-          "relax-official": r"RELAX official (difference of estimates: $c_\phi$ cancels)",
-          "relax-paper": r"RELAX paper (one estimate of the difference: $c_\phi$ active)",
-          "reinforce": "REINFORCE (official: baseline cancels)"}
+LABELS = {
+    "gumbel": "Gumbel-Softmax (straight-through, biased)",
+    "relax-official": r"RELAX official (difference of estimates: $c_\phi$ cancels)",
+    "relax-paper": r"RELAX paper (one estimate of the difference: $c_\phi$ active)",
+    "reinforce": "REINFORCE (official: baseline cancels)",
+}
 BOOTSTRAP = 200
 
 
@@ -61,9 +64,20 @@ def search_config(scale: str, batch_size: int, seed: int, run_dir: Path, overrid
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("search", overrides=[
-            f"scale={scale}", "estimator=relax", "search.variant=official", "device=cpu", "logger=jsonl",
-            f"scale.batch_size={batch_size}", f"seed={seed}", f"run_dir={run_dir}", *overrides])
+        return compose(
+            "search",
+            overrides=[
+                f"scale={scale}",
+                "estimator=relax",
+                "search.variant=official",
+                "device=cpu",
+                "logger=jsonl",
+                f"scale.batch_size={batch_size}",
+                f"seed={seed}",
+                f"run_dir={run_dir}",
+                *overrides,
+            ],
+        )
 
 
 class _NoTracker:
@@ -75,19 +89,38 @@ def _optimizers(run: SearchRun, inputs: SearchInputs) -> dict[str, BiLevelOptimi
     """One BiLevelOptimizer per estimator over the run's network, policy and optimiser states."""
     space, recipe, temperature = run.space, run.cfg.search, run.cfg.estimator.temperature
     official = VARIANTS["official"]
-    variants = {"gumbel": official, "relax-official": official, "reinforce": official,
-                "relax-paper": dataclasses.replace(official, difference_of_estimates=False)}
+    variants = {
+        "gumbel": official,
+        "relax-official": official,
+        "reinforce": official,
+        "relax-paper": dataclasses.replace(official, difference_of_estimates=False),
+    }
     optimizers = {}
     for key, variant in variants.items():
         name = key.split("-")[0]
         options = run._estimator_kwargs() if name == "relax" else {}
-        estimator = estimators.create(name, space.num_sub_policies, space.probability.numel(), temperature,
-                                      boundary="freeze", **{k: v for k, v in options.items() if k != "temperature"})
+        estimator = estimators.create(
+            name,
+            space.num_sub_policies,
+            space.probability.numel(),
+            temperature,
+            boundary="freeze",
+            **{k: v for k, v in options.items() if k != "temperature"},
+        )
         if name == "relax":
             estimator.load_state_dict(run.estimator.state_dict())  # the state's trained c_phi
-        optimizers[key] = BiLevelOptimizer(run.model, space, estimator, run.optimizer.network_optimizer,
-                                           run.optimizer.policy_optimizer, recipe.grad_clip, inputs, variant,
-                                           recipe.mode, recipe.sampling)
+        optimizers[key] = BiLevelOptimizer(
+            run.model,
+            space,
+            estimator,
+            run.optimizer.network_optimizer,
+            run.optimizer.policy_optimizer,
+            recipe.grad_clip,
+            inputs,
+            variant,
+            recipe.mode,
+            recipe.sampling,
+        )
     return optimizers
 
 
@@ -105,8 +138,15 @@ def _fixed_batches(run: SearchRun, split: SearchData, seed: int):
 def draw_estimates(run: SearchRun, split: SearchData, draws: int, seed: int) -> dict[str, dict[str, torch.Tensor]]:
     """``{estimator: {parameter: [draws, D]}}`` at the run's current state; the state is left as it was."""
     inputs_generator = torch.Generator(run.device)
-    inputs = SearchInputs(run.space, run.inputs.mean, run.inputs.std, run.inputs.cutout, inputs_generator,
-                          official=VARIANTS["official"].on_network_input, after_ops=run.inputs.after_ops)
+    inputs = SearchInputs(
+        run.space,
+        run.inputs.mean,
+        run.inputs.std,
+        run.inputs.cutout,
+        inputs_generator,
+        official=VARIANTS["official"].on_network_input,
+        after_ops=run.inputs.after_ops,
+    )
     train_batch, val_batch = _fixed_batches(run, split, seed)
     policy = {name: value.detach().clone() for name, value in run.space.state_dict().items()}
     buffers = {name: value.clone() for name, value in run.model.named_buffers()}
@@ -145,14 +185,19 @@ def statistics(estimates: dict[str, dict[str, torch.Tensor]], seed: int = 0) -> 
             difference = samples - reference
             resample = torch.randint(count, (BOOTSTRAP, count), generator=torch.Generator().manual_seed(seed))
             bootstrap = difference[resample].mean(1).norm(dim=1)
-            rows.append({"estimator": key, "parameter": parameter,
-                         "variance": samples.var(0).mean().item(),
-                         "distance": difference.mean(0).norm().item(),
-                         "distance_se": bootstrap.std().item(),
-                         "noise_floor": (difference.var(0).sum() / count).sqrt().item(),
-                         "mean_norm": samples.mean(0).norm().item(),
-                         "reference_norm": reference_mean.norm().item(),
-                         "draws": count})
+            rows.append(
+                {
+                    "estimator": key,
+                    "parameter": parameter,
+                    "variance": samples.var(0).mean().item(),
+                    "distance": difference.mean(0).norm().item(),
+                    "distance_se": bootstrap.std().item(),
+                    "noise_floor": (difference.var(0).sum() / count).sqrt().item(),
+                    "mean_norm": samples.mean(0).norm().item(),
+                    "reference_norm": reference_mean.norm().item(),
+                    "draws": count,
+                }
+            )
     return rows
 
 
@@ -161,8 +206,10 @@ def measure(cfg: DictConfig, draws: int, seed: int = 0) -> pd.DataFrame:
     run = SearchRun(cfg)
     split = prepare_data(cfg, run.device)
     if run._steps_per_epoch(split) == 0:
-        raise ValueError(f"{len(split.train_labels)} search-train images are fewer than one batch of "
-                         f"{run.batch_size}; raise scale.search_images or lower --batch-size")
+        raise ValueError(
+            f"{len(split.train_labels)} search-train images are fewer than one batch of "
+            f"{run.batch_size}; raise scale.search_images or lower --batch-size"
+        )
     states = {"start": 0, "quarter": max(1, run.epochs // 4), "end": run.epochs}
     rows, done = [], 0
     for state, epochs in states.items():
@@ -174,17 +221,26 @@ def measure(cfg: DictConfig, draws: int, seed: int = 0) -> pd.DataFrame:
             rows.append({"state": state, "epoch": epochs, **row})
     model = cfg.scale.model or cfg.model.name
     frame = pd.DataFrame(rows)
-    return frame.assign(scale=cfg.scale.name, dataset=cfg.dataset.name, model=model, epochs=run.epochs,
-                        batch_size=run.batch_size, seed=seed)
+    return frame.assign(
+        scale=cfg.scale.name,
+        dataset=cfg.dataset.name,
+        model=model,
+        epochs=run.epochs,
+        batch_size=run.batch_size,
+        seed=seed,
+    )
 
 
 def plot(frame: pd.DataFrame):
     """Two panels: mean per-coordinate variance (log) and distance from the unbiased mean (+-1 SE, noise floor)."""
     import matplotlib.pyplot as plt
 
-
-    colors = {"gumbel": color("gumbel"), "relax-official": color("relax"), "relax-paper": "yellowgreen",
-              "reinforce": "tab:blue"}  # reinforce blue as in analysis/estimators.py
+    colors = {
+        "gumbel": color("gumbel"),
+        "relax-official": color("relax"),
+        "relax-paper": "yellowgreen",
+        "reinforce": "tab:blue",
+    }  # reinforce blue as in analysis/estimators.py
     groups = list(dict.fromkeys(zip(frame["state"], frame["epoch"])))
     symbols = {"alpha": r"$\alpha$", "probability": r"$\beta$"}
     slots = [(state, epoch, parameter) for state, epoch in groups for parameter in PARAMETERS]
@@ -197,24 +253,45 @@ def plot(frame: pd.DataFrame):
             selected = rows.loc[[(state, parameter) for state, _, parameter in slots]]
             x = [slot + (offset - (len(ESTIMATORS) - 1) / 2) * width for slot in range(len(slots))]
             variance_axis.bar(x, selected["variance"], width=width, color=colors[key], label=LABELS[key])
-            distance_axis.bar(x, selected["distance"], width=width, color=colors[key], yerr=selected["distance_se"],
-                              capsize=2, error_kw={"lw": 0.8})
-            distance_axis.scatter(x, selected["noise_floor"], marker="_", s=160, linewidths=2, color="black",
-                                  zorder=3, label="noise floor: expected distance if the means were equal"
-                                  if offset == 0 else None)
+            distance_axis.bar(
+                x,
+                selected["distance"],
+                width=width,
+                color=colors[key],
+                yerr=selected["distance_se"],
+                capsize=2,
+                error_kw={"lw": 0.8},
+            )
+            distance_axis.scatter(
+                x,
+                selected["noise_floor"],
+                marker="_",
+                s=160,
+                linewidths=2,
+                color="black",
+                zorder=3,
+                label="noise floor: expected distance if the means were equal" if offset == 0 else None,
+            )
         for axis in (variance_axis, distance_axis):
             axis.set_yscale("log")
             axis.set_xticks(range(len(slots)), [symbols[parameter] for _, _, parameter in slots])
             for group, (state, epoch) in enumerate(groups):
-                axis.text(2 * group + 0.5, -0.1, f"{state} (epoch {epoch})", transform=axis.get_xaxis_transform(),
-                          ha="center", va="top")
+                axis.text(
+                    2 * group + 0.5,
+                    -0.1,
+                    f"{state} (epoch {epoch})",
+                    transform=axis.get_xaxis_transform(),
+                    ha="center",
+                    va="top",
+                )
                 if group:
                     axis.axvline(2 * group - 0.5, color="gray", lw=0.6)
         variance_axis.set_ylabel("variance of one estimate (mean over coordinates)")
         variance_axis.set_title("per-coordinate variance")
         distance_axis.set_ylabel("L2 distance of the mean (+-1 bootstrap SE)")
-        distance_axis.set_title("distance of the mean from the average of the unbiased means\n"
-                                "(RELAX official, RELAX paper, REINFORCE)")
+        distance_axis.set_title(
+            "distance of the mean from the average of the unbiased means\n(RELAX official, RELAX paper, REINFORCE)"
+        )
         distance_axis.legend(fontsize=8, loc="upper left")
         handles, labels = variance_axis.get_legend_handles_labels()
         figure.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, bbox_to_anchor=(0.5, -0.1))
@@ -222,7 +299,9 @@ def plot(frame: pd.DataFrame):
             f"Hypergradient estimators at fixed search states: {first['scale']} scale (REDUCED, not the paper's "
             f"sizes), {first['model']} on {first['dataset']}, CPU\none fixed batch of {first['batch_size']}, "
             f"N = {first['draws']} paired draws per estimator, search of {first['epochs']} epochs advanced "
-            f"with RELAX official", fontsize=10)
+            f"with RELAX official",
+            fontsize=10,
+        )
         figure.tight_layout()
     return figure
 

@@ -1,4 +1,5 @@
 """The paper's numbers (``analysis/paper_results.yaml``) as one long table, and look-ups into it."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,8 +22,17 @@ def load_paper_results(path: str | Path = PAPER_RESULTS) -> pd.DataFrame:
         estimated = {tuple(cell) for cell in entry.get("estimated", [])}
         for row, columns in entry["rows"].items():
             for column, value in columns.items():
-                records.append((table, row, column, float("nan") if value is None else float(value), entry["unit"],
-                                entry["citation"], (row, column) in estimated))
+                records.append(
+                    (
+                        table,
+                        row,
+                        column,
+                        float("nan") if value is None else float(value),
+                        entry["unit"],
+                        entry["citation"],
+                        (row, column) in estimated,
+                    )
+                )
     frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
     frame.attrs["citations"] = {table: entry["citation"] for table, entry in tables.items()}
     return frame

@@ -1,8 +1,9 @@
 """Write a target's results: ``results/<name>[_<scale>].md`` and ``.csv`` for tables, ``.png`` and ``.pdf`` for figures.
 
-    python -m analysis table1 --scale smoke            # what `make table1` ends with (also table1_smoke_paired.csv)
-    python -m analysis figures --scale smoke --source mlflow --mlflow-uri sqlite:///mlruns.db
+python -m analysis table1 --scale smoke            # what `make table1` ends with (also table1_smoke_paired.csv)
+python -m analysis figures --scale smoke --source mlflow --mlflow-uri sqlite:///mlruns.db
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -65,24 +66,33 @@ def _cells(name: str, runs: pd.DataFrame, context: Context) -> tuple[pd.DataFram
 
 
 def _values_note(layout: Layout, typical_n: int) -> str:
-    seeds = (f"n = {typical_n} seeds per cell unless a cell says otherwise (one seed: the mean alone)" if typical_n
-             else "no cell has finished runs yet")
-    return (f"Values: {layout.quantity}. Ours: mean ± half-width of the 95 % t confidence interval "
-            f"(t_0.975,n-1 · sd / √n) over the seeds that finished; {seeds}. \"paper x\" is the paper's value for "
-            "that cell; a cell without runs says why. The CSV beside this file holds every cell's mean, sample sd, n "
-            "and interval.")
+    seeds = (
+        f"n = {typical_n} seeds per cell unless a cell says otherwise (one seed: the mean alone)"
+        if typical_n
+        else "no cell has finished runs yet"
+    )
+    return (
+        f"Values: {layout.quantity}. Ours: mean ± half-width of the 95 % t confidence interval "
+        f'(t_0.975,n-1 · sd / √n) over the seeds that finished; {seeds}. "paper x" is the paper\'s value for '
+        "that cell; a cell without runs says why. The CSV beside this file holds every cell's mean, sample sd, n "
+        "and interval."
+    )
 
 
-SEARCH_NOTE = ("Cost: device-hours of the search loop as measured (device and unit in the title), mean ± 95 % CI, "
-               "and the same in seconds; \"paper x GPU-hours\" is the paper's search cost. Top-25 overlap: the "
-               "fraction of the exported top-25 sub-policies (search.top_k) that two seeds' searches share, averaged "
-               "over the pairs of finished seeds.")
+SEARCH_NOTE = (
+    "Cost: device-hours of the search loop as measured (device and unit in the title), mean ± 95 % CI, "
+    'and the same in seconds; "paper x GPU-hours" is the paper\'s search cost. Top-25 overlap: the '
+    "fraction of the exported top-25 sub-policies (search.top_k) that two seeds' searches share, averaged "
+    "over the pairs of finished seeds."
+)
 
 
 def _paired_note(csv_name: str) -> str:
-    return ("Δ = method − reference, in percentage points of test error, on the seeds both finished (n); in brackets "
-            "the 95 % t confidence interval of the mean Δ; p: two-sided paired t-test of mean Δ = 0. A negative Δ "
-            f"means a lower error than the reference. Listed only where two or more seeds pair up; also in {csv_name}.")
+    return (
+        "Δ = method − reference, in percentage points of test error, on the seeds both finished (n); in brackets "
+        "the 95 % t confidence interval of the mean Δ; p: two-sided paired t-test of mean Δ = 0. A negative Δ "
+        f"means a lower error than the reference. Listed only where two or more seeds pair up; also in {csv_name}."
+    )
 
 
 def write_table(name: str, runs: pd.DataFrame, context: Context) -> Path:
@@ -96,9 +106,12 @@ def write_table(name: str, runs: pd.DataFrame, context: Context) -> Path:
     typical_n = typical_seed_count(cells)
     parts = [f"# {layout.title} ({caption})", "", _values_note(layout, typical_n), ""]
     if context.scale != "paper":
-        parts += [f"{context.scale} scale: smaller networks, fewer epochs and smaller data subsets than the paper "
-                  f"(conf/scale/{context.scale}.yaml). Every \"paper\" value is the paper's full-scale result: the "
-                  "gap between it and ours measures the scale, not a reproduction error.", ""]
+        parts += [
+            f"{context.scale} scale: smaller networks, fewer epochs and smaller data subsets than the paper "
+            f'(conf/scale/{context.scale}.yaml). Every "paper" value is the paper\'s full-scale result: the '
+            "gap between it and ours measures the scale, not a reproduction error.",
+            "",
+        ]
     parts += ["## Test error (%)", "", error_markdown(cells, typical_n), ""]
     search = search_markdown(cells, typical_n)
     if search:
@@ -107,8 +120,14 @@ def write_table(name: str, runs: pd.DataFrame, context: Context) -> Path:
         pairs = paired_table(layout, runs, context.scale, TABLE1_REFERENCES, context.seeds)
         paired_csv = stem.with_name(f"{stem.name}_paired.csv")
         pairs.to_csv(paired_csv, index=False)
-        parts += ["## Paired comparisons on the same seeds (paired t-test)", "", _paired_note(paired_csv.name), "",
-                  paired_markdown(pairs, TABLE1_REFERENCES), ""]
+        parts += [
+            "## Paired comparisons on the same seeds (paired t-test)",
+            "",
+            _paired_note(paired_csv.name),
+            "",
+            paired_markdown(pairs, TABLE1_REFERENCES),
+            "",
+        ]
     parts += ["Paper values:", *[f"- {line}" for line in citations(cells, context.paper)]]
     if name == "table1":
         report = cost_report(cells, runs, context.paper, context.scale, context.seeds)
@@ -123,8 +142,10 @@ def write_figure(name: str, runs: pd.DataFrame, context: Context) -> list[Path]:
     cells, caption = _cells(name, runs, context)
     if name == "fig3a":
         layout = get_layout(name)
-        seeds = {(cell.row, cell.column): list(cell_runs(runs, cell, context.scale, context.seeds)[cell.metric])
-                 for cell in layout.cells}
+        seeds = {
+            (cell.row, cell.column): list(cell_runs(runs, cell, context.scale, context.seeds)[cell.metric])
+            for cell in layout.cells
+        }
         figure = fig3a(cells, seeds, context.paper, caption)
     else:
         figure = FIGURES[name](cells, context.paper, caption)
@@ -164,8 +185,9 @@ def write_results(target: str, context: Context) -> None:
     else:
         figures = (target,) if target.startswith("fig") else ()
     if not tables and not figures:
-        raise ValueError(f"unknown target {target!r}; valid choices: {', '.join(TABLES)}, fig1, fig3a, fig3b, "
-                         "figures, all")
+        raise ValueError(
+            f"unknown target {target!r}; valid choices: {', '.join(TABLES)}, fig1, fig3a, fig3b, figures, all"
+        )
     for name in tables:
         print(f"wrote {write_table(name, runs, context)}")
     for name in figures:

@@ -4,6 +4,7 @@ Both readers return the same columns (`RUN_COLUMNS`), one line per run. A run fo
 ``<runs root>/<scale>/<experiment>/<variant>/seed<N>`` (``dada.layout.run_dir``); the MLflow reader finds
 that path in each run's ``run_dir`` tag, so both name experiment, variant and seed the same way.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,11 +17,36 @@ import pandas as pd
 from dada.layout import find_run_dirs, parse_run_dir
 from dada.schemas import SearchSummary, parse_summary
 
-RUN_COLUMNS = ("run_dir", "scale", "experiment", "variant", "seed", "app", "status", "dataset", "model",
-               "estimator", "policy", "test_error_top1", "test_error_top5", "train_error_top1", "search_device_hours",
-               "eval_device_hours", "unit", "device_name", "epochs", "top_overlap")
-NUMBERS = ("test_error_top1", "test_error_top5", "train_error_top1", "search_device_hours", "eval_device_hours",
-           "epochs")
+RUN_COLUMNS = (
+    "run_dir",
+    "scale",
+    "experiment",
+    "variant",
+    "seed",
+    "app",
+    "status",
+    "dataset",
+    "model",
+    "estimator",
+    "policy",
+    "test_error_top1",
+    "test_error_top5",
+    "train_error_top1",
+    "search_device_hours",
+    "eval_device_hours",
+    "unit",
+    "device_name",
+    "epochs",
+    "top_overlap",
+)
+NUMBERS = (
+    "test_error_top1",
+    "test_error_top5",
+    "train_error_top1",
+    "search_device_hours",
+    "eval_device_hours",
+    "epochs",
+)
 
 
 def _location(run_dir: Path) -> dict[str, Any]:
@@ -71,9 +97,14 @@ def runs_listing(runs: pd.DataFrame) -> str:
     """Every run as one line: where it is, its app and status, and its main number (test error or search cost)."""
     if runs.empty:
         return "no runs found (a run folder is <runs root>/<scale>/<experiment>/<variant>/seed<N> with a summary.json)"
-    shown = runs.assign(result=[f"search {hours:.4g} {unit}" if app == "search" else f"test error {error:.2f} %"
-                                for app, hours, unit, error in zip(runs["app"], runs["search_device_hours"],
-                                                                   runs["unit"], runs["test_error_top1"])])
+    shown = runs.assign(
+        result=[
+            f"search {hours:.4g} {unit}" if app == "search" else f"test error {error:.2f} %"
+            for app, hours, unit, error in zip(
+                runs["app"], runs["search_device_hours"], runs["unit"], runs["test_error_top1"]
+            )
+        ]
+    )
     columns = ["scale", "experiment", "variant", "seed", "app", "status", "result"]
     return shown[columns].to_string(index=False)
 
@@ -93,8 +124,10 @@ def _nested(flat: Mapping[str, Any]) -> dict[str, Any]:
 def _mlflow_summary(run) -> dict[str, Any]:
     """A run's summary as the tracker handed it to MLflow: numbers as metrics, the rest as ``summary.*`` tags."""
     tags = run.data.tags
-    flat = {**run.data.metrics, **{key[len("summary."):]: value for key, value in tags.items()
-                                   if key.startswith("summary.")}}
+    flat = {
+        **run.data.metrics,
+        **{key[len("summary.") :]: value for key, value in tags.items() if key.startswith("summary.")},
+    }
     summary = {**_nested(flat), "status": run.info.status, "dataset": tags.get("dataset"), "model": tags.get("model")}
     if tags.get("app") == "search":
         summary["estimator"] = tags.get("estimator")

@@ -4,6 +4,7 @@ Both read the run folders' ``metrics.jsonl`` (per-epoch ``policy/*`` and ``grad/
 on any finished search, at any scale. The bias/variance on toy problems with exact gradients is
 ``analysis.estimators``; this is the same question asked over the course of a real search.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,16 +35,23 @@ def _space_from_metrics(run_dir: Path) -> tuple[SearchSpace, int]:
     with torch.no_grad():
         space.alpha.copy_(weights.log())  # softmax(log w) = w: the heatmap shows the logged weights
         for name, parameter in (("probability", space.probability), ("magnitude", space.magnitude)):
-            parameter.copy_(torch.tensor([[last[policy_slot_metric(name, i, j)] for j in range(slots)]
-                                          for i in range(count)]))
+            parameter.copy_(
+                torch.tensor([[last[policy_slot_metric(name, i, j)] for j in range(slots)] for i in range(count)])
+            )
     return space, int(last["epoch"])
 
 
 def policy_figure(run_dir: Path, title: str, top_k: int = 25) -> plt.Figure:
     """softmax(α) over every sub-policy and β, m of the ``top_k`` best, after the search's last epoch."""
     space, epoch = _space_from_metrics(run_dir)
-    return policy_heatmap(space.sub_policies, space.alpha, space.probabilities(), space.magnitudes(), top_k,
-                          title=f"{title}, after epoch {epoch}")
+    return policy_heatmap(
+        space.sub_policies,
+        space.alpha,
+        space.probabilities(),
+        space.magnitudes(),
+        top_k,
+        title=f"{title}, after epoch {epoch}",
+    )
 
 
 def gradient_variance(searches: pd.DataFrame) -> pd.DataFrame:
@@ -52,9 +60,18 @@ def gradient_variance(searches: pd.DataFrame) -> pd.DataFrame:
     for search in searches.itertuples():
         epochs = read_epoch_metrics(search.run_dir)
         for group in GROUPS:
-            frames.append(pd.DataFrame({"experiment": search.experiment, "estimator": search.variant,
-                                        "seed": search.seed, "epoch": epochs["epoch"], "group": group,
-                                        "variance": epochs[gradient_metric(group, "variance")]}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "experiment": search.experiment,
+                        "estimator": search.variant,
+                        "seed": search.seed,
+                        "epoch": epochs["epoch"],
+                        "group": group,
+                        "variance": epochs[gradient_metric(group, "variance")],
+                    }
+                )
+            )
     columns = ["experiment", "estimator", "seed", "epoch", "group", "variance"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
@@ -63,8 +80,9 @@ def gradient_variance_figure(variance: pd.DataFrame, caption: str) -> plt.Figure
     """Per search experiment (rows) and parameter group (columns): variance per epoch, one line per seed."""
     experiments = list(dict.fromkeys(variance["experiment"]))
     with plt.rc_context(STYLE):
-        figure, axes = plt.subplots(max(len(experiments), 1), len(GROUPS), figsize=(13, 3.4 * max(len(experiments), 1)),
-                                    squeeze=False)
+        figure, axes = plt.subplots(
+            max(len(experiments), 1), len(GROUPS), figsize=(13, 3.4 * max(len(experiments), 1)), squeeze=False
+        )
         for row, experiment in enumerate(experiments):
             for column, group in enumerate(GROUPS):
                 axis = axes[row, column]
@@ -72,8 +90,9 @@ def gradient_variance_figure(variance: pd.DataFrame, caption: str) -> plt.Figure
                 for estimator, lines in selected.groupby("estimator"):
                     for index, (_, line) in enumerate(lines.groupby("seed")):
                         label = f"{estimator} ({lines['seed'].nunique()} seeds)" if index == 0 else None
-                        axis.plot(line["epoch"], line["variance"], marker="o", color=color(estimator), label=label,
-                                  alpha=0.8)
+                        axis.plot(
+                            line["epoch"], line["variance"], marker="o", color=color(estimator), label=label, alpha=0.8
+                        )
                 axis.set_yscale("log")
                 axis.xaxis.set_major_locator(MaxNLocator(integer=True))
                 axis.set_title(f"{experiment}: {GROUP_LABELS[group]}", fontsize=9)
@@ -82,7 +101,10 @@ def gradient_variance_figure(variance: pd.DataFrame, caption: str) -> plt.Figure
                 axis.legend(fontsize=7)
         if not experiments:
             axes[0, 0].text(0.5, 0.5, "no finished searches", ha="center")
-        figure.suptitle("Gradient estimator variance over the course of the search: per-coordinate variance of the "
-                        f"policy gradient within an epoch, mean over coordinates\n({caption})", fontsize=10)
+        figure.suptitle(
+            "Gradient estimator variance over the course of the search: per-coordinate variance of the "
+            f"policy gradient within an epoch, mean over coordinates\n({caption})",
+            fontsize=10,
+        )
         figure.tight_layout()
     return figure

@@ -1,8 +1,9 @@
 """Seed statistics: mean, sample standard deviation and 95 % t confidence interval; paired t-tests on shared seeds.
 
-    summarize([1.0, 2.0, 3.0])                      # mean 2, sd 1, n 3, half_width t(0.975, 2) * 1 / sqrt(3)
-    paired({0: 5.0, 1: 7.0}, {0: 4.0, 1: 5.0})      # the differences on seeds 0 and 1, their CI and p-value
+summarize([1.0, 2.0, 3.0])                      # mean 2, sd 1, n 3, half_width t(0.975, 2) * 1 / sqrt(3)
+paired({0: 5.0, 1: 7.0}, {0: 4.0, 1: 5.0})      # the differences on seeds 0 and 1, their CI and p-value
 """
+
 from __future__ import annotations
 
 import math
@@ -67,8 +68,13 @@ def t_test_p(summary: Summary) -> float:
 
 def paired(values: Mapping[int, float], reference: Mapping[int, float]) -> Paired:
     """Paired t-test of ``values`` against ``reference`` (each seed -> value) on the seeds both have."""
-    seeds = tuple(sorted(seed for seed in set(values) & set(reference)
-                         if not (math.isnan(values[seed]) or math.isnan(reference[seed]))))
+    seeds = tuple(
+        sorted(
+            seed
+            for seed in set(values) & set(reference)
+            if not (math.isnan(values[seed]) or math.isnan(reference[seed]))
+        )
+    )
     difference = summarize(values[seed] - reference[seed] for seed in seeds)
     return Paired(difference, seeds, t_test_p(difference))
 

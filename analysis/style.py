@@ -1,4 +1,5 @@
 """One look for every figure: a colour per method, the paper's vs our markers, captions naming scale and device."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,8 +32,14 @@ PAPER_MARKER, OURS_MARKER = "o", "*"
 NO_RUNS = "no finished runs"
 FIGURE_FORMATS = ("png", "pdf")
 
-STYLE = {"font.size": 10, "axes.grid": True, "grid.alpha": 0.3, "savefig.dpi": 130,
-         "axes.spines.top": False, "axes.spines.right": False}  # use as `with plt.rc_context(STYLE):`
+STYLE = {
+    "font.size": 10,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "savefig.dpi": 130,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}  # use as `with plt.rc_context(STYLE):`
 
 
 def color(method: str) -> str:

@@ -7,6 +7,7 @@
 The cell table stays long (one line per cell) for the CSV; the markdown pivots it: the layout's columns
 (methods) become rows and its rows (data sets) become columns.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,10 +22,39 @@ from analysis.statistics import mean_pairwise_overlap, paired, summarize
 from reproduce.plan import missing_data
 from reproduce.tables import SEARCH_COST, TEST_ERROR, Cell, EvalJob, Layout, SearchJob
 
-CELL_COLUMNS = ("row", "column", "metric", "paper", "paper_table", "ours_mean", "ours_std", "n", "ci_half_width",
-                "ci_low", "ci_high", "difference", "unit", "seeds", "top_overlap", "overlap_pairs", "note")
-PAIRED_COLUMNS = ("row", "column", "reference", "n", "seeds", "mean_difference", "sd_difference", "ci_half_width",
-                  "ci_low", "ci_high", "p_value", "test")
+CELL_COLUMNS = (
+    "row",
+    "column",
+    "metric",
+    "paper",
+    "paper_table",
+    "ours_mean",
+    "ours_std",
+    "n",
+    "ci_half_width",
+    "ci_low",
+    "ci_high",
+    "difference",
+    "unit",
+    "seeds",
+    "top_overlap",
+    "overlap_pairs",
+    "note",
+)
+PAIRED_COLUMNS = (
+    "row",
+    "column",
+    "reference",
+    "n",
+    "seeds",
+    "mean_difference",
+    "sd_difference",
+    "ci_half_width",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "test",
+)
 PAPER_UNITS = {SEARCH_COST: "GPU-hours"}  # every other metric is an error in %
 TABLE1_REFERENCES = ("test error, no policy", "test error, random policy")  # Table 1's paired comparisons
 METRIC_PREFIXES = ("test error, ", "search cost, ")
@@ -34,8 +64,9 @@ def cell_runs(runs: pd.DataFrame, cell: Cell, scale: str, seeds: Sequence[int] |
     """The finished runs of a cell's job at ``scale`` (only ``seeds`` when given)."""
     job = cell.job
     selected = finished(runs)
-    selected = selected[(selected["scale"] == scale) & (selected["experiment"] == job.experiment)
-                        & (selected["variant"] == job.variant)]
+    selected = selected[
+        (selected["scale"] == scale) & (selected["experiment"] == job.experiment) & (selected["variant"] == job.variant)
+    ]
     return selected[selected["seed"].isin(seeds)] if seeds is not None else selected
 
 
@@ -50,8 +81,9 @@ def why_not_run(cell: Cell, runs: pd.DataFrame, scale: str, data_root: Path) -> 
         path = missing_data(dataset, data_root)
         if path is not None:
             return f"not run: no data at {path}"
-    tried = runs[(runs["scale"] == scale) & (runs["experiment"] == cell.job.experiment)
-                 & (runs["variant"] == cell.job.variant)]
+    tried = runs[
+        (runs["scale"] == scale) & (runs["experiment"] == cell.job.experiment) & (runs["variant"] == cell.job.variant)
+    ]
     if not tried.empty:
         return f"failed: {', '.join(sorted(set(tried['status'])))} (see {tried['run_dir'].iloc[0]})"
     return "not run yet"
@@ -72,8 +104,9 @@ def _overlap(selected: pd.DataFrame, cell: Cell) -> tuple[float, int]:
     """A search cell's mean pairwise top-k overlap over its selected seeds, and the number of pairs."""
     if not isinstance(cell.job, SearchJob):
         return math.nan, 0
-    return mean_pairwise_overlap({f"seed{seed}": overlap
-                                  for seed, overlap in zip(selected["seed"], selected["top_overlap"])})
+    return mean_pairwise_overlap(
+        {f"seed{seed}": overlap for seed, overlap in zip(selected["seed"], selected["top_overlap"])}
+    )
 
 
 def _difference(ours: float, paper_value: float, unit: str, metric: str) -> float:
@@ -83,8 +116,14 @@ def _difference(ours: float, paper_value: float, unit: str, metric: str) -> floa
     return ours - paper_value
 
 
-def build_table(layout: Layout, runs: pd.DataFrame, paper: pd.DataFrame, scale: str, data_root: Path,
-                seeds: Sequence[int] | None = None) -> pd.DataFrame:
+def build_table(
+    layout: Layout,
+    runs: pd.DataFrame,
+    paper: pd.DataFrame,
+    scale: str,
+    data_root: Path,
+    seeds: Sequence[int] | None = None,
+) -> pd.DataFrame:
     """One line per cell of ``layout``: the paper's value, ours over the seeds (mean, sd, 95 % CI), and a note."""
     records = []
     for cell in layout.cells:
@@ -92,10 +131,26 @@ def build_table(layout: Layout, runs: pd.DataFrame, paper: pd.DataFrame, scale: 
         selected = cell_runs(runs, cell, scale, seeds) if cell.job is not None else runs.iloc[0:0]
         ours = summarize(selected[cell.metric])
         unit = _unit(selected, cell.metric)
-        records.append((cell.row, cell.column, cell.metric, paper_value, paper_table, ours.mean, ours.sd, ours.n,
-                        ours.half_width, ours.low, ours.high, _difference(ours.mean, paper_value, unit, cell.metric),
-                        unit, ",".join(map(str, sorted(selected["seed"]))), *_overlap(selected, cell),
-                        "" if ours.n else why_not_run(cell, runs, scale, data_root)))
+        records.append(
+            (
+                cell.row,
+                cell.column,
+                cell.metric,
+                paper_value,
+                paper_table,
+                ours.mean,
+                ours.sd,
+                ours.n,
+                ours.half_width,
+                ours.low,
+                ours.high,
+                _difference(ours.mean, paper_value, unit, cell.metric),
+                unit,
+                ",".join(map(str, sorted(selected["seed"]))),
+                *_overlap(selected, cell),
+                "" if ours.n else why_not_run(cell, runs, scale, data_root),
+            )
+        )
     return pd.DataFrame.from_records(records, columns=list(CELL_COLUMNS))
 
 
@@ -104,33 +159,53 @@ def _seed_values(runs: pd.DataFrame, cell: Cell, scale: str, seeds: Sequence[int
     return dict(zip(selected["seed"], selected[cell.metric]))
 
 
-def paired_table(layout: Layout, runs: pd.DataFrame, scale: str, references: Sequence[str],
-                 seeds: Sequence[int] | None = None) -> pd.DataFrame:
+def paired_table(
+    layout: Layout, runs: pd.DataFrame, scale: str, references: Sequence[str], seeds: Sequence[int] | None = None
+) -> pd.DataFrame:
     """Per layout row, every test-error column minus each reference column on their shared seeds (paired t-test).
 
     Only comparisons with at least two paired seeds are listed.
     """
     records = []
     for row in dict.fromkeys(cell.row for cell in layout.cells):
-        values = {cell.column: _seed_values(runs, cell, scale, seeds) for cell in layout.cells
-                  if cell.row == row and cell.metric == TEST_ERROR and cell.job is not None}
+        values = {
+            cell.column: _seed_values(runs, cell, scale, seeds)
+            for cell in layout.cells
+            if cell.row == row and cell.metric == TEST_ERROR and cell.job is not None
+        }
         for column in values:
             for reference in (reference for reference in references if reference in values and reference != column):
                 result = paired(values[column], values[reference])
                 change = result.difference
                 if change.n >= 2:
-                    records.append((row, column, reference, change.n, ",".join(map(str, result.seeds)), change.mean,
-                                    change.sd, change.half_width, change.low, change.high, result.p_value,
-                                    "paired t-test"))
+                    records.append(
+                        (
+                            row,
+                            column,
+                            reference,
+                            change.n,
+                            ",".join(map(str, result.seeds)),
+                            change.mean,
+                            change.sd,
+                            change.half_width,
+                            change.low,
+                            change.high,
+                            result.p_value,
+                            "paired t-test",
+                        )
+                    )
     return pd.DataFrame.from_records(records, columns=list(PAIRED_COLUMNS))
 
 
 # -- writing ----------------------------------------------------------------------------------------------------
 
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A GitHub-flavoured Markdown table (pipes in cells escaped)."""
+
     def line(cells):
         return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
     return "\n".join([line(header), line(["---"] * len(header)), *map(line, rows)])
 
 
@@ -138,7 +213,7 @@ def method_label(column: str) -> str:
     """A layout column without its metric: "test error, DADA (RELAX)" -> "DADA (RELAX)"."""
     for prefix in METRIC_PREFIXES:
         if column.startswith(prefix):
-            return column[len(prefix):]
+            return column[len(prefix) :]
     return column
 
 
@@ -200,9 +275,12 @@ def _pivot(frame: pd.DataFrame, corner: str, lines: dict[str, Callable[[pd.Serie
     rows = []
     for column in dict.fromkeys(frame["column"]):
         for suffix, write in lines.items():
-            rows.append([method_label(column) + suffix,
-                         *[write(cells[dataset, column]) if (dataset, column) in cells else "—"
-                           for dataset in datasets]])
+            rows.append(
+                [
+                    method_label(column) + suffix,
+                    *[write(cells[dataset, column]) if (dataset, column) in cells else "—" for dataset in datasets],
+                ]
+            )
     return markdown_table([corner, *datasets], rows)
 
 
@@ -226,8 +304,11 @@ def search_markdown(frame: pd.DataFrame, typical_n: int) -> str:
     costs = frame[frame["metric"] == SEARCH_COST]
     if costs.empty:
         return ""
-    return _pivot(costs, "Search", {": cost": lambda line: format_cell(line, typical_n),
-                                    ": top-25 overlap between seeds": _overlap_text})
+    return _pivot(
+        costs,
+        "Search",
+        {": cost": lambda line: format_cell(line, typical_n), ": top-25 overlap between seeds": _overlap_text},
+    )
 
 
 def _p_text(p_value: float) -> str:
@@ -238,8 +319,10 @@ def _p_text(p_value: float) -> str:
 
 def _paired_text(line: pd.Series) -> str:
     """``-3.17 [-5.06, -1.27], p = 0.019, n = 3``."""
-    return (f"{line['mean_difference']:+.2f} [{line['ci_low']:+.2f}, {line['ci_high']:+.2f}], "
-            f"{_p_text(line['p_value'])}, n = {line['n']}")
+    return (
+        f"{line['mean_difference']:+.2f} [{line['ci_low']:+.2f}, {line['ci_high']:+.2f}], "
+        f"{_p_text(line['p_value'])}, n = {line['n']}"
+    )
 
 
 def paired_markdown(frame: pd.DataFrame, references: Sequence[str]) -> str:
@@ -250,8 +333,10 @@ def paired_markdown(frame: pd.DataFrame, references: Sequence[str]) -> str:
     header = ["Method", *[f"Δ vs {method_label(reference)} [95 % CI], p" for reference in references]]
     for row, lines in frame.groupby("row", sort=False):
         found = {(line["column"], line["reference"]): _paired_text(line) for _, line in lines.iterrows()}
-        body = [[method_label(column), *[found.get((column, reference), "—") for reference in references]]
-                for column in dict.fromkeys(lines["column"])]
+        body = [
+            [method_label(column), *[found.get((column, reference), "—") for reference in references]]
+            for column in dict.fromkeys(lines["column"])
+        ]
         sections.append(f"### {row}\n\n{markdown_table(header, body)}")
     return "\n\n".join(sections)
 

@@ -11,6 +11,7 @@ Sizes: 32x32 at batch 128 (CIFAR-10 fixtures, tiled) and 224x224 at batch 64 (Im
 and, when present, CUDA (CUDA events, synchronised; (a) always runs on CPU). Warm-up runs are not timed; each
 figure is the median over the timed batches. Prints images/s of each path and the ratio b / a.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,11 +64,13 @@ def pil_path(images: list[Image.Image], policy: tuple[torch.Tensor, ...]) -> Cal
                     image = apply_pil(image, OP_NAMES[op_index[chosen][slot]], level[chosen][slot])
             tensors.append(TF.to_tensor(image))
         return torch.stack(tensors)
+
     return run
 
 
-def batched_path(batch: torch.Tensor, policy: tuple[torch.Tensor, ...],
-                 dtype: torch.dtype = torch.float32) -> Callable[[], torch.Tensor]:
+def batched_path(
+    batch: torch.Tensor, policy: tuple[torch.Tensor, ...], dtype: torch.dtype = torch.float32
+) -> Callable[[], torch.Tensor]:
     """(b) on a uint8 ``batch``, its images as ``dtype`` in [0, 1] (the batch's memory format kept)."""
     op_index, probability, level = (t.to(batch.device) for t in policy)
 
@@ -78,6 +81,7 @@ def batched_path(batch: torch.Tensor, policy: tuple[torch.Tensor, ...],
         for slot in range(OPS_PER_SUB_POLICY):
             images = apply_indexed(images, op_index[chosen, slot], level[chosen, slot], mask=fires[:, slot])
         return images
+
     return run
 
 
@@ -105,8 +109,12 @@ def seconds_per_call(run: Callable[[], torch.Tensor], device: torch.device, warm
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few timed batches, for a smoke run")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads for the batched path (default 1: the PIL path uses one core)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads for the batched path (default 1: the PIL path uses one core)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     random.seed(0)
@@ -114,8 +122,10 @@ def main() -> None:
     warmup, repeats = (1, 3) if args.quick else (3, 25)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     policy = random_policy()
-    print(f"torch {torch.__version__}, {args.threads} CPU thread(s) for the batched path, "
-          f"median of {repeats} batches after {warmup} warm-up")
+    print(
+        f"torch {torch.__version__}, {args.threads} CPU thread(s) for the batched path, "
+        f"median of {repeats} batches after {warmup} warm-up"
+    )
     print(f"{'device':<8}{'images':>10}{'batch':>7}{'(a) PIL img/s':>16}{'(b) batched img/s':>20}{'b / a':>8}")
     for prefix, size, batch_size in SETTINGS:
         images = fixture_images(prefix, size, batch_size)
@@ -124,8 +134,10 @@ def main() -> None:
         for device in devices:
             run = batched_path(batch.to(device), policy)
             batched_seconds = seconds_per_call(run, device, warmup, repeats)
-            print(f"{device.type:<8}{f'{size}x{size}':>10}{batch_size:>7}{batch_size / pil_seconds:>16,.0f}"
-                  f"{batch_size / batched_seconds:>20,.0f}{pil_seconds / batched_seconds:>7.1f}x")
+            print(
+                f"{device.type:<8}{f'{size}x{size}':>10}{batch_size:>7}{batch_size / pil_seconds:>16,.0f}"
+                f"{batch_size / batched_seconds:>20,.0f}{pil_seconds / batched_seconds:>7.1f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ the median over the repetitions, the ratio the median of the paired ratios. Torc
 default (``--threads``): the official loader uses one core, and OpenMP threads beyond the free cores of a shared
 machine stall each other.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,12 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 MODELS = {"cpu": "wrn10_1", "cuda": "wrn40_2"}  # WRN-40-2: the paper's search network (section 4.1)
 TARGETS = {"cpu": 2.0, "cuda": 10.0}  # the speed-ups the issue asks for
 # (warm-up steps, timed steps per repetition, repetitions) per device, full and --quick
-SCHEDULES = {("cpu", False): (2, 4, 10), ("cpu", True): (1, 1, 2),
-             ("cuda", False): (10, 20, 6), ("cuda", True): (3, 5, 2)}
+SCHEDULES = {
+    ("cpu", False): (2, 4, 10),
+    ("cpu", True): (1, 1, 2),
+    ("cuda", False): (10, 20, 6),
+    ("cuda", True): (3, 5, 2),
+}
 
 
 def search_config(model: str, device: str, run_dir: str, extra: Sequence[str] = ()) -> DictConfig:
@@ -64,11 +69,22 @@ def search_config(model: str, device: str, run_dir: str, extra: Sequence[str] = 
     ``extra`` overrides follow."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("search", overrides=["dataset=fashion-mnist", "scale=paper", "estimator=relax",
-                                            f"model={model}", f"device={device}", f"run_dir={run_dir}", *extra])
+        return compose(
+            "search",
+            overrides=[
+                "dataset=fashion-mnist",
+                "scale=paper",
+                "estimator=relax",
+                f"model={model}",
+                f"device={device}",
+                f"run_dir={run_dir}",
+                *extra,
+            ],
+        )
 
 
 # -- the official data pipeline ------------------------------------------------------------------------------------
+
 
 class ImageList(Dataset):
     """uint8 [N,3,H,W] images held as PIL images, with int labels; ``transform`` maps a PIL image to a tensor."""
@@ -96,8 +112,9 @@ class OfficialAugmentDataset(ImageList):
     code, every image reads them, and the magnitudes, from those shared (device) tensors.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Callable, space: SearchSpace,
-                 crop_padding: int):
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor, transform: Callable, space: SearchSpace, crop_padding: int
+    ):
         super().__init__(images, labels, transform)
         self.crop_flip = T.Compose([T.RandomCrop(images.shape[-1], padding=crop_padding), T.RandomHorizontalFlip()])
         self.sub_policies = [tuple(OP_NAMES[op] for op in ops) for ops in space.sub_policies.tolist()]
@@ -128,20 +145,34 @@ def _cutout_one(image: torch.Tensor, size: int) -> torch.Tensor:
     return transforms.cutout_normalized(image[None], size)[0]
 
 
-def official_loaders(split: SearchData, space: SearchSpace, batch_size: int, cutout: int, mean, std, *,
-                     crop_padding: int, pin_memory: bool = False) -> tuple[DataLoader, DataLoader]:
+def official_loaders(
+    split: SearchData,
+    space: SearchSpace,
+    batch_size: int,
+    cutout: int,
+    mean,
+    std,
+    *,
+    crop_padding: int,
+    pin_memory: bool = False,
+) -> tuple[DataLoader, DataLoader]:
     """The official train queue (pad-crop, flip, augmenting, Cutout) and valid queue (ToTensor, Normalize),
     num_workers=0."""
     to_tensor = [T.ToTensor(), T.Normalize(list(mean), list(std))]
-    train_set = OfficialAugmentDataset(split.train_images, split.train_labels,
-                                       T.Compose([*to_tensor, T.Lambda(partial(_cutout_one, size=cutout))]), space,
-                                       crop_padding)
+    train_set = OfficialAugmentDataset(
+        split.train_images,
+        split.train_labels,
+        T.Compose([*to_tensor, T.Lambda(partial(_cutout_one, size=cutout))]),
+        space,
+        crop_padding,
+    )
     val_set = ImageList(split.val_images, split.val_labels, T.Compose(to_tensor))
     options = {"batch_size": batch_size, "shuffle": True, "num_workers": 0, "pin_memory": pin_memory}
     return DataLoader(train_set, drop_last=True, **options), DataLoader(val_set, **options)
 
 
 # -- the two paths ---------------------------------------------------------------------------------------------------
+
 
 class PreprocessedInputs(SearchInputs):
     """The augmentation seam for batches the official loader already augmented, normalised and cut out: only the
@@ -197,8 +228,15 @@ class OfficialPipeline:
             raise ValueError("the official pipeline samples one sub-policy per batch; use search.sampling=batch")
         self.run = run
         self.train_loader, self.val_loader = official_loaders(
-            split, run.space, run.batch_size, run.cutout, run.cfg.dataset.mean, run.cfg.dataset.std,
-            crop_padding=run.cfg.search.crop_padding, pin_memory=run.device.type == "cuda")
+            split,
+            run.space,
+            run.batch_size,
+            run.cutout,
+            run.cfg.dataset.mean,
+            run.cfg.dataset.std,
+            crop_padding=run.cfg.search.crop_padding,
+            pin_memory=run.device.type == "cuda",
+        )
         self.estimator = PresampledEstimator(run.estimator)
         self.optimizer = copy.copy(run.optimizer)
         self.optimizer.estimator = self.estimator
@@ -246,15 +284,18 @@ class NetworkOnly:
 
 # -- timing ----------------------------------------------------------------------------------------------------------
 
+
 def _repeated(step: Callable[[], object], count: int) -> Callable[[], None]:
     def run() -> None:
         for _ in range(count):
             step()
+
     return run
 
 
-def interleaved_rates(paths: dict[str, Callable[[], object]], device: torch.device, warmup: int, steps: int,
-                      repeats: int) -> dict[str, list[float]]:
+def interleaved_rates(
+    paths: dict[str, Callable[[], object]], device: torch.device, warmup: int, steps: int, repeats: int
+) -> dict[str, list[float]]:
     """Steps/s of each path in each of ``repeats`` repetitions of ``steps`` steps; the paths take turns, ABC CBA."""
     for step in paths.values():
         _repeated(step, warmup)()
@@ -277,8 +318,18 @@ class Row:
     official: list[float]
     network: list[float]
 
-    HEADER = ("device", "model", "batch", "ours steps/s", "official-emu steps/s", "ratio", "(min-max)", "target",
-              "network-only steps/s", "bound")
+    HEADER = (
+        "device",
+        "model",
+        "batch",
+        "ours steps/s",
+        "official-emu steps/s",
+        "ratio",
+        "(min-max)",
+        "target",
+        "network-only steps/s",
+        "bound",
+    )
 
     @staticmethod
     def format(*cells: str) -> str:
@@ -290,11 +341,18 @@ class Row:
 
     def __str__(self) -> str:
         ratio, target = statistics.median(self.ratios), TARGETS[self.device]
-        return self.format(self.device, self.model, self.batch, f"{statistics.median(self.ours):.3f}",
-                           f"{statistics.median(self.official):.3f}", f"{ratio:.2f}x",
-                           f"({min(self.ratios):.2f}-{max(self.ratios):.2f})",
-                           f"{'meets' if ratio >= target else 'misses'} >= {target:g}x",
-                           f"{statistics.median(self.network):.3f}", f"{statistics.median(self.bounds):.2f}x")
+        return self.format(
+            self.device,
+            self.model,
+            self.batch,
+            f"{statistics.median(self.ours):.3f}",
+            f"{statistics.median(self.official):.3f}",
+            f"{ratio:.2f}x",
+            f"({min(self.ratios):.2f}-{max(self.ratios):.2f})",
+            f"{'meets' if ratio >= target else 'misses'} >= {target:g}x",
+            f"{statistics.median(self.network):.3f}",
+            f"{statistics.median(self.bounds):.2f}x",
+        )
 
     @property
     def bounds(self) -> list[float]:
@@ -309,8 +367,11 @@ def measure(device: str, quick: bool) -> Row:
         run = SearchRun(cfg)
         split = prepare_data(cfg, run.device)
         official = OfficialPipeline(run, split)
-        paths = {"ours": OursPipeline(run, split).step, "official": official.step,
-                 "network": NetworkOnly(official).step}
+        paths = {
+            "ours": OursPipeline(run, split).step,
+            "official": official.step,
+            "network": NetworkOnly(official).step,
+        }
         warmup, steps, repeats = SCHEDULES[device, quick]
         rates = interleaved_rates(paths, run.device, warmup, steps, repeats)
     return Row(device, MODELS[device], run.batch_size, rates["ours"], rates["official"], rates["network"])
@@ -328,8 +389,10 @@ def main() -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device")
     devices = [args.device] if args.device else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s); search steps/s (one step = one "
-          f"bi-level update, Eq. 16-19), median over repetitions, paths alternating")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s); search steps/s (one step = one "
+        f"bi-level update, Eq. 16-19), median over repetitions, paths alternating"
+    )
     for device in devices:
         warmup, steps, repeats = SCHEDULES[device, args.quick]
         print(f"  {device}: {warmup} warm-up steps per path, then {repeats} repetitions of {steps} steps per path")

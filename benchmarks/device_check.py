@@ -19,6 +19,7 @@ Without CUDA ``--tiny`` is chosen: the same code on the CPU at tiny sizes (WRN-1
 steps, one torch thread), in under 2 minutes on an idle 2-core machine. Its figures only show that the code runs.
 Writes ``<out>/device_check_<device>[-tiny].json`` and prints a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,10 @@ from dada.train import TrainRun, _config  # noqa: F401  (_config registers the t
 from dada.train.pipeline import Preprocess
 from dada.train.recipe import create_optimizer
 
-PARITY_TOLERANCE = ("photometric ops: every pixel within 1 grey level; geometric ops (nearest resampling, where a "
-                    "source point on a pixel boundary may round either way): at least 99.5 % of pixels identical")
+PARITY_TOLERANCE = (
+    "photometric ops: every pixel within 1 grey level; geometric ops (nearest resampling, where a "
+    "source point on a pixel boundary may round either way): at least 99.5 % of pixels identical"
+)
 GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
 PRECISIONS = (("fp32", False), ("bf16", False), ("fp32", True), ("bf16", True))  # (dtype, channels_last)
 COMPILE_SECONDS = 150  # what one torch.compile row may take on a GPU, for the budget check
@@ -74,15 +77,30 @@ class Sizes:
     eval_schedule: tuple[int, int]
 
 
-FULL = Sizes(parity=(("cifar10", 32, 20), ("imagenet", 224, 4)), parity_levels=(0.0, 0.5, 1.0), ops=SETTINGS,
-             ops_schedule=(3, 20), search_model="wrn40_2", search_overrides=(), search_schedule=(3, 5, 2),
-             eval_models=("wrn40_2", "wrn28_10"), eval_overrides=(), eval_schedule=(3, 10))
-TINY = Sizes(parity=(("cifar10", 32, 4), ("imagenet", 224, 2)), parity_levels=(0.5, 1.0),
-             ops=(("cifar10", 32, 16), ("imagenet", 224, 4)), ops_schedule=(1, 2),
-             search_model="wrn10_1", search_overrides=("scale.search_images=64", "scale.batch_size=16"),
-             search_schedule=(1, 1, 1), eval_models=("wrn40_2", "wrn28_10"),
-             eval_overrides=("scale.model=wrn10_1", "scale.batch_size=8", "recipe.eval_batch_size=16"),
-             eval_schedule=(1, 2))
+FULL = Sizes(
+    parity=(("cifar10", 32, 20), ("imagenet", 224, 4)),
+    parity_levels=(0.0, 0.5, 1.0),
+    ops=SETTINGS,
+    ops_schedule=(3, 20),
+    search_model="wrn40_2",
+    search_overrides=(),
+    search_schedule=(3, 5, 2),
+    eval_models=("wrn40_2", "wrn28_10"),
+    eval_overrides=(),
+    eval_schedule=(3, 10),
+)
+TINY = Sizes(
+    parity=(("cifar10", 32, 4), ("imagenet", 224, 2)),
+    parity_levels=(0.5, 1.0),
+    ops=(("cifar10", 32, 16), ("imagenet", 224, 4)),
+    ops_schedule=(1, 2),
+    search_model="wrn10_1",
+    search_overrides=("scale.search_images=64", "scale.batch_size=16"),
+    search_schedule=(1, 1, 1),
+    eval_models=("wrn40_2", "wrn28_10"),
+    eval_overrides=("scale.model=wrn10_1", "scale.batch_size=8", "recipe.eval_batch_size=16"),
+    eval_schedule=(1, 2),
+)
 
 
 @dataclass
@@ -141,6 +159,7 @@ def _uint8_batch(prefix: str, side: int, count: int) -> torch.Tensor:
 
 # -- ops ---------------------------------------------------------------------------------------------------------------
 
+
 def ops_parity(device: torch.device, sizes: Sizes) -> dict:
     """Each op on ``device`` vs the CPU, on the fixtures: per op the largest difference in grey levels and the
     fraction of pixels (any channel) that differ; ``passed`` per ``PARITY_TOLERANCE``."""
@@ -156,12 +175,18 @@ def ops_parity(device: torch.device, sizes: Sizes) -> dict:
                     result = apply(on_device, op, level, sign=sign, center=centers_on_device).cpu()
                     difference = (result.int() - reference.int()).abs()
                     worst[op]["max_abs"] = max(worst[op]["max_abs"], int(difference.max()))
-                    worst[op]["differing_fraction"] = max(worst[op]["differing_fraction"],
-                                                          (difference.amax(dim=1) > 0).float().mean().item())
+                    worst[op]["differing_fraction"] = max(
+                        worst[op]["differing_fraction"], (difference.amax(dim=1) > 0).float().mean().item()
+                    )
     for op, found in worst.items():
-        found["passed"] = (found["differing_fraction"] <= 0.005 if op in GEOMETRIC else found["max_abs"] <= 1)
-    return {"reference": "cpu", "tolerance": PARITY_TOLERANCE, "passed": all(f["passed"] for f in worst.values()),
-            "fixtures": [f"{prefix} {side}x{side} x{count}" for prefix, side, count in sizes.parity], "ops": worst}
+        found["passed"] = found["differing_fraction"] <= 0.005 if op in GEOMETRIC else found["max_abs"] <= 1
+    return {
+        "reference": "cpu",
+        "tolerance": PARITY_TOLERANCE,
+        "passed": all(f["passed"] for f in worst.values()),
+        "fixtures": [f"{prefix} {side}x{side} x{count}" for prefix, side, count in sizes.parity],
+        "ops": worst,
+    }
 
 
 def bench_ops(report: Report, sizes: Sizes) -> None:
@@ -177,19 +202,32 @@ def bench_ops(report: Report, sizes: Sizes) -> None:
             run = batched_path(layout, policy, torch.bfloat16 if dtype == "bf16" else torch.float32)
             with peak_memory(device) as peak:
                 seconds = seconds_per_call(run, device, warmup, repeats)
-            report.rows.append(Row("bench-ops", f"{side}x{side}, batch {batch_size}, {_setting(dtype, channels_last)}",
-                                   batch_size / seconds, "img/s", pil_rate, peak["mib"],
-                                   "baseline: PIL per image, 1 CPU core; target >= 20x on CUDA"))
-    report.skip("bench-ops with torch.compile", "not measured: the batched ops branch in Python on each batch's "
-                                                "per-op counts (data-dependent), which breaks torch.compile's graphs")
+            report.rows.append(
+                Row(
+                    "bench-ops",
+                    f"{side}x{side}, batch {batch_size}, {_setting(dtype, channels_last)}",
+                    batch_size / seconds,
+                    "img/s",
+                    pil_rate,
+                    peak["mib"],
+                    "baseline: PIL per image, 1 CPU core; target >= 20x on CUDA",
+                )
+            )
+    report.skip(
+        "bench-ops with torch.compile",
+        "not measured: the batched ops branch in Python on each batch's "
+        "per-op counts (data-dependent), which breaks torch.compile's graphs",
+    )
 
 
 # -- search ------------------------------------------------------------------------------------------------------------
+
 
 def _autocast(step, device: torch.device, dtype: str):
     def run():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16"):
             return step()
+
     return run
 
 
@@ -208,13 +246,23 @@ def bench_search(report: Report, sizes: Sizes, run_dir: str) -> None:
         with peak_memory(device) as peak:
             rates = interleaved_rates(paths, device, warmup, count, repeats)
         ours, baseline, network = (statistics.median(rates[name]) for name in ("ours", "official", "network"))
-        report.rows.append(Row("bench-search", f"{sizes.search_model}, batch {run.batch_size}, "
-                                               f"{_setting(dtype, channels_last)}", ours, "steps/s", baseline,
-                               peak["mib"], f"baseline: official pipeline emulated; network only {network:.3g} "
-                                            f"steps/s (bound {network / baseline:.2f}x); target >= 10x on CUDA"))
+        report.rows.append(
+            Row(
+                "bench-search",
+                f"{sizes.search_model}, batch {run.batch_size}, {_setting(dtype, channels_last)}",
+                ours,
+                "steps/s",
+                baseline,
+                peak["mib"],
+                f"baseline: official pipeline emulated; network only {network:.3g} "
+                f"steps/s (bound {network / baseline:.2f}x); target >= 10x on CUDA",
+            )
+        )
     run.model.to(memory_format=torch.contiguous_format)
-    report.skip("bench-search with torch.compile", "not measured: the bi-level step calls the network through "
-                                                   "functional_call with four weight sets per step")
+    report.skip(
+        "bench-search with torch.compile",
+        "not measured: the bi-level step calls the network through functional_call with four weight sets per step",
+    )
 
 
 class _Quiet:
@@ -246,41 +294,75 @@ def search_epoch(report: Report, sizes: Sizes, run_dir: str) -> dict:
     paper = yaml.safe_load(PAPER_RESULTS.read_text())
     titan_xp = paper["device_throughput"]["rows"]["Titan XP"]["fp32 peak"] * 1e12  # FLOP/s, NVIDIA's fp32 peak
     result = {
-        "model": sizes.search_model, "batch": run.batch_size, "estimator": cfg.estimator.name,
-        "mode": cfg.search.mode, "variant": cfg.search.variant, "train_images": len(split.train_labels),
-        "val_images": len(split.val_labels), "steps_per_epoch": steps, "epoch_seconds": seconds,
-        "epochs": run.epochs, "extrapolated_device_hours": hours, "unit": clock.unit, "device_name": clock.device_name,
-        "paper_gpu_hours": paper["table1a"]["rows"]["CIFAR-10"]["DADA"], "paper_device": "Titan XP",
-        "flops_per_step": step_flops, "network_flops_per_step": network_flops,
+        "model": sizes.search_model,
+        "batch": run.batch_size,
+        "estimator": cfg.estimator.name,
+        "mode": cfg.search.mode,
+        "variant": cfg.search.variant,
+        "train_images": len(split.train_labels),
+        "val_images": len(split.val_labels),
+        "steps_per_epoch": steps,
+        "epoch_seconds": seconds,
+        "epochs": run.epochs,
+        "extrapolated_device_hours": hours,
+        "unit": clock.unit,
+        "device_name": clock.device_name,
+        "paper_gpu_hours": paper["table1a"]["rows"]["CIFAR-10"]["DADA"],
+        "paper_device": "Titan XP",
+        "flops_per_step": step_flops,
+        "network_flops_per_step": network_flops,
         "policy_share_of_step_flops": (step_flops - network_flops) / step_flops,
         "flops_extrapolated": epoch_flops * run.epochs,
         "titan_xp_equivalent_hours": epoch_flops * run.epochs / titan_xp / 3600,  # at peak, as analysis/cost.py
-        "achieved_tflops_per_second": epoch_flops / seconds[1] / 1e12, "peak_memory_mib": peak["mib"],
+        "achieved_tflops_per_second": epoch_flops / seconds[1] / 1e12,
+        "peak_memory_mib": peak["mib"],
     }
-    report.rows.append(Row("search epoch", f"{sizes.search_model}, batch {run.batch_size}, {steps} steps, "
-                                           f"20 epochs extrapolated", hours, clock.unit, None, peak["mib"],
-                           f"paper: {result['paper_gpu_hours']:g} GPU-hours on a Titan XP; epochs "
-                           f"{seconds[0]:.2f} s, {seconds[1]:.2f} s"))
+    report.rows.append(
+        Row(
+            "search epoch",
+            f"{sizes.search_model}, batch {run.batch_size}, {steps} steps, 20 epochs extrapolated",
+            hours,
+            clock.unit,
+            None,
+            peak["mib"],
+            f"paper: {result['paper_gpu_hours']:g} GPU-hours on a Titan XP; epochs "
+            f"{seconds[0]:.2f} s, {seconds[1]:.2f} s",
+        )
+    )
     return result
 
 
 # -- evaluation --------------------------------------------------------------------------------------------------------
 
-def _train_run(model: str, device: torch.device, run_dir: str, sizes: Sizes, amp: bool, channels_last: bool,
-               compiled: bool) -> TrainRun:
+
+def _train_run(
+    model: str, device: torch.device, run_dir: str, sizes: Sizes, amp: bool, channels_last: bool, compiled: bool
+) -> TrainRun:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={model}", "dataset=cifar10", "scale=paper", f"device={device.type}",
-                                          f"amp={amp}", f"channels_last={channels_last}", f"compile={compiled}",
-                                          f"run_dir={run_dir}", *sizes.eval_overrides])
+        cfg = compose(
+            "train",
+            overrides=[
+                f"model={model}",
+                "dataset=cifar10",
+                "scale=paper",
+                f"device={device.type}",
+                f"amp={amp}",
+                f"channels_last={channels_last}",
+                f"compile={compiled}",
+                f"run_dir={run_dir}",
+                *sizes.eval_overrides,
+            ],
+        )
     run = TrainRun(cfg)
     run.optimizer = create_optimizer(run.model, cfg.recipe)
     run.preprocess = Preprocess(list(cfg.dataset.mean), list(cfg.dataset.std), cfg.dataset.cutout, cfg.recipe.lighting)
     return run
 
 
-def _eval_rows(model: str, device: torch.device, run_dir: str, sizes: Sizes, dtype: str, channels_last: bool,
-               compiled: bool) -> list[Row]:
+def _eval_rows(
+    model: str, device: torch.device, run_dir: str, sizes: Sizes, dtype: str, channels_last: bool, compiled: bool
+) -> list[Row]:
     """One TrainRun's training step and test pass, timed; the run is freed on return."""
     warmup, repeats = sizes.eval_schedule
     run = _train_run(model, device, run_dir, sizes, dtype == "bf16", channels_last, compiled)
@@ -290,14 +372,23 @@ def _eval_rows(model: str, device: torch.device, run_dir: str, sizes: Sizes, dty
     labels = torch.randint(0, run.cfg.dataset.num_classes, (len(images),), device=device)
     name, setting = f"{run.cfg.scale.model or model} ({model} recipe)", _setting(dtype, channels_last, compiled)
     with peak_memory(device) as peak:
-        seconds = seconds_per_call(lambda: run._train_step(images[:batch], labels[:batch], 0, 0), device, warmup,
-                                   repeats)
+        seconds = seconds_per_call(
+            lambda: run._train_step(images[:batch], labels[:batch], 0, 0), device, warmup, repeats
+        )
     rows = [Row("eval: train step", f"{name}, batch {batch}, {setting}", batch / seconds, "img/s", None, peak["mib"])]
     run.test_batches = [(images[:eval_batch], labels[:eval_batch])]
     with peak_memory(device) as peak:
         seconds = seconds_per_call(run.evaluate, device, warmup, repeats)
-    rows.append(Row("eval: test pass", f"{name}, batch {eval_batch}, {setting}", eval_batch / seconds, "img/s", None,
-                    peak["mib"]))
+    rows.append(
+        Row(
+            "eval: test pass",
+            f"{name}, batch {eval_batch}, {setting}",
+            eval_batch / seconds,
+            "img/s",
+            None,
+            peak["mib"],
+        )
+    )
     return rows
 
 
@@ -314,8 +405,10 @@ def evaluation(report: Report, sizes: Sizes, run_dir: str, budget: float) -> Non
     for model in sizes.eval_models:
         for dtype, channels_last, compiled in settings:
             if compiled and report.elapsed() + COMPILE_SECONDS > budget:
-                report.skip(f"evaluation of {model}, {_setting(dtype, channels_last, compiled)}",
-                            f"the budget of {budget:.0f} s would be passed")
+                report.skip(
+                    f"evaluation of {model}, {_setting(dtype, channels_last, compiled)}",
+                    f"the budget of {budget:.0f} s would be passed",
+                )
                 continue
             report.rows += _eval_rows(model, device, run_dir, sizes, dtype, channels_last, compiled)
             if device.type == "cuda":
@@ -324,14 +417,24 @@ def evaluation(report: Report, sizes: Sizes, run_dir: str, budget: float) -> Non
 
 # -- the report --------------------------------------------------------------------------------------------------------
 
+
 def environment(device: torch.device) -> dict:
-    info = {"torch": torch.__version__, "python": platform.python_version(), "cpu_threads": torch.get_num_threads(),
-            "deterministic": torch.are_deterministic_algorithms_enabled(),
-            "device_name": DeviceClock(device).device_name}
+    info = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu_threads": torch.get_num_threads(),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "device_name": DeviceClock(device).device_name,
+    }
     if device.type == "cuda":
-        info.update({"cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
-                     "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-                     "tf32_cudnn": torch.backends.cudnn.allow_tf32})
+        info.update(
+            {
+                "cuda": torch.version.cuda,
+                "cudnn": torch.backends.cudnn.version(),
+                "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+                "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+            }
+        )
     return info
 
 
@@ -344,10 +447,16 @@ def table(rows: list[Row]) -> str:
     line = "{:<18}{:<60}{:>20}{:>20}{:>9}{:>10}"
     lines = [line.format("section", "setting", "value", "baseline", "ratio", "peak MiB")]
     for row in rows:
-        lines.append(line.format(row.section, row.setting, f"{_number(row.value)} {row.unit}",
-                                 f"{_number(row.baseline)} {row.unit}" if row.baseline else "-",
-                                 f"{row.ratio:.2f}x" if row.ratio else "-",
-                                 _number(row.peak_memory_mib) if row.peak_memory_mib else "-"))
+        lines.append(
+            line.format(
+                row.section,
+                row.setting,
+                f"{_number(row.value)} {row.unit}",
+                f"{_number(row.baseline)} {row.unit}" if row.baseline else "-",
+                f"{row.ratio:.2f}x" if row.ratio else "-",
+                _number(row.peak_memory_mib) if row.peak_memory_mib else "-",
+            )
+        )
     return "\n".join(lines)
 
 
@@ -359,8 +468,12 @@ def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="tiny sizes (chosen automatically without CUDA)")
     parser.add_argument("--out", type=Path, default=Path("results"), help="where the JSON goes (default results/)")
-    parser.add_argument("--budget", type=float, default=480.0,
-                        help="seconds in all: torch.compile rows that would pass it are skipped (default 480)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=480.0,
+        help="seconds in all: torch.compile rows that would pass it are skipped (default 480)",
+    )
     args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     tiny = args.tiny or device.type == "cpu"
@@ -380,11 +493,18 @@ def main(argv: list[str] | None = None) -> Path:
         epoch = search_epoch(report, sizes, f"{run_dir}/epoch")
         print(f"search epoch done ({report.elapsed():.0f} s)", flush=True)
         evaluation(report, sizes, f"{run_dir}/eval", args.budget)
-    result = {"mode": "tiny" if tiny else "full", "device": device.type, **environment(device),
-              "wall_seconds": report.elapsed(), "budget_seconds": args.budget,
-              "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "ops_parity": parity,
-              "search_epoch": epoch, "rows": [{**asdict(row), "ratio": row.ratio} for row in report.rows],
-              "skipped": report.skipped}
+    result = {
+        "mode": "tiny" if tiny else "full",
+        "device": device.type,
+        **environment(device),
+        "wall_seconds": report.elapsed(),
+        "budget_seconds": args.budget,
+        "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "ops_parity": parity,
+        "search_epoch": epoch,
+        "rows": [{**asdict(row), "ratio": row.ratio} for row in report.rows],
+        "skipped": report.skipped,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"device_check_{device_slug(device)}{'-tiny' if tiny else ''}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")

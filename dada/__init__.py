@@ -3,12 +3,25 @@
 Sub-packages load on first use, so ``import dada; dada.models.create("wrn40_2", 10)`` works
 without importing the whole suite up front.
 """
+
 import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("checkpoint", "config", "data", "estimators", "models", "ops", "policy", "runtime", "search", "tracking",
-               "train", "transforms")
+_SUBMODULES = (
+    "checkpoint",
+    "config",
+    "data",
+    "estimators",
+    "models",
+    "ops",
+    "policy",
+    "runtime",
+    "search",
+    "tracking",
+    "train",
+    "transforms",
+)
 
 
 def __getattr__(name: str):

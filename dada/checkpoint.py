@@ -4,6 +4,7 @@ Loading uses ``torch.load(weights_only=True)``, which accepts tensors and plain 
 from the file, so a checkpoint planted in a run folder cannot execute anything. Everything saved here is
 therefore plain data: the random states are converted to tensors, lists and numbers (``rng_state``).
 """
+
 from __future__ import annotations
 
 import os
@@ -56,11 +57,13 @@ def load(path: str | Path, kind: str | None = None) -> dict[str, Any] | None:
             f"checkpoint {path} was refused as unsafe: the safe loader (torch.load with weights_only=True) reads "
             f"only tensors and plain data, and this file holds something else or is not a dada checkpoint "
             f"({_refusal_reason(error)}). Nothing in it was run and it was not overwritten: delete it unless you "
-            f"know where it came from, or move it away to start the run afresh.") from None
+            f"know where it came from, or move it away to start the run afresh."
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
         raise CorruptCheckpointError(
             f"checkpoint {path} is corrupt ({type(error).__name__}: {error}). It was not overwritten: "
-            f"move or delete it to start the run afresh.") from error
+            f"move or delete it to start the run afresh."
+        ) from error
     if kind is not None:
         _check_kind(path, state, kind)
     return state
@@ -72,8 +75,10 @@ def _check_kind(path: Path, state: Any, kind: str) -> None:
         found = state.get("kind") or next((name for name, key in KIND_KEYS.items() if key in state), None)
     if found != kind:
         what = f"a {found} checkpoint" if found else f"no dada checkpoint (it holds a {type(state).__name__})"
-        raise WrongCheckpointError(f"checkpoint {path} is {what}, not a {kind} one. It was not overwritten: give this "
-                                   f"{kind} run its own run_dir, or move the file away to start it afresh.")
+        raise WrongCheckpointError(
+            f"checkpoint {path} is {what}, not a {kind} one. It was not overwritten: give this "
+            f"{kind} run its own run_dir, or move the file away to start it afresh."
+        )
 
 
 def _refusal_reason(error: pickle.UnpicklingError) -> str:
@@ -88,8 +93,13 @@ def rng_state() -> dict[str, Any]:
     name, keys, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
     state = {
         "python": [python_version, list(python_internal), python_gauss],
-        "numpy": {"name": name, "keys": keys.tolist(), "position": int(position), "has_gauss": int(has_gauss),
-                  "cached_gaussian": float(cached_gaussian)},
+        "numpy": {
+            "name": name,
+            "keys": keys.tolist(),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -102,8 +112,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
     python_version, python_internal, python_gauss = state["python"]
     random.setstate((python_version, tuple(python_internal), python_gauss))
     numpy_state = state["numpy"]
-    np.random.set_state((numpy_state["name"], np.array(numpy_state["keys"], dtype=np.uint32),
-                         numpy_state["position"], numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+    np.random.set_state(
+        (
+            numpy_state["name"],
+            np.array(numpy_state["keys"], dtype=np.uint32),
+            numpy_state["position"],
+            numpy_state["has_gauss"],
+            numpy_state["cached_gaussian"],
+        )
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

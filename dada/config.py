@@ -5,6 +5,7 @@ start-up with Hydra's own message, before any work begins. The numbers live in `
 Hydra's ``+key=value`` adds keys past the schema, and a type cannot say "at least 1": `check_schema` and
 `check_run_config` (called by each app's validation) catch both.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -116,15 +117,18 @@ def check_schema(cfg: DictConfig, schema: type, prefix: str = "") -> None:
     for key in cfg.keys():
         name = f"{prefix}{key}"
         if key not in hints:
-            raise ConfigValueError(f"unknown config key {name!r}: {schema.__name__} has no field {key!r}; valid keys "
-                                   f"at this level: {', '.join(hints)}. Check the spelling, and drop the '+'")
+            raise ConfigValueError(
+                f"unknown config key {name!r}: {schema.__name__} has no field {key!r}; valid keys "
+                f"at this level: {', '.join(hints)}. Check the spelling, and drop the '+'"
+            )
         inner = _schema_of(hints[key])
         if inner is not None and not OmegaConf.is_missing(cfg, key) and isinstance(cfg[key], DictConfig):
             check_schema(cfg[key], inner, f"{name}.")
 
 
-def check_range(cfg: DictConfig, key: str, low: float, high: float = math.inf, *, above: bool = False,
-                nullable: bool = False) -> None:
+def check_range(
+    cfg: DictConfig, key: str, low: float, high: float = math.inf, *, above: bool = False, nullable: bool = False
+) -> None:
     """The value at dotted ``key`` must lie in [low, high] (in (low, high] with ``above``), or be null if nullable."""
     value = OmegaConf.select(cfg, key)
     if value is None and nullable:
@@ -136,8 +140,15 @@ def check_range(cfg: DictConfig, key: str, low: float, high: float = math.inf, *
         raise ConfigValueError(f"{key}={value} is out of range: it must be {bounds}{null}")
 
 
-SCALE_SIZES = ("search_epochs", "search_images", "train_epochs", "train_images", "test_images", "test_every",
-               "batch_size")
+SCALE_SIZES = (
+    "search_epochs",
+    "search_images",
+    "train_epochs",
+    "train_images",
+    "test_images",
+    "test_every",
+    "batch_size",
+)
 
 
 def check_run_config(cfg: DictConfig) -> None:
@@ -150,7 +161,9 @@ def check_run_config(cfg: DictConfig) -> None:
     for key in ("mean", "std"):
         values = list(cfg.dataset[key])
         if len(values) != 3:
-            raise ConfigValueError(f"dataset.{key}={values} has {len(values)} values; it needs 3, one per RGB channel "
-                                   f"(every data set is read as 3-channel images, Fashion-MNIST included)")
+            raise ConfigValueError(
+                f"dataset.{key}={values} has {len(values)} values; it needs 3, one per RGB channel "
+                f"(every data set is read as 3-channel images, Fashion-MNIST included)"
+            )
     if not all(value > 0 for value in cfg.dataset.std):
         raise ConfigValueError(f"dataset.std={list(cfg.dataset.std)} must be > 0 in every channel")

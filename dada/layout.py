@@ -4,6 +4,7 @@
 same pattern (``run_dir`` in conf/search.yaml and conf/train.yaml, from ``experiment_name`` and ``variant_name``);
 a test holds them to ``run_dir`` below.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,10 +21,10 @@ def run_dir(runs_root: str | Path, scale: str, experiment: str, variant: str, se
 def parse_run_dir(path: str | Path) -> dict[str, Any]:
     """scale, experiment, variant and seed from a run folder's last four parts; ValueError if it is not one."""
     parts = Path(path).parts[-4:]
-    if len(parts) != 4 or not parts[3].startswith(SEED_PREFIX) or not parts[3][len(SEED_PREFIX):].isdigit():
+    if len(parts) != 4 or not parts[3].startswith(SEED_PREFIX) or not parts[3][len(SEED_PREFIX) :].isdigit():
         raise ValueError(f"{path} is not a run folder <scale>/<experiment>/<variant>/{SEED_PREFIX}<N>")
     scale, experiment, variant, seed = parts
-    return {"scale": scale, "experiment": experiment, "variant": variant, "seed": int(seed[len(SEED_PREFIX):])}
+    return {"scale": scale, "experiment": experiment, "variant": variant, "seed": int(seed[len(SEED_PREFIX) :])}
 
 
 def find_run_dirs(runs_root: str | Path) -> list[Path]:

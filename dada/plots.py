@@ -3,6 +3,7 @@
 Below both the search (which logs them) and ``analysis`` (which writes them to results/). Figures are built with
 Matplotlib's object API, so no pyplot state or backend is touched.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,14 @@ def _pair_matrix(sub_policies: torch.Tensor, weights: torch.Tensor) -> np.ndarra
     return matrix
 
 
-def policy_heatmap(sub_policies: torch.Tensor, alpha: torch.Tensor, probability: torch.Tensor,
-                   magnitude: torch.Tensor, top_k: int = 25, title: str = "") -> Figure:
+def policy_heatmap(
+    sub_policies: torch.Tensor,
+    alpha: torch.Tensor,
+    probability: torch.Tensor,
+    magnitude: torch.Tensor,
+    top_k: int = 25,
+    title: str = "",
+) -> Figure:
     """Left: softmax(α) per op pair (uniform = 1/N). Right: β and m of the ``top_k`` sub-policies by α."""
     weights = torch.softmax(alpha.detach().float().cpu(), 0)
     order = torch.argsort(weights, descending=True, stable=True)[:top_k]
@@ -39,8 +46,9 @@ def policy_heatmap(sub_policies: torch.Tensor, alpha: torch.Tensor, probability:
         left.set_xlabel("sub-policy")
     left.set_title("sub-policy weights")
     labels = ["+".join(OP_NAMES[o] for o in sub_policies[i].tolist()) for i in order.tolist()]
-    values = np.concatenate([probability.detach().cpu()[order].numpy(), magnitude.detach().cpu()[order].numpy()],
-                            axis=1)
+    values = np.concatenate(
+        [probability.detach().cpu()[order].numpy(), magnitude.detach().cpu()[order].numpy()], axis=1
+    )
     columns = [f"β{j + 1}" for j in range(sub_policies.shape[1])] + [f"m{j + 1}" for j in range(sub_policies.shape[1])]
     image = right.imshow(values, cmap="magma", vmin=0, vmax=1, aspect="auto")
     right.set_yticks(range(len(labels)), labels, fontsize=7)

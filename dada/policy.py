@@ -8,6 +8,7 @@ AutoAugment's policies apply the same way, so the released ones of both methods 
 >>> v2.Compose([v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip(), Policy.load("dada-cifar10")])  # doctest: +SKIP
 >>> Policy.load("fastaa-svhn")  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import json
@@ -94,8 +95,9 @@ class Policy(v2.Transform):
         op_index, probability, level = (t.to(device)[chosen] for t in (self._op_index, self._probability, self._level))
         fires = torch.rand(probability.shape, generator=generator).to(device) < probability
         for stage in range(op_index.shape[1]):
-            images = apply_indexed(images, op_index[:, stage], level[:, stage], mask=fires[:, stage],
-                                   generator=generator)
+            images = apply_indexed(
+                images, op_index[:, stage], level[:, stage], mask=fires[:, stage], generator=generator
+            )
         return images
 
     def apply_pil(self, image: Image.Image) -> Image.Image:
@@ -128,15 +130,19 @@ class Policy(v2.Transform):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Policy":
         try:
-            subs = [SubPolicy(tuple(Operation(*op) for op in s["operations"]), s.get("weight"))
-                    for s in data["sub_policies"]]
+            subs = [
+                SubPolicy(tuple(Operation(*op) for op in s["operations"]), s.get("weight"))
+                for s in data["sub_policies"]
+            ]
         except (KeyError, TypeError, AttributeError) as error:
-            raise ValueError(f"not a policy document (expected sub_policies: [{{operations: [[name, p, m], ...]}}]): "
-                             f"{error!r}") from error
+            raise ValueError(
+                f"not a policy document (expected sub_policies: [{{operations: [[name, p, m], ...]}}]): {error!r}"
+            ) from error
         empty = [index for index, sub in enumerate(subs) if not sub.operations]
         if empty:
-            raise ValueError(f"sub-policies {empty} have an empty operations list; each needs at least one "
-                             f"[name, p, m]")
+            raise ValueError(
+                f"sub-policies {empty} have an empty operations list; each needs at least one [name, p, m]"
+            )
         return cls(subs, name=data.get("name", "custom"), source=data.get("source"))
 
     def save(self, path: str | Path) -> Path:
@@ -162,8 +168,10 @@ class Policy(v2.Transform):
         try:
             return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
         except ValueError as error:  # JSON and UTF-8 errors are ValueErrors too
-            raise ValueError(f"policy file {path} cannot be read as a policy: {error}. Give a JSON file written by "
-                             f"Policy.save or a search's policy.json, or a shipped name") from None
+            raise ValueError(
+                f"policy file {path} cannot be read as a policy: {error}. Give a JSON file written by "
+                f"Policy.save or a search's policy.json, or a shipped name"
+            ) from None
 
     def to_archive(self) -> list[list[list[Any]]]:
         """Fast AutoAugment's archive format: ``[[[name, prob, level], [name, prob, level]], ...]``."""
@@ -179,9 +187,15 @@ class Policy(v2.Transform):
         generator = torch.Generator().manual_seed(seed)
         ops = torch.randint(len(OP_NAMES), (num_sub_policies, ops_per_sub_policy), generator=generator)
         values = torch.rand(num_sub_policies, ops_per_sub_policy, 2, generator=generator, dtype=torch.float64)
-        subs = [SubPolicy(tuple(Operation(OP_NAMES[o], round(float(p), 4), round(float(m), 4))
-                                for o, (p, m) in zip(row_ops, row_values)))
-                for row_ops, row_values in zip(ops.tolist(), values)]
+        subs = [
+            SubPolicy(
+                tuple(
+                    Operation(OP_NAMES[o], round(float(p), 4), round(float(m), 4))
+                    for o, (p, m) in zip(row_ops, row_values)
+                )
+            )
+            for row_ops, row_values in zip(ops.tolist(), values)
+        ]
         return cls(subs, name=f"random-{num_sub_policies}x{ops_per_sub_policy}-seed{seed}")
 
     def __len__(self) -> int:

@@ -1,4 +1,5 @@
 """Run-wide plumbing: one seed for every random source, the device, and the run folder's lock, identity and record."""
+
 import contextlib
 import fcntl
 import json
@@ -71,8 +72,10 @@ def run_lock(run_dir: "str | os.PathLike") -> Iterator[Path]:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise RunLockedError(f"{run_dir} is in use by process {holder}, which holds {path}; wait for it to end "
-                                 f"(or stop it), or choose another run_dir") from None
+            raise RunLockedError(
+                f"{run_dir} is in use by process {holder}, which holds {path}; wait for it to end "
+                f"(or stop it), or choose another run_dir"
+            ) from None
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
         yield path
@@ -95,18 +98,22 @@ def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def check_identity(run_dir: "str | os.PathLike", saved: "Mapping[str, Any] | None",
-                   current: Mapping[str, Any]) -> None:
+def check_identity(run_dir: "str | os.PathLike", saved: "Mapping[str, Any] | None", current: Mapping[str, Any]) -> None:
     """Refuse to resume or re-run ``run_dir`` with settings other than ``saved``, naming each changed key."""
     if saved is None:
         return
     old, new = _flat(saved), _flat(current)
-    changed = [f"{key} ({old.get(key, 'unset')} -> {new.get(key, 'unset')})" for key in sorted(old.keys() | new.keys())
-               if key not in IDENTITY_IGNORED and old.get(key) != new.get(key)]
+    changed = [
+        f"{key} ({old.get(key, 'unset')} -> {new.get(key, 'unset')})"
+        for key in sorted(old.keys() | new.keys())
+        if key not in IDENTITY_IGNORED and old.get(key) != new.get(key)
+    ]
     if changed:
-        raise RunMismatchError(f"{run_dir} holds a run with other settings: {'; '.join(changed)}. It was left as it "
-                               f"is: resume it with its own settings, or choose another run_dir (or tag=...), or move "
-                               f"the folder away")
+        raise RunMismatchError(
+            f"{run_dir} holds a run with other settings: {'; '.join(changed)}. It was left as it "
+            f"is: resume it with its own settings, or choose another run_dir (or tag=...), or move "
+            f"the folder away"
+        )
 
 
 def save_hydra_record(run_dir: "str | os.PathLike", cfg: DictConfig) -> None:
@@ -120,6 +127,9 @@ def save_hydra_record(run_dir: "str | os.PathLike", cfg: DictConfig) -> None:
     hydra = HydraConfig.get()
     folder = Path(run_dir) / ".hydra"
     folder.mkdir(parents=True, exist_ok=True)
-    for name, node in (("config.yaml", cfg), ("hydra.yaml", OmegaConf.create({"hydra": hydra})),
-                       ("overrides.yaml", hydra.overrides.task)):
+    for name, node in (
+        ("config.yaml", cfg),
+        ("hydra.yaml", OmegaConf.create({"hydra": hydra})),
+        ("overrides.yaml", hydra.overrides.task),
+    ):
         (folder / name).write_text(OmegaConf.to_yaml(node), encoding="utf-8")

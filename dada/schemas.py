@@ -3,6 +3,7 @@
 The apps write summaries through these classes and ``analysis`` reads them back through them; nobody parses a key
 out of an f-string. ``SCHEMA_VERSION`` goes up when a field changes meaning; a reader refuses a newer version.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -139,8 +140,9 @@ def parse_summary(data: dict[str, Any]) -> SearchSummary | TrainSummary:
     """The typed summary of ``data`` (a ``summary.json``); SummaryError if its app or version is unknown."""
     version = data.get("schema_version", SCHEMA_VERSION)
     if version > SCHEMA_VERSION:
-        raise SummaryError(f"summary schema version {version} is newer than this dada's ({SCHEMA_VERSION}): "
-                           "update dada to read it")
+        raise SummaryError(
+            f"summary schema version {version} is newer than this dada's ({SCHEMA_VERSION}): update dada to read it"
+        )
     app = data.get("app") or ("search" if "search_device_hours" in data.get("cost", {}) else "train")  # version 0
     if app not in SUMMARIES:
         raise SummaryError(f"unknown app {app!r} in a summary; valid: {', '.join(SUMMARIES)}")
@@ -177,6 +179,8 @@ def policy_slot_metric(group: str, sub_policy: int, slot: int) -> str:
 def gradient_metric(group: str, statistic: str) -> str:
     """An epoch's statistic of the estimator's gradient for one parameter group."""
     if group not in GRADIENT_GROUPS or statistic not in GRADIENT_STATISTICS:
-        raise ValueError(f"unknown gradient metric {group}/{statistic}; groups: {', '.join(GRADIENT_GROUPS)}, "
-                         f"statistics: {', '.join(GRADIENT_STATISTICS)}")
+        raise ValueError(
+            f"unknown gradient metric {group}/{statistic}; groups: {', '.join(GRADIENT_GROUPS)}, "
+            f"statistics: {', '.join(GRADIENT_STATISTICS)}"
+        )
     return f"grad/{group}/{statistic}"

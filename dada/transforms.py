@@ -4,6 +4,7 @@ The ImageNet search pipeline (VDIGPKU/DADA, search_relax/dataset.py) is random r
 before the augmentation, then PCA lighting noise and normalisation; validation is resize then centre crop.
 Each transform draws its randomness per image from one generator, without a Python loop over images.
 """
+
 from __future__ import annotations
 
 import math
@@ -79,9 +80,15 @@ def cutout_normalized(images: torch.Tensor, size: int, generator: torch.Generato
     return images.masked_fill(inside[:, None], 0.0)
 
 
-def random_resized_crop_boxes(batch: int, height: int, width: int, scale: Sequence[float] = (0.08, 1.0),
-                              ratio: Sequence[float] = (3 / 4, 4 / 3), generator: torch.Generator | None = None,
-                              device: torch.device | str = "cpu") -> torch.Tensor:
+def random_resized_crop_boxes(
+    batch: int,
+    height: int,
+    width: int,
+    scale: Sequence[float] = (0.08, 1.0),
+    ratio: Sequence[float] = (3 / 4, 4 / 3),
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """Crop boxes (top, left, height, width) as long [B, 4], drawn like torchvision's RandomResizedCrop.get_params.
 
     Each image gets 10 tries of an area fraction U(scale) and a log-uniform aspect ratio w/h in ``ratio``; the
@@ -132,9 +139,13 @@ def resized_crop(images: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.
     return out.clamp_(0, 1)
 
 
-def random_resized_crop(images: torch.Tensor, size: int, scale: Sequence[float] = (0.08, 1.0),
-                        ratio: Sequence[float] = (3 / 4, 4 / 3),
-                        generator: torch.Generator | None = None) -> torch.Tensor:
+def random_resized_crop(
+    images: torch.Tensor,
+    size: int,
+    scale: Sequence[float] = (0.08, 1.0),
+    ratio: Sequence[float] = (3 / 4, 4 / 3),
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """torchvision's RandomResizedCrop, bicubic, per image: uint8 or [0,1] float [B,C,H,W] -> float [B,C,size,size]."""
     batch, _, height, width = images.shape
     boxes = random_resized_crop_boxes(batch, height, width, scale, ratio, generator, images.device)
@@ -167,8 +178,13 @@ def adjust_saturation(images: torch.Tensor, factor: torch.Tensor | float) -> tor
     return _blend(images, _grayscale(images), factor)
 
 
-def color_jitter(images: torch.Tensor, brightness: float, contrast: float, saturation: float,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+def color_jitter(
+    images: torch.Tensor,
+    brightness: float,
+    contrast: float,
+    saturation: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """torchvision's ColorJitter (no hue) on RGB [0,1] floats, factors U[max(0, 1-x), 1+x] per image.
 
     torchvision shuffles the order of the three adjustments per image; here one random order is drawn per batch.
@@ -186,8 +202,13 @@ def color_jitter(images: torch.Tensor, brightness: float, contrast: float, satur
     return images
 
 
-def lighting(images: torch.Tensor, std: float, eigval: Sequence[float], eigvec: Sequence[Sequence[float]],
-             generator: torch.Generator | None = None) -> torch.Tensor:
+def lighting(
+    images: torch.Tensor,
+    std: float,
+    eigval: Sequence[float],
+    eigvec: Sequence[Sequence[float]],
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """AlexNet PCA lighting noise: add eigvec @ (alpha * eigval), alpha ~ N(0, std^2) per image, to every pixel.
 
     On [0,1] float RGB, not clamped (as the official Lighting, applied after ToTensor).
@@ -221,4 +242,4 @@ def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     if size > height or size > width:
         raise ValueError(f"center_crop: {size}x{size} does not fit in a {height}x{width} image")
     top, left = int(round((height - size) / 2.0)), int(round((width - size) / 2.0))
-    return images[..., top:top + size, left:left + size]
+    return images[..., top : top + size, left : left + size]

@@ -1,4 +1,5 @@
 """``python -m reproduce <target>``: see ``reproduce.cli``."""
+
 import sys
 
 from reproduce.cli import main

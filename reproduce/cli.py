@@ -3,6 +3,7 @@
 Finished runs are skipped. ``python -m analysis <target>`` then writes its tables and figures (``make <target>``
 runs both): dependencies point one way, dada <- reproduce <- analysis. ``--launcher slurm`` submits the runs to
 Slurm instead (``reproduce.slurm``), and ``python -m reproduce status <target>`` says where each run stands."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,10 @@ from reproduce.plan import FIGURES, SCALES, TARGETS, plan_many
 from reproduce.runner import execute, summarize
 
 META_TARGETS = {"figures": FIGURES, "all": TARGETS}
-TABLE5 = ("Table 5 (COCO detection with a DADA-trained ResNet-50 backbone) is a separate issue: it needs "
-          "MMDetection and COCO, which dada does not include. Nothing to run.")
+TABLE5 = (
+    "Table 5 (COCO detection with a DADA-trained ResNet-50 backbone) is a separate issue: it needs "
+    "MMDetection and COCO, which dada does not include. Nothing to run."
+)
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -47,11 +50,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=parse_seeds, default=(0, 1, 2), help="comma-separated, e.g. 0,1,2")
     parser.add_argument("--data-root", type=Path, default=Path("data"))
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="the runs root")
-    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                        help="a Hydra override added to every run, e.g. logger=mlflow (repeatable)")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Hydra override added to every run, e.g. logger=mlflow (repeatable)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their commands, run nothing")
-    parser.add_argument("--launcher", choices=("local", "slurm"), default="local",
-                        help="local: one run after another here; slurm: one job per run (conf/launcher/slurm.yaml)")
+    parser.add_argument(
+        "--launcher",
+        choices=("local", "slurm"),
+        default="local",
+        help="local: one run after another here; slurm: one job per run (conf/launcher/slurm.yaml)",
+    )
     parser.add_argument("--wait", action="store_true", help="with --launcher slurm: wait for the jobs to end")
     parser.add_argument("--partition", help="with --launcher slurm: the partition (default: the config's)")
     parser.add_argument("--account", help="with --launcher slurm: the account to charge (default: the config's)")
@@ -84,16 +96,20 @@ def main(argv: list[str] | None = None) -> int:
     if target == "table5":
         print(TABLE5)
         return 0
-    runs = [dataclasses.replace(run, overrides=(*run.overrides, *args.override))
-            for run in plan_many(targets_of(target), args.scale, args.seeds, args.runs)]
+    runs = [
+        dataclasses.replace(run, overrides=(*run.overrides, *args.override))
+        for run in plan_many(targets_of(target), args.scale, args.seeds, args.runs)
+    ]
     if args.dry_run:
         for run in runs:
             print(" ".join(run.command("python")))
         return 0
     if args.launcher == "slurm" or args.target == "status":
         return _slurm(args, runs)
-    print(f"{args.target} at {args.scale} scale, seeds {','.join(map(str, args.seeds))}: {len(runs)} runs",
-          file=sys.stderr)
+    print(
+        f"{args.target} at {args.scale} scale, seeds {','.join(map(str, args.seeds))}: {len(runs)} runs",
+        file=sys.stderr,
+    )
     outcomes = execute(runs, args.data_root)
     print(summarize(outcomes), file=sys.stderr)
     return 0 if all(outcome.ok for outcome in outcomes) else 1

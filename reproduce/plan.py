@@ -1,4 +1,5 @@
 """The runs a target needs, in order, and whether their data sets are on disk."""
+
 from __future__ import annotations
 
 import sys
@@ -44,8 +45,17 @@ class Run:
         """The subprocess command line; every override is a Hydra override of the app, which places the run in
         ``run_dir`` itself (its config spells dada.layout's pattern from these names)."""
         runs_root = self.run_dir.parents[3]
-        return [python, "-m", f"dada.{self.app}", f"experiment={self.experiment}", f"scale={self.scale}",
-                f"seed={self.seed}", f"runs_root={runs_root}", f"variant_name={self.variant}", *self.overrides]
+        return [
+            python,
+            "-m",
+            f"dada.{self.app}",
+            f"experiment={self.experiment}",
+            f"scale={self.scale}",
+            f"seed={self.seed}",
+            f"runs_root={runs_root}",
+            f"variant_name={self.variant}",
+            *self.overrides,
+        ]
 
 
 def _overrides(job: Job, scale: str, seed: int, runs_root: Path) -> tuple[str, ...]:
@@ -58,8 +68,17 @@ def _overrides(job: Job, scale: str, seed: int, runs_root: Path) -> tuple[str, .
 
 def make_run(job: Job, scale: str, seed: int, runs_root: Path = Path("runs")) -> Run:
     needs = run_dir(job.search, scale, seed, runs_root) if isinstance(job, EvalJob) and job.search else None
-    return Run(job.app, job.experiment, job.variant, seed, scale, job.dataset, _overrides(job, scale, seed, runs_root),
-               run_dir(job, scale, seed, runs_root), needs)
+    return Run(
+        job.app,
+        job.experiment,
+        job.variant,
+        seed,
+        scale,
+        job.dataset,
+        _overrides(job, scale, seed, runs_root),
+        run_dir(job, scale, seed, runs_root),
+        needs,
+    )
 
 
 def plan(target: str, scale: str = "smoke", seeds: tuple[int, ...] = (0,), runs_root: Path = Path("runs")) -> list[Run]:
@@ -70,8 +89,9 @@ def plan(target: str, scale: str = "smoke", seeds: tuple[int, ...] = (0,), runs_
     return sorted(runs, key=lambda run: run.app != "search")
 
 
-def plan_many(targets: tuple[str, ...], scale: str, seeds: tuple[int, ...],
-              runs_root: Path = Path("runs")) -> list[Run]:
+def plan_many(
+    targets: tuple[str, ...], scale: str, seeds: tuple[int, ...], runs_root: Path = Path("runs")
+) -> list[Run]:
     """The union of several targets' runs, each once, searches first."""
     runs = {}
     for target in targets:

@@ -1,6 +1,7 @@
 """Run a plan: each run in its own subprocess, finished ones skipped, missing data recorded.
 
 A progress bar counts the runs."""
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,9 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return (self.status in ("ran", "finished earlier")
-                or self.status.startswith(("not run: no data", "submitted as", "queued earlier as")))
+        return self.status in ("ran", "finished earlier") or self.status.startswith(
+            ("not run: no data", "submitted as", "queued earlier as")
+        )
 
     def __str__(self) -> str:
         timing = f" in {self.seconds:.0f} s" if self.status == "ran" else ""
@@ -59,14 +61,21 @@ def log_tail(path: Path, lines: int = FAILED_LOG_LINES) -> str:
 
 def _ignoring(signals: Sequence[signal.Signals]):
     """A ``preexec_fn`` that makes the child ignore ``signals``: an ignored signal stays ignored across ``exec``."""
+
     def ignore() -> None:
         for sig in signals:
             signal.signal(sig, signal.SIG_IGN)
+
     return ignore
 
 
-def launch(run: Run, data_root: Path, python: str = sys.executable, command: Sequence[str] | None = None,
-           ignore: Sequence[signal.Signals] = ()) -> Outcome:
+def launch(
+    run: Run,
+    data_root: Path,
+    python: str = sys.executable,
+    command: Sequence[str] | None = None,
+    ignore: Sequence[signal.Signals] = (),
+) -> Outcome:
     """Run the app in a subprocess (DATA_ROOT set), its output in ``<run_dir>/reproduce.log``: ``run.command`` or
     ``command``, with the signals in ``ignore`` ignored by the app."""
     command = list(command or run.command(python))
@@ -76,9 +85,14 @@ def launch(run: Run, data_root: Path, python: str = sys.executable, command: Seq
     with open(log_path, "w", encoding="utf-8") as log:
         log.write(" ".join(command) + "\n")
         log.flush()
-        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "DATA_ROOT": str(data_root)}, check=False,
-                                preexec_fn=_ignoring(ignore) if ignore else None)
+        result = subprocess.run(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "DATA_ROOT": str(data_root)},
+            check=False,
+            preexec_fn=_ignoring(ignore) if ignore else None,
+        )
     seconds = time.perf_counter() - started
     if result.returncode == 0 and finished_summary(run.run_dir) is not None:
         return Outcome(run, "ran", seconds)

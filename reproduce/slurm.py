@@ -5,6 +5,7 @@ A job's resources come from ``conf/launcher/slurm.yaml``. The job ids are kept i
 ``<runs root>/<scale>/.slurm/<job id>/``. A job runs the local runner's command (:func:`reproduce.runner.launch`),
 so the apps' own checkpoint and resume carry a run over a preemption or a time-out: submitit requeues the job and
 the app resumes from its ``checkpoint.pt``."""
+
 from __future__ import annotations
 
 import json
@@ -109,8 +110,9 @@ def job_log(run: Run, job_id: str) -> Path:
 def queue() -> dict[str, tuple[str, str]] | None:
     """Slurm's queue as ``{job id: (state, reason)}``, or None where ``squeue`` is missing or fails."""
     try:
-        result = subprocess.run(["squeue", "-h", "-o", "%i|%T|%r"], capture_output=True, text=True, timeout=60,
-                                check=True)
+        result = subprocess.run(
+            ["squeue", "-h", "-o", "%i|%T|%r"], capture_output=True, text=True, timeout=60, check=True
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return {job: (state, reason) for job, state, reason in (line.split("|", 2) for line in result.stdout.splitlines())}
@@ -119,29 +121,50 @@ def queue() -> dict[str, tuple[str, str]] | None:
 def _sacct_state(job_id: str) -> str | None:
     """The ended job's state from Slurm's accounting (CANCELLED, TIMEOUT, ...), or None where accounting is off."""
     try:
-        result = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"], capture_output=True,
-                                text=True, timeout=60, check=True)
+        result = subprocess.run(
+            ["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() or None
 
 
-def _executor(run: Run, res: Resources, config: dict, dependency: str | None, partition: str | None,
-              account: str | None) -> submitit.AutoExecutor:
-    executor = submitit.AutoExecutor(folder=run.run_dir.parents[2] / LOGS / "%j", cluster="slurm",
-                                     slurm_max_num_timeout=config["max_requeues"])
-    optional = {"gpus_per_node": res.gpus or None, "slurm_partition": partition, "slurm_account": account,
-                "slurm_dependency": f"afterok:{dependency}" if dependency else None}
+def _executor(
+    run: Run, res: Resources, config: dict, dependency: str | None, partition: str | None, account: str | None
+) -> submitit.AutoExecutor:
+    executor = submitit.AutoExecutor(
+        folder=run.run_dir.parents[2] / LOGS / "%j", cluster="slurm", slurm_max_num_timeout=config["max_requeues"]
+    )
+    optional = {
+        "gpus_per_node": res.gpus or None,
+        "slurm_partition": partition,
+        "slurm_account": account,
+        "slurm_dependency": f"afterok:{dependency}" if dependency else None,
+    }
     executor.update_parameters(
-        name=f"dada:{run.app}:{run.experiment}/{run.variant}/seed{run.seed}", timeout_min=res.time_min,
-        cpus_per_task=res.cpus, mem_gb=res.mem_gb, slurm_additional_parameters={"requeue": True},
+        name=f"dada:{run.app}:{run.experiment}/{run.variant}/seed{run.seed}",
+        timeout_min=res.time_min,
+        cpus_per_task=res.cpus,
+        mem_gb=res.mem_gb,
+        slurm_additional_parameters={"requeue": True},
         slurm_setup=[f"export PYTHONPATH={shlex.quote(str(ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}"],
-        **{key: value for key, value in optional.items() if value is not None})
+        **{key: value for key, value in optional.items() if value is not None},
+    )
     return executor
 
 
-def submit(runs: Sequence[Run], data_root: Path, python: str = sys.executable, config: dict | None = None,
-           partition: str | None = None, account: str | None = None) -> list[Outcome]:
+def submit(
+    runs: Sequence[Run],
+    data_root: Path,
+    python: str = sys.executable,
+    config: dict | None = None,
+    partition: str | None = None,
+    account: str | None = None,
+) -> list[Outcome]:
     """Submit every run that is not finished, not queued already and has its data; searches come first in a plan,
     and an evaluation whose search is queued waits for it (``afterok``). A job left waiting for a failed search is
     cancelled and submitted again."""
@@ -171,7 +194,8 @@ def submit(runs: Sequence[Run], data_root: Path, python: str = sys.executable, c
             dependency = queued.get(run.needs) if run.needs else None
             res = resources(run, config)
             job = _executor(run, res, config, dependency, partition, account).submit(
-                RunJob(run, data_root, job_command(run, res.gpus, python)))
+                RunJob(run, data_root, job_command(run, res.gpus, python))
+            )
             queued[run.run_dir] = book[str(run.run_dir)] = job.job_id
             _write_jobs(jobs_file(run), book)
             after = f" after job {dependency}" if dependency else ""
@@ -256,8 +280,10 @@ def wait(runs: Sequence[Run], data_root: Path, poll_s: float = 30.0) -> list[Run
         waiting = [entry for entry in statuses if entry.waiting]
         if not waiting:
             return statuses
-        line = (f"waiting for {sum(entry.state == 'running' for entry in waiting)} running and "
-                f"{sum(entry.state != 'running' for entry in waiting)} pending Slurm jobs")
+        line = (
+            f"waiting for {sum(entry.state == 'running' for entry in waiting)} running and "
+            f"{sum(entry.state != 'running' for entry in waiting)} pending Slurm jobs"
+        )
         if line != shown:
             print(line, file=sys.stderr)
             shown = line

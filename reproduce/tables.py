@@ -6,6 +6,7 @@ The runner (`reproduce.plan`) turns cells into runs; the analysis (``analysis.ta
 A cell with no job is a paper method dada does not ship (PBA, OHL AA): shown, never run. Fast AA runs its
 released policies (``policy=fastaa``); its search is not run.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -105,6 +106,7 @@ def jobs(layout: Layout) -> list[Job]:
 
 # -- the searches (conf/experiment/search_*.yaml) ------------------------------------------------------------------
 
+
 def _search(dataset: str, estimator: str = "relax", full: bool = False, variant: str = "official") -> SearchJob:
     name = f"search_{dataset}" + ("-full" if full else "")
     smoke = (f"scale.search_images={SMOKE_FULL_SEARCH_IMAGES}",) if full else ()
@@ -112,6 +114,7 @@ def _search(dataset: str, estimator: str = "relax", full: bool = False, variant:
 
 
 # -- the evaluation columns ----------------------------------------------------------------------------------------
+
 
 def _eval(experiment: str, dataset: str, column: str, search: SearchJob | None = None) -> EvalJob:
     """Column ``dada-relax`` runs ``policy=dada``; the runner adds ``policy.source`` from the search."""
@@ -125,12 +128,26 @@ def _paper(table: str, row: str | None, column: str) -> PaperRef | None:
 
 _NOT_SHIPPED = "not reproduced: dada ships no {} policy"
 # Paper column label -> our column key; None: a method we cannot run.
-METHOD_COLUMNS = {"Baseline": "none", "Cutout": "cutout", "AA": "autoaugment", "PBA": None, "Fast AA": "fastaa",
-                  "OHL AA": None, "DADA": "dada-relax"}
+METHOD_COLUMNS = {
+    "Baseline": "none",
+    "Cutout": "cutout",
+    "AA": "autoaugment",
+    "PBA": None,
+    "Fast AA": "fastaa",
+    "OHL AA": None,
+    "DADA": "dada-relax",
+}
 
 
-def _method_cells(paper_table: str, row: str, experiment: str, dataset: str, search: SearchJob,
-                  methods: tuple[str, ...], metric: str = TEST_ERROR) -> list[Cell]:
+def _method_cells(
+    paper_table: str,
+    row: str,
+    experiment: str,
+    dataset: str,
+    search: SearchJob,
+    methods: tuple[str, ...],
+    metric: str = TEST_ERROR,
+) -> list[Cell]:
     """One row of Tables 2-4: the paper's methods, ours where dada can run them."""
     cells = []
     for method in methods:
@@ -161,13 +178,18 @@ TABLE1_ROWS = (
 # The paper's Table 1(b) has AA, PBA, Fast AA, OHL AA and DADA; no policy, Cutout, a random policy, RandAugment
 # and TrivialAugment are the baselines a reader of this line of work asks for (TrivialAugment, Müller & Hutter
 # 2021, found random policies as good as searched ones).
-TABLE1_BASELINES = (("no policy", "none", None), ("Cutout", "cutout", None), ("random policy", "random", None),
-                    ("AA", "autoaugment", "AA"), ("RandAugment", "randaugment", None),
-                    ("TrivialAugment", "trivialaugment", None), ("Fast AA", "fastaa", "Fast AA"))
+TABLE1_BASELINES = (
+    ("no policy", "none", None),
+    ("Cutout", "cutout", None),
+    ("random policy", "random", None),
+    ("AA", "autoaugment", "AA"),
+    ("RandAugment", "randaugment", None),
+    ("TrivialAugment", "trivialaugment", None),
+    ("Fast AA", "fastaa", "Fast AA"),
+)
 
 
-def _table1_row(row: str, paper_row: str | None, search_dataset: str, experiment: str,
-                dataset: str) -> list[Cell]:
+def _table1_row(row: str, paper_row: str | None, search_dataset: str, experiment: str, dataset: str) -> list[Cell]:
     relax, gumbel = _search(search_dataset, "relax"), _search(search_dataset, "gumbel")
     relax_paper = _search(search_dataset, "relax", variant="paper")
     cells = [
@@ -175,36 +197,65 @@ def _table1_row(row: str, paper_row: str | None, search_dataset: str, experiment
         Cell(row, "search cost, Gumbel", SEARCH_COST, gumbel),
         Cell(row, "search cost, RELAX (paper variant)", SEARCH_COST, relax_paper),
     ]
-    cells += [Cell(row, f"test error, {label}", TEST_ERROR, _eval(experiment, dataset, column),
-                   _paper("table1b", paper_row, paper_column) if paper_column else None)
-              for label, column, paper_column in TABLE1_BASELINES]
+    cells += [
+        Cell(
+            row,
+            f"test error, {label}",
+            TEST_ERROR,
+            _eval(experiment, dataset, column),
+            _paper("table1b", paper_row, paper_column) if paper_column else None,
+        )
+        for label, column, paper_column in TABLE1_BASELINES
+    ]
     return cells + [
         Cell(row, "test error, DADA (Gumbel)", TEST_ERROR, _eval(experiment, dataset, "dada-gumbel", gumbel)),
-        Cell(row, "test error, DADA (RELAX)", TEST_ERROR, _eval(experiment, dataset, "dada-relax", relax),
-             _paper("table1b", paper_row, "DADA")),
-        Cell(row, "test error, DADA (RELAX, paper variant)", TEST_ERROR,
-             _eval(experiment, dataset, "dada-relax-paper", relax_paper)),
+        Cell(
+            row,
+            "test error, DADA (RELAX)",
+            TEST_ERROR,
+            _eval(experiment, dataset, "dada-relax", relax),
+            _paper("table1b", paper_row, "DADA"),
+        ),
+        Cell(
+            row,
+            "test error, DADA (RELAX, paper variant)",
+            TEST_ERROR,
+            _eval(experiment, dataset, "dada-relax-paper", relax_paper),
+        ),
         Cell(row, "train error, no policy", TRAIN_ERROR, _eval(experiment, dataset, "none")),
     ]
 
 
 def table1() -> Layout:
     cells = [cell for row in TABLE1_ROWS for cell in _table1_row(*row)]
-    return Layout("table1", "Table 1: policy search cost and test error per data set",
-                  "search cost in device-hours; test error in %", tuple(cells))
+    return Layout(
+        "table1",
+        "Table 1: policy search cost and test error per data set",
+        "search cost in device-hours; test error in %",
+        tuple(cells),
+    )
 
 
 # -- Tables 2 and 3: test error across models ---------------------------------------------------------------------
 
 MODEL_LABELS = {
-    "wrn40_2": "Wide-ResNet-40-2", "wrn28_10": "Wide-ResNet-28-10",
-    "shakeshake26_2x32d": "Shake-Shake(26 2x32d)", "shakeshake26_2x96d": "Shake-Shake(26 2x96d)",
-    "shakeshake26_2x112d": "Shake-Shake(26 2x112d)", "pyramidnet272_a200_shakedrop": "PyramidNet+ShakeDrop",
+    "wrn40_2": "Wide-ResNet-40-2",
+    "wrn28_10": "Wide-ResNet-28-10",
+    "shakeshake26_2x32d": "Shake-Shake(26 2x32d)",
+    "shakeshake26_2x96d": "Shake-Shake(26 2x96d)",
+    "shakeshake26_2x112d": "Shake-Shake(26 2x112d)",
+    "pyramidnet272_a200_shakedrop": "PyramidNet+ShakeDrop",
 }
 DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "svhn": "SVHN"}
 TABLE2_MODELS = {
-    "cifar10": ("wrn40_2", "wrn28_10", "shakeshake26_2x32d", "shakeshake26_2x96d", "shakeshake26_2x112d",
-                "pyramidnet272_a200_shakedrop"),
+    "cifar10": (
+        "wrn40_2",
+        "wrn28_10",
+        "shakeshake26_2x32d",
+        "shakeshake26_2x96d",
+        "shakeshake26_2x112d",
+        "pyramidnet272_a200_shakedrop",
+    ),
     "cifar100": ("wrn40_2", "wrn28_10", "shakeshake26_2x96d", "pyramidnet272_a200_shakedrop"),
 }
 TABLE3_MODELS = ("wrn28_10", "shakeshake26_2x96d")
@@ -220,8 +271,9 @@ def _across_models(table: str, dataset: str, models: tuple[str, ...], eval_datas
 
 
 def table2() -> Layout:
-    cells = [cell for dataset, models in TABLE2_MODELS.items()
-             for cell in _across_models("table2", dataset, models, dataset)]
+    cells = [
+        cell for dataset, models in TABLE2_MODELS.items() for cell in _across_models("table2", dataset, models, dataset)
+    ]
     return Layout("table2", "Table 2: CIFAR-10 and CIFAR-100 test error", "test error in %", tuple(cells))
 
 
@@ -232,22 +284,31 @@ def table3() -> Layout:
 
 # -- Table 4: ImageNet -------------------------------------------------------------------------------------------
 
+
 def table4() -> Layout:
     experiment, search = "table4_imagenet_resnet50", _search("imagenet")
     methods = ("Baseline", "AA", "Fast AA", "OHL AA", "DADA")
     cells = _method_cells("table4", "Top-1 error (%)", experiment, "imagenet", search, methods)
     cells += _method_cells("table4", "Top-5 error (%)", experiment, "imagenet", search, methods, TOP5_ERROR)
     cells.append(Cell("Search time (h)", "DADA", SEARCH_COST, search, PaperRef("table4", "Search time (h)", "DADA")))
-    return Layout("table4", "Table 4: ImageNet (ResNet-50) top-1 / top-5 error and search time",
-                  "error in %; search time in device-hours", tuple(cells))
+    return Layout(
+        "table4",
+        "Table 4: ImageNet (ResNet-50) top-1 / top-5 error and search time",
+        "error in %; search time in device-hours",
+        tuple(cells),
+    )
 
 
 # -- Table 6: search on the reduced vs the full training set -----------------------------------------------------
 
 # (row label, the paper's row or None, data set, evaluation experiment); the search uses WRN-40-2 throughout
 TABLE6_ROWS = (
-    ("Fashion-MNIST / Wide-ResNet-40-2 (embedded, not in the paper)", None, "fashion-mnist",
-     "table1_fashion-mnist_wrn40_2"),
+    (
+        "Fashion-MNIST / Wide-ResNet-40-2 (embedded, not in the paper)",
+        None,
+        "fashion-mnist",
+        "table1_fashion-mnist_wrn40_2",
+    ),
     ("CIFAR-10 / Wide-ResNet-40-2", "CIFAR-10 / Wide-ResNet-40-2", "cifar10", "table2_cifar10_wrn40_2"),
     ("CIFAR-10 / Wide-ResNet-28-10", "CIFAR-10 / Wide-ResNet-28-10", "cifar10", "table2_cifar10_wrn28_10"),
 )
@@ -258,31 +319,54 @@ def _table6_row(row: str, paper_row: str | None, dataset: str, experiment: str) 
     return [
         Cell(row, "search cost, reduced", SEARCH_COST, reduced),
         Cell(row, "search cost, full", SEARCH_COST, full),
-        Cell(row, "Reduced", TEST_ERROR, _eval(experiment, dataset, "dada-relax", reduced),
-             _paper("table6", paper_row, "Reduced CIFAR-10")),
-        Cell(row, "Full", TEST_ERROR, _eval(experiment, dataset, "dada-full", full),
-             _paper("table6", paper_row, "Full CIFAR-10")),
+        Cell(
+            row,
+            "Reduced",
+            TEST_ERROR,
+            _eval(experiment, dataset, "dada-relax", reduced),
+            _paper("table6", paper_row, "Reduced CIFAR-10"),
+        ),
+        Cell(
+            row,
+            "Full",
+            TEST_ERROR,
+            _eval(experiment, dataset, "dada-full", full),
+            _paper("table6", paper_row, "Full CIFAR-10"),
+        ),
     ]
 
 
 def table6() -> Layout:
     cells = [cell for row in TABLE6_ROWS for cell in _table6_row(*row)]
-    return Layout("table6", "Table 6: DADA policy searched on the reduced vs the full training set",
-                  "test error in %; search cost in device-hours", tuple(cells))
+    return Layout(
+        "table6",
+        "Table 6: DADA policy searched on the reduced vs the full training set",
+        "test error in %; search cost in device-hours",
+        tuple(cells),
+    )
 
 
 # -- the figures: which cells each one draws ---------------------------------------------------------------------
+
 
 def fig1() -> Layout:
     """Test error vs search cost: Table 1's rows, searched with RELAX (the paper's DADA) and with Gumbel, and
     the error of Fast AA's released policy on the same rows (no cost of ours: its search is not run)."""
     keep = ("search cost, RELAX", "test error, DADA (RELAX)", "search cost, Gumbel", "test error, DADA (Gumbel)")
     cells = [cell for cell in table1().cells if cell.column in keep]
-    cells += [Cell(row, "test error, Fast AA", TEST_ERROR, _eval(experiment, dataset, "fastaa"),
-                   _paper("table1b", paper_row, "Fast AA"))
-              for row, paper_row, _, experiment, dataset in TABLE1_ROWS]
-    return Layout("fig1", "Fig. 1: test error vs policy search cost", "device-hours (log) vs test error in %",
-                  tuple(cells))
+    cells += [
+        Cell(
+            row,
+            "test error, Fast AA",
+            TEST_ERROR,
+            _eval(experiment, dataset, "fastaa"),
+            _paper("table1b", paper_row, "Fast AA"),
+        )
+        for row, paper_row, _, experiment, dataset in TABLE1_ROWS
+    ]
+    return Layout(
+        "fig1", "Fig. 1: test error vs policy search cost", "device-hours (log) vs test error in %", tuple(cells)
+    )
 
 
 def fig3a() -> Layout:
@@ -295,12 +379,21 @@ def fig3a() -> Layout:
 def fig3b() -> Layout:
     """Speed/accuracy trade-off with WRN-40-2: Table 6's WRN-40-2 rows."""
     cells = [cell for cell in table6().cells if "Wide-ResNet-40-2" in cell.row]
-    return Layout("fig3b", "Fig. 3b: speed/accuracy trade-off (WRN-40-2)", "device-hours (log) vs test error in %",
-                  tuple(cells))
+    return Layout(
+        "fig3b", "Fig. 3b: speed/accuracy trade-off (WRN-40-2)", "device-hours (log) vs test error in %", tuple(cells)
+    )
 
 
-LAYOUTS = {"table1": table1, "table2": table2, "table3": table3, "table4": table4, "table6": table6,
-           "fig1": fig1, "fig3a": fig3a, "fig3b": fig3b}
+LAYOUTS = {
+    "table1": table1,
+    "table2": table2,
+    "table3": table3,
+    "table4": table4,
+    "table6": table6,
+    "fig1": fig1,
+    "fig3a": fig3a,
+    "fig3b": fig3b,
+}
 
 
 def get_layout(name: str) -> Layout:

@@ -1,4 +1,5 @@
 """Shared fixtures: compose the real Hydra configs and shrink them in one place (tiny net, few steps, CPU)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,13 @@ from PIL import Image
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 SEARCH_SMOKE = [
-    "scale=smoke", "scale.model=wrn10_1", "scale.search_epochs=1", "scale.search_images=192",
-    "scale.batch_size=32", "device=cpu", "logger=jsonl",
+    "scale=smoke",
+    "scale.model=wrn10_1",
+    "scale.search_epochs=1",
+    "scale.search_images=192",
+    "scale.batch_size=32",
+    "device=cpu",
+    "logger=jsonl",
 ]
 
 torch.set_num_threads(2)
@@ -32,8 +38,10 @@ def compose_config(config_name: str, overrides: list[str]):
 @pytest.fixture
 def search_config(tmp_path):
     """``search_config(*overrides)``: a smoke search config writing under tmp_path."""
+
     def make(*overrides: str):
         return compose_config("search", [*SEARCH_SMOKE, f"run_dir={tmp_path}/run", *overrides])
+
     return make
 
 

@@ -1,4 +1,5 @@
 """The analysis: fabricated run folders -> the right cells, the paper column, mean ± CI, notes, paper-shaped tables."""
+
 import json
 import math
 import re
@@ -34,15 +35,33 @@ def write_run(root, scale, experiment, variant, seed, summary, status="FINISHED"
 
 def search_summary(hours, estimator="relax", unit="CPU-hours", overlap=None):
     cost = SearchCost(unit=unit, device_name="Test CPU", device_count=1, search_device_hours=hours)
-    return SearchSummary(name="s", seed=0, dataset="fashion-mnist", model="wrn10_1", scale="smoke", epochs=2,
-                         estimator=estimator, cost=cost, top_overlap_with_other_seeds=overlap or {}).to_dict()
+    return SearchSummary(
+        name="s",
+        seed=0,
+        dataset="fashion-mnist",
+        model="wrn10_1",
+        scale="smoke",
+        epochs=2,
+        estimator=estimator,
+        cost=cost,
+        top_overlap_with_other_seeds=overlap or {},
+    ).to_dict()
 
 
 def train_summary(error, policy="dada"):
     cost = EvalCost(unit="CPU-hours", device_name="Test CPU", device_count=1, eval_device_hours=0.01)
-    return TrainSummary(name="t", seed=0, dataset="fashion-mnist", model="wrn10_1", scale="smoke", epochs=2,
-                        policy=PolicyInfo(policy, None, True, 0), test_error_top1=error, test_error_top5=error / 10,
-                        cost=cost).to_dict()
+    return TrainSummary(
+        name="t",
+        seed=0,
+        dataset="fashion-mnist",
+        model="wrn10_1",
+        scale="smoke",
+        epochs=2,
+        policy=PolicyInfo(policy, None, True, 0),
+        test_error_top1=error,
+        test_error_top5=error / 10,
+        cost=cost,
+    ).to_dict()
 
 
 def search_epochs(seed):
@@ -50,11 +69,18 @@ def search_epochs(seed):
     lines = []
     for epoch in (1, 2):
         line = {"step": epoch * 7, "epoch": epoch, "search/train_loss": 2.0}
-        line.update({f"grad/{group}/variance": 10.0 ** -(epoch + seed) for group in ("alpha", "probability",
-                                                                                       "magnitude")})
+        line.update(
+            {f"grad/{group}/variance": 10.0 ** -(epoch + seed) for group in ("alpha", "probability", "magnitude")}
+        )
         line.update({f"policy/weight/{i:03d}": (2.0 if i == seed else 1.0) / 106 for i in range(105)})
-        line.update({f"policy/{name}/{i:03d}_{j}": 0.5 for name in ("probability", "magnitude")
-                     for i in range(105) for j in range(2)})
+        line.update(
+            {
+                f"policy/{name}/{i:03d}_{j}": 0.5
+                for name in ("probability", "magnitude")
+                for i in range(105)
+                for j in range(2)
+            }
+        )
         lines.append(line)
     return lines
 
@@ -116,7 +142,8 @@ def test_missing_data_marks_cells_not_run(smoke_runs, tmp_path):
     assert cifar100["n"] == 0 and math.isnan(cifar100["ours_mean"])
     assert cifar100["note"] == f"not run: no data at {tmp_path / 'data' / 'cifar-100-python'}"
     assert cell(frame, "ImageNet", "search cost, RELAX")["note"].startswith(
-        f"not run: no data at {tmp_path / 'data' / 'imagenet'}")
+        f"not run: no data at {tmp_path / 'data' / 'imagenet'}"
+    )
     # CIFAR-10's searches were not run either, while its fabricated evaluations exist
     assert cell(frame, "CIFAR-10", "search cost, RELAX")["note"].startswith("not run: no data")
 
@@ -127,7 +154,8 @@ def test_cpu_hours_are_not_subtracted_from_gpu_hours(tmp_path):
     frame = table1_cells(root, tmp_path / "data")
     assert math.isnan(cell(frame, "CIFAR-10", "search cost, RELAX")["difference"])
     (root / "smoke" / "search_cifar10" / "relax" / "seed0" / "summary.json").write_text(
-        json.dumps({"status": "FINISHED", **search_summary(0.5, unit="GPU-hours")}))
+        json.dumps({"status": "FINISHED", **search_summary(0.5, unit="GPU-hours")})
+    )
     frame = table1_cells(root, tmp_path / "data")
     assert cell(frame, "CIFAR-10", "search cost, RELAX")["difference"] == pytest.approx(0.5 - 0.1)
 
@@ -170,7 +198,8 @@ def test_figure_points_match_the_tables():
         assert value("fig1", method, "test error (%)") == value("table1b", "CIFAR-10", method)
     assert value("fig3b", "AA", "test error (%)") == value("table2", "CIFAR-10 / Wide-ResNet-40-2", "AA")
     assert value("fig3b", "DADA (reduced CIFAR-10)", "test error (%)") == value(
-        "table6", "CIFAR-10 / Wide-ResNet-40-2", "Reduced CIFAR-10")
+        "table6", "CIFAR-10 / Wide-ResNet-40-2", "Reduced CIFAR-10"
+    )
 
 
 def test_fig1_draws_our_fast_aa_error_as_a_level(smoke_runs, tmp_path):
@@ -196,8 +225,18 @@ def test_write_table_names_scale_in_title_and_file(smoke_runs, tmp_path):
     assert f"paper 17.5 (not run: no data at {tmp_path / 'data' / 'cifar-100-python'})" in text
     assert "Li et al., ECCV 2020, Table 1(b)" in text
     csv = pd.read_csv(tmp_path / "results" / "table1_smoke.csv")
-    assert {"paper", "ours_mean", "ours_std", "n", "ci_half_width", "ci_low", "ci_high", "difference",
-            "top_overlap", "overlap_pairs"} <= set(csv.columns)
+    assert {
+        "paper",
+        "ours_mean",
+        "ours_std",
+        "n",
+        "ci_half_width",
+        "ci_low",
+        "ci_high",
+        "difference",
+        "top_overlap",
+        "overlap_pairs",
+    } <= set(csv.columns)
     assert len(csv) == len(get_layout("table1").cells)  # long: one line per cell
     assert (tmp_path / "results" / "cost_smoke.csv").is_file()
 
@@ -208,8 +247,10 @@ def test_cost_report_beside_paper_hours(smoke_runs, tmp_path):
     cifar = frame[frame["data set"] == "CIFAR-10"].iloc[0]
     assert cifar["paper AA (GPU-hours)"] == "5000" and cifar["paper OHL AA (GPU-hours)"] == "83.4*"
     fashion = frame[frame["data set"] == FASHION].iloc[0]
-    assert (fashion["ours, search cost, RELAX"]
-            == "0.02 ± 0.127 CPU-hours = 72 ± 457 s (95 % CI, n=2) on Test CPU (CPU-hours)")
+    assert (
+        fashion["ours, search cost, RELAX"]
+        == "0.02 ± 0.127 CPU-hours = 72 ± 457 s (95 % CI, n=2) on Test CPU (CPU-hours)"
+    )
     assert cifar["ours, search cost, RELAX"] == f"not run: no data at {tmp_path / 'data' / 'cifar-10-batches-py'}"
 
 
@@ -229,13 +270,24 @@ def markdown_tables(text):
 
 
 def test_markdown_has_methods_as_rows_and_data_sets_as_columns(smoke_runs, tmp_path):
-    text = write_table("table1", read_runs(smoke_runs), Context("smoke", smoke_runs, tmp_path / "results",
-                                                                tmp_path / "data")).read_text()
+    text = write_table(
+        "table1", read_runs(smoke_runs), Context("smoke", smoke_runs, tmp_path / "results", tmp_path / "data")
+    ).read_text()
     header, rows = markdown_tables(text)["Test error (%)"]
     assert header == ["Method", FASHION, "CIFAR-10", "CIFAR-100", "SVHN", "ImageNet"]
-    assert [row[0] for row in rows] == ["no policy", "Cutout", "random policy", "AA", "RandAugment",
-                                        "TrivialAugment", "Fast AA", "DADA (Gumbel)", "DADA (RELAX)",
-                                        "DADA (RELAX, paper variant)", "train error, no policy"]
+    assert [row[0] for row in rows] == [
+        "no policy",
+        "Cutout",
+        "random policy",
+        "AA",
+        "RandAugment",
+        "TrivialAugment",
+        "Fast AA",
+        "DADA (Gumbel)",
+        "DADA (RELAX)",
+        "DADA (RELAX, paper variant)",
+        "train error, no policy",
+    ]
     by_method = {row[0]: dict(zip(header, row)) for row in rows}
     assert by_method["DADA (RELAX)"][FASHION] == "17.50 ± 6.35"  # mean ± 95 % CI half-width, no paper cell
     assert by_method["DADA (RELAX)"]["CIFAR-10"] == "3.50 ± 6.35 (paper 2.7)"
@@ -253,26 +305,32 @@ def test_markdown_has_methods_as_rows_and_data_sets_as_columns(smoke_runs, tmp_p
 
 @pytest.mark.parametrize("name", TABLES)
 def test_paper_values_appear_only_with_the_word_paper(smoke_runs, tmp_path, name):
-    text = write_table(name, read_runs(smoke_runs), Context("smoke", smoke_runs, tmp_path / "results",
-                                                            tmp_path / "data")).read_text()
+    text = write_table(
+        name, read_runs(smoke_runs), Context("smoke", smoke_runs, tmp_path / "results", tmp_path / "data")
+    ).read_text()
     tables = text.split("Paper values:")[0]  # the citations below the tables name no values
     layout = get_layout(name)
-    values = {lookup(PAPER, cell.paper.table, cell.paper.row, cell.paper.column)["value"]
-              for cell in layout.cells if cell.paper is not None}
-    shown = {form for value in values if not math.isnan(value) for form in (f"{value:g}", f"{value:.1f}")
-             if "." in form}  # a bare "14" would also match the pytest folder in the notes' paths
+    values = {
+        lookup(PAPER, cell.paper.table, cell.paper.row, cell.paper.column)["value"]
+        for cell in layout.cells
+        if cell.paper is not None
+    }
+    shown = {
+        form for value in values if not math.isnan(value) for form in (f"{value:g}", f"{value:.1f}") if "." in form
+    }  # a bare "14" would also match the pytest folder in the notes' paths
     assert shown
     for form in shown:
         for match in re.finditer(rf"(?<![\d.]){re.escape(form)}(?!\d)", tables):
-            assert tables[:match.start()].endswith("paper "), (name, tables[match.start() - 40:match.end()])
+            assert tables[: match.start()].endswith("paper "), (name, tables[match.start() - 40 : match.end()])
     header, rows = markdown_tables(text)["Test error (%)"]
     assert header[0] == "Method" and len(rows) == len({c.column for c in layout.cells if c.metric != SEARCH_COST})
 
 
 def test_one_seed_and_other_counts_are_marked(smoke_runs, tmp_path):
     write_run(smoke_runs, "smoke", "table1_fashion-mnist_wrn40_2", "cutout", 0, train_summary(15.0, "cutout"))
-    text = write_table("table1", read_runs(smoke_runs), Context("smoke", smoke_runs, tmp_path / "results",
-                                                                tmp_path / "data")).read_text()
+    text = write_table(
+        "table1", read_runs(smoke_runs), Context("smoke", smoke_runs, tmp_path / "results", tmp_path / "data")
+    ).read_text()
     assert "n = 2 seeds per cell unless a cell says otherwise" in text
     header, rows = markdown_tables(text)["Test error (%)"]
     assert dict(zip(header, next(row for row in rows if row[0] == "Cutout")))[FASHION] == "15.00 (n=1)"
@@ -290,8 +348,9 @@ def test_paired_comparisons_against_none_and_random(smoke_runs, tmp_path):
     assert not (frame["column"] == frame["reference"]).any()
     assert len(paired_table(get_layout("table1"), read_runs(smoke_runs), "smoke", TABLE1_REFERENCES, [0])) == 0
 
-    path = write_table("table1", read_runs(smoke_runs), Context("smoke", smoke_runs, tmp_path / "results",
-                                                                tmp_path / "data"))
+    path = write_table(
+        "table1", read_runs(smoke_runs), Context("smoke", smoke_runs, tmp_path / "results", tmp_path / "data")
+    )
     csv = pd.read_csv(tmp_path / "results" / "table1_smoke_paired.csv")
     assert len(csv) == len(frame) and set(csv["test"]) == {"paired t-test"}
     text = path.read_text()
@@ -307,10 +366,22 @@ def test_cli_names_files_after_any_planned_scale(tmp_path, monkeypatch):
     monkeypatch.setattr("analysis.__main__.SCALES", ("smoke", "mini", "paper"))
     results = tmp_path / "results"
     for scale in ("mini", "paper"):
-        main(["table1", "--scale", scale, "--runs", str(tmp_path / "runs"), "--results", str(results),
-              "--data-root", str(tmp_path / "data")])
+        main(
+            [
+                "table1",
+                "--scale",
+                scale,
+                "--runs",
+                str(tmp_path / "runs"),
+                "--results",
+                str(results),
+                "--data-root",
+                str(tmp_path / "data"),
+            ]
+        )
     assert {"table1_mini.md", "table1_mini.csv", "table1_mini_paired.csv", "table1.md", "table1_paired.csv"} <= {
-        path.name for path in results.iterdir()}
+        path.name for path in results.iterdir()
+    }
     title = (results / "table1_mini.md").read_text().splitlines()[0]
     assert "mini scale, REDUCED" in title
     assert "REDUCED" not in (results / "table1.md").read_text().splitlines()[0]
@@ -323,8 +394,14 @@ def test_figures_are_written(smoke_runs, tmp_path, monkeypatch):
     monkeypatch.setattr("analysis.report.write_estimators_toy", lambda context: None)  # its own test covers it
     results = tmp_path / "results"
     write_results("figures", Context("smoke", smoke_runs, results, tmp_path / "data"))
-    for name in ("fig1_smoke", "fig3a_smoke", "fig3b_smoke", "search_gradient_variance_smoke",
-                 "policy_search_fashion-mnist_relax_seed0_smoke", "policy_search_fashion-mnist_gumbel_seed0_smoke"):
+    for name in (
+        "fig1_smoke",
+        "fig3a_smoke",
+        "fig3b_smoke",
+        "search_gradient_variance_smoke",
+        "policy_search_fashion-mnist_relax_seed0_smoke",
+        "policy_search_fashion-mnist_gumbel_seed0_smoke",
+    ):
         assert (results / f"{name}.png").stat().st_size > 10_000, name
 
 
@@ -334,16 +411,37 @@ def test_mlflow_reader_matches_folder_reader(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     root = tmp_path / "runs"
-    for variant, summary in (("relax", search_summary(0.25, overlap={"seed1": 0.4})),
-                             ("none", train_summary(12.5, "none"))):
+    for variant, summary in (
+        ("relax", search_summary(0.25, overlap={"seed1": 0.4})),
+        ("none", train_summary(12.5, "none")),
+    ):
         experiment = "search_fashion-mnist" if variant == "relax" else "table1_fashion-mnist_wrn40_2"
-        tags = {"app": "search" if variant == "relax" else "train", "dataset": "fashion-mnist", "model": "wrn10_1",
-                "estimator": "relax", "policy": "none"}
-        with create_tracker(("jsonl", "mlflow"), run_dir=root / "smoke" / experiment / variant / "seed0",
-                            tags=tags, mlflow_uri=uri) as tracker:
+        tags = {
+            "app": "search" if variant == "relax" else "train",
+            "dataset": "fashion-mnist",
+            "model": "wrn10_1",
+            "estimator": "relax",
+            "policy": "none",
+        }
+        with create_tracker(
+            ("jsonl", "mlflow"), run_dir=root / "smoke" / experiment / variant / "seed0", tags=tags, mlflow_uri=uri
+        ) as tracker:
             tracker.set_summary(summary)
-    columns = ["scale", "experiment", "variant", "seed", "app", "status", "dataset", "model", "test_error_top1",
-               "search_device_hours", "unit", "device_name", "top_overlap"]
+    columns = [
+        "scale",
+        "experiment",
+        "variant",
+        "seed",
+        "app",
+        "status",
+        "dataset",
+        "model",
+        "test_error_top1",
+        "search_device_hours",
+        "unit",
+        "device_name",
+        "top_overlap",
+    ]
     folders, mlflow = read_runs(root), read_runs_mlflow(uri)
     pd.testing.assert_frame_equal(folders[columns].reset_index(drop=True), mlflow[columns].reset_index(drop=True))
     assert {"seed1": 0.4} in list(mlflow["top_overlap"])

@@ -1,4 +1,5 @@
 """Dependencies point one way between the top-level packages, dada <- reproduce <- analysis, and imports are inert."""
+
 import ast
 import subprocess
 import sys
@@ -27,8 +28,10 @@ def _imported_packages(path: Path) -> set[str]:
 
 def package_graph() -> dict[str, set[str]]:
     """Which top-level packages each one imports (itself excluded)."""
-    return {package: set().union(*(_imported_packages(path) for path in (ROOT / package).rglob("*.py"))) - {package}
-            for package in PACKAGES}
+    return {
+        package: set().union(*(_imported_packages(path) for path in (ROOT / package).rglob("*.py"))) - {package}
+        for package in PACKAGES
+    }
 
 
 def test_dependencies_point_one_way():
@@ -46,8 +49,16 @@ def test_the_walk_sees_an_upward_import(tmp_path):
 @pytest.mark.parametrize("module", ["dada.search.loop", "analysis.figures", "analysis.estimators"])
 def test_import_selects_no_matplotlib_backend(module):
     """No ``matplotlib.use`` on import: the backend is still unresolved after importing the module."""
-    code = (f"import {module}, matplotlib; "
-            "print(matplotlib.rcParams._get_backend_or_none())")  # None until something resolves it
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                            env={"MPLBACKEND": "", "PATH": ""}, check=True)
+    code = (
+        f"import {module}, matplotlib; "
+        "print(matplotlib.rcParams._get_backend_or_none())"
+    )  # None until something resolves it
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"MPLBACKEND": "", "PATH": ""},
+        check=True,
+    )
     assert result.stdout.strip() == "None"

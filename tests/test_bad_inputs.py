@@ -5,6 +5,7 @@ A row's id starts with the case number in the issue. ``run`` feeds the bad input
 fault, that the message names it. A fault that is now handled without an error (resume, a sibling's file) has
 no exception: its ``run`` returns a line saying what happened, which the phrase must match.
 """
+
 import gzip
 import json
 import os
@@ -40,8 +41,15 @@ from dada.train import TrainRun
 IDX_HEADER = b"\x00\x00\x08\x01" + (3).to_bytes(4, "big")  # a uint8 IDX vector of 3 entries
 RANGE = r"must lie in \[0, 1\]"
 REPOSITORY = Path(__file__).resolve().parents[1]
-TINY_TRAIN = ["device=cpu", "scale.train_images=32", "scale.test_images=32", "scale.train_epochs=1",
-              "scale.batch_size=32", "policy=none", "num_workers=0"]
+TINY_TRAIN = [
+    "device=cpu",
+    "scale.train_images=32",
+    "scale.test_images=32",
+    "scale.train_epochs=1",
+    "scale.batch_size=32",
+    "policy=none",
+    "num_workers=0",
+]
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,9 @@ class Case:
 
 def _search(tmp_path: Path, *overrides: str) -> SearchRun:
     """A smoke search of one step per epoch writing ``tmp_path/run``."""
-    return SearchRun(compose_config("search", [*SEARCH_SMOKE, f"run_dir={tmp_path / 'run'}",
-                                               "scale.search_images=64", *overrides]))
+    return SearchRun(
+        compose_config("search", [*SEARCH_SMOKE, f"run_dir={tmp_path / 'run'}", "scale.search_images=64", *overrides])
+    )
 
 
 def _train(tmp_path: Path, *overrides: str) -> TrainRun:
@@ -68,11 +77,18 @@ def _train(tmp_path: Path, *overrides: str) -> TrainRun:
 def _app(app: str, *overrides: str) -> subprocess.CompletedProcess:
     """``python -m dada.<app> overrides`` as a user runs it, from the repository."""
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
-    return subprocess.run([sys.executable, "-m", f"dada.{app}", *overrides], cwd=REPOSITORY, env=environment,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", f"dada.{app}", *overrides],
+        cwd=REPOSITORY,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 # -- 3: NaN or Inf that the losses before an update do not show ----------------------------------------------------
+
 
 def _nothing_saved_after(run: Callable[[], object], run_dir: Path, *files: str):
     """``run()``, then check that none of ``files`` was written and that the run ended FAILED."""
@@ -95,6 +111,7 @@ def _search_with_infinite_batch_norm_statistics(tmp_path: Path):
 
 
 # -- 4: a finished or resumed run with other settings --------------------------------------------------------------
+
 
 def _plant_run(run_dir: Path, kind: str, identity: dict, finished: bool) -> None:
     checkpoint.save_atomic({"kind": kind, "identity": identity, "epoch": 0}, run_dir / "checkpoint.pt")
@@ -134,12 +151,14 @@ def _finished_search_rerun_by_the_app(tmp_path: Path):
 
 # -- 9: unreadable policy files -------------------------------------------------------------------------------------
 
+
 def _load_policy_file(tmp_path: Path, content: bytes):
     (tmp_path / "policy.json").write_bytes(content)
     Policy.load(tmp_path / "policy.json")
 
 
 # -- 10: a checkpoint of another kind ------------------------------------------------------------------------------
+
 
 def _plant_file(tmp_path: Path, save: Callable[[Path], object]) -> Path:
     path = tmp_path / "run" / "checkpoint.pt"
@@ -174,6 +193,7 @@ def _old_checkpoint_of_another_estimator(tmp_path: Path):
 
 # -- 13: a sibling seed's unreadable policy -------------------------------------------------------------------------
 
+
 def _truncated_sibling_policy(tmp_path: Path) -> None:
     policy = load_named("cifar10")
     policy.save(tmp_path / "seed1" / "policy.json")
@@ -184,8 +204,10 @@ def _truncated_sibling_policy(tmp_path: Path) -> None:
 
 # -- 14: two processes on one run folder ----------------------------------------------------------------------------
 
-HOLD_LOCK = "import sys, time\nfrom dada.runtime import run_lock\nwith run_lock(sys.argv[1]):\n" \
-            "    print('locked', flush=True)\n    time.sleep(300)\n"
+HOLD_LOCK = (
+    "import sys, time\nfrom dada.runtime import run_lock\nwith run_lock(sys.argv[1]):\n"
+    "    print('locked', flush=True)\n    time.sleep(300)\n"
+)
 
 
 def _names_the_holder(run: Callable[[], object], pid: int):
@@ -206,8 +228,9 @@ def _run_folder_locked_in_this_process(tmp_path: Path):
 
 
 def _run_folder_locked_by_another_process(tmp_path: Path):
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(tmp_path / "run")], cwd=REPOSITORY,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "run")], cwd=REPOSITORY, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         _names_the_holder(_search(tmp_path).run, holder.pid)
@@ -217,6 +240,7 @@ def _run_folder_locked_by_another_process(tmp_path: Path):
 
 
 # -- 15: records and tracker runs across a resume -------------------------------------------------------------------
+
 
 def _log_steps(tracker, epoch: int, end: bool = True) -> None:
     """Epoch ``epoch`` (from 0) as the apps log it: step records at steps 4e and 4e+2, then the epoch record."""
@@ -256,8 +280,9 @@ def _one_mlflow_run_across_a_resume(tmp_path: Path) -> str:
 
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     first = _killed_after(tmp_path, epochs=1, backends=("jsonl", "mlflow"), mlflow_uri=uri, experiment="resume")
-    with create_tracker(("jsonl", "mlflow"), run_dir=tmp_path / "run", mlflow_uri=uri, experiment="resume",
-                        resume_epoch=1) as resumed:
+    with create_tracker(
+        ("jsonl", "mlflow"), run_dir=tmp_path / "run", mlflow_uri=uri, experiment="resume", resume_epoch=1
+    ) as resumed:
         _log_steps(resumed, 1)
     assert first._backends[0].run_id == resumed._backends[0].run_id
     client = MlflowClient(tracking_uri=uri)
@@ -277,6 +302,7 @@ def _one_wandb_run_id_across_a_resume(tmp_path: Path) -> str:
 
 # -- 7: a corrupt image in a folder data set ---------------------------------------------------------------------
 
+
 def _folder_with_a_corrupt_image(tmp_path: Path):
     write_image_folder(tmp_path / "train", ["cat", "dog"], per_class=2)
     (tmp_path / "train" / "dog" / "1.png").write_bytes(b"not a png")
@@ -292,6 +318,7 @@ def _read_corrupt_image(tmp_path: Path):
 
 
 # -- 8: a corrupt Fashion-MNIST file -----------------------------------------------------------------------------
+
 
 def _fashion_from_sources(tmp_path: Path, compressed: bytes):
     source = tmp_path / "fashion-mnist"
@@ -319,6 +346,7 @@ def _corrupt_fashion_cache(tmp_path: Path):
 
 # -- 12: an unreachable MLflow server ----------------------------------------------------------------------------
 
+
 def _unreachable_mlflow_server(tmp_path: Path):
     import mlflow  # noqa: F401  (imported first, so the clock measures only the connect)
 
@@ -333,6 +361,7 @@ def _unreachable_mlflow_server(tmp_path: Path):
 
 # -- 17: images outside [0, 1] -----------------------------------------------------------------------------------
 
+
 def _images(fill: float) -> torch.Tensor:
     images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     images[1, 0, 0, 0] = fill
@@ -345,13 +374,16 @@ def _apply_batch(images: torch.Tensor):
 
 # -- 18 and 19: files that would run code ------------------------------------------------------------------------
 
+
 def _refused_unrun(load: Callable[[Path, Path], object]) -> Callable[[Path], None]:
     """``load(tmp_path, marker)``, then check that the payload did not create ``marker``."""
+
     def run(tmp_path: Path):
         try:
             load(tmp_path, tmp_path / "marker")
         finally:
             assert not (tmp_path / "marker").exists(), "the payload ran"
+
     return run
 
 
@@ -378,123 +410,340 @@ def _yaml_with_a_python_tag(tmp_path: Path):
 
 
 CASES = [
-    Case("1-zero-train-epochs", lambda tmp: _train(tmp, "scale.train_epochs=0"), ConfigValueError,
-         r"scale.train_epochs=0 is out of range: it must be >= 1 or null"),
-    Case("1-zero-search-epochs", lambda tmp: _search(tmp, "scale.search_epochs=0"), ConfigValueError,
-         r"scale.search_epochs=0 is out of range: it must be >= 1 or null"),
-    Case("1-zero-batch-size", lambda tmp: _search(tmp, "scale.batch_size=0"), ConfigValueError,
-         r"scale.batch_size=0 is out of range: it must be >= 1 or null"),
-    Case("2-negative-search-epochs", lambda tmp: _search(tmp, "scale.search_epochs=-1"), ConfigValueError,
-         r"scale.search_epochs=-1 is out of range: it must be >= 1"),
-    Case("3-train-lr-1e6-one-step", _train_blown_up_by_the_lr, FloatingPointError,
-         r"non-finite values after epoch 1: test/loss.*last good checkpoint.*is kept", slow=True),
-    Case("3-search-infinite-weights", _search_with_infinite_batch_norm_statistics, FloatingPointError,
-         r"non-finite values after epoch 1: network .*running_var.*Nothing of it was saved or exported", slow=True),
-    Case("4-finished-search-rerun-with-another-lr", _finished_search_rerun_with_another_lr, RunMismatchError,
-         r"holds a run with other settings: search.lr \(0.1 -> 0.2\)\. It was left as it is", names_file=True),
-    Case("4-search-resumed-with-other-epochs", _search_resumed_with_other_epochs, RunMismatchError,
-         r"other settings: scale.search_epochs \(1 -> 5\)", names_file=True),
-    Case("4-train-resumed-with-another-lr", _train_resumed_with_another_lr, RunMismatchError,
-         r"other settings: recipe.lr \(0.1 -> 0.2\)", names_file=True),
-    Case("4-finished-search-rerun-by-the-app-keeps-its-record", _finished_search_rerun_by_the_app, 1,
-         r"RunMismatchError: .* holds a run with other settings: search.lr \(0.1 -> 0.2\)", names_file=True,
-         slow=True),
-    Case("5-top-k-above-the-sub-policies", lambda tmp: _search(tmp, "search.top_k=1000"), ConfigValueError,
-         r"search.top_k=1000 is out of range: the search space holds 105 sub-policies.*\[1, 105\]"),
-    Case("5-mean-of-one-channel", lambda tmp: _search(tmp, "dataset.mean=[0.5]"), ConfigValueError,
-         r"dataset.mean=\[0.5\] has 1 values; it needs 3, one per RGB channel"),
-    Case("6-appended-unknown-search-key", lambda tmp: _search(tmp, "+search.bogus=1"), ConfigValueError,
-         r"unknown config key 'search.bogus': SearchRecipe has no field 'bogus'; valid keys .*top_k"),
-    Case("6-appended-unknown-root-key", lambda tmp: _search(tmp, "+bogus=1"), ConfigValueError,
-         r"unknown config key 'bogus'"),
-    Case("6-appended-unknown-train-key", lambda tmp: _train(tmp, "+policy.bogus=1"), ConfigValueError,
-         r"unknown config key 'policy.bogus': PolicyConfig has no field 'bogus'"),
-    Case("7-corrupt-image-decoded-for-search", _decode_corrupt_image, CorruptDataError,
-         "cannot be decoded.*Delete the file or replace it", names_file=True),
-    Case("7-corrupt-image-read-for-evaluation", _read_corrupt_image, CorruptDataError,
-         "cannot be decoded.*Delete the file or replace it", names_file=True),
-    Case("8-truncated-fashion-mnist-gz", _truncated_fashion_gz, CorruptDataError,
-         "is corrupt.*apt-get install --reinstall dataset-fashion-mnist", names_file=True),
-    Case("8-fashion-mnist-gz-of-a-truncated-file", _fashion_gz_of_a_truncated_file, CorruptDataError,
-         "needs 11.*apt-get install --reinstall dataset-fashion-mnist", names_file=True),
-    Case("8-corrupt-fashion-mnist-cache", _corrupt_fashion_cache, CorruptDataError,
-         "not a uint8 IDX file.*delete it.*apt-get install --reinstall dataset-fashion-mnist", names_file=True),
-    Case("9-policy-file-not-json", lambda tmp: _load_policy_file(tmp, b"\x89PNG\r\n\x1a\n\xff\xfe"), ValueError,
-         r"policy file .*policy.json cannot be read as a policy: .*codec", names_file=True),
-    Case("9-policy-with-an-empty-operations-list",
-         lambda tmp: _load_policy_file(tmp, b'{"sub_policies": [{"operations": []}]}'), ValueError,
-         r"policy.json cannot be read as a policy: sub-policies \[0\] have an empty operations list", names_file=True),
-    Case("9-zero-ops-per-sub-policy", lambda tmp: _search(tmp, "search.ops_per_sub_policy=0"), ConfigValueError,
-         r"search.ops_per_sub_policy=0 is out of range: a sub-policy holds 1 to 15"),
-    Case("10-search-checkpoint-given-to-train", _search_checkpoint_given_to_train, checkpoint.WrongCheckpointError,
-         r"is a search checkpoint, not a train one. It was not overwritten", names_file=True),
-    Case("10-train-checkpoint-given-to-search", _train_checkpoint_given_to_search, checkpoint.WrongCheckpointError,
-         r"is a train checkpoint, not a search one", names_file=True),
-    Case("10-torch-file-that-is-no-checkpoint",
-         lambda tmp: checkpoint.load(_plant_file(tmp, lambda path: torch.save([1, 2], path)), kind="train"),
-         checkpoint.WrongCheckpointError, r"is no dada checkpoint \(it holds a list\), not a train one",
-         names_file=True),
-    Case("10-plain-pickle-checkpoint",
-         lambda tmp: checkpoint.load(_plant_file(tmp, lambda path: path.write_bytes(pickle.dumps({"epoch": 0})))),
-         checkpoint.UnsafeCheckpointError, r"holds something else or is not a dada checkpoint", names_file=True),
-    Case("10-non-zip-checkpoint", lambda tmp: checkpoint.load(_plant_file(tmp, lambda path: path.write_text("x"))),
-         checkpoint.CorruptCheckpointError, r"is not a dada checkpoint.*it was not overwritten", names_file=True),
-    Case("10-resume-with-another-estimator", _checkpoint_of_another_estimator, RunMismatchError,
-         r"other settings: estimator.hidden_size .*estimator.name \(relax -> gumbel\)", names_file=True),
-    Case("10-old-checkpoint-of-another-estimator", _old_checkpoint_of_another_estimator,
-         checkpoint.WrongCheckpointError, r"does not fit this search \(model wrn10_1, estimator gumbel\): "
-         r"RuntimeError: Error\(s\) in loading state_dict", names_file=True, slow=True),
-    Case("11-negative-train-epochs", lambda tmp: _train(tmp, "scale.train_epochs=-1"), ConfigValueError,
-         r"scale.train_epochs=-1 is out of range: it must be >= 1"),
-    Case("11-mean-of-four-channels", lambda tmp: _train(tmp, "dataset.mean=[0.1,0.1,0.1,0.1]"), ConfigValueError,
-         r"dataset.mean=\[0.1, 0.1, 0.1, 0.1\] has 4 values; it needs 3"),
-    Case("12-unreachable-mlflow-server", _unreachable_mlflow_server, TrackingWarning,
-         "mlflow tracking could not start.*127.0.0.1:9 is unreachable"),
-    Case("13-truncated-sibling-policy", _truncated_sibling_policy, RuntimeWarning,
-         r"seed0/policy.json was skipped in the top-k overlap.*cannot be read.*this search goes on", names_file=True),
-    Case("14-run-folder-locked-in-this-process", _run_folder_locked_in_this_process, RunLockedError,
-         r"run is in use by process \d+, which holds .*run/.lock; wait for it to end", names_file=True),
-    Case("14-run-folder-locked-by-another-process", _run_folder_locked_by_another_process, RunLockedError,
-         r"run is in use by process \d+", names_file=True, slow=True),
-    Case("15-resume-writes-each-record-once", _records_after_a_resume, None,
-         r"^records 0 2 e1@4 4 6 e2@8 8 10 e3@12$"),
+    Case(
+        "1-zero-train-epochs",
+        lambda tmp: _train(tmp, "scale.train_epochs=0"),
+        ConfigValueError,
+        r"scale.train_epochs=0 is out of range: it must be >= 1 or null",
+    ),
+    Case(
+        "1-zero-search-epochs",
+        lambda tmp: _search(tmp, "scale.search_epochs=0"),
+        ConfigValueError,
+        r"scale.search_epochs=0 is out of range: it must be >= 1 or null",
+    ),
+    Case(
+        "1-zero-batch-size",
+        lambda tmp: _search(tmp, "scale.batch_size=0"),
+        ConfigValueError,
+        r"scale.batch_size=0 is out of range: it must be >= 1 or null",
+    ),
+    Case(
+        "2-negative-search-epochs",
+        lambda tmp: _search(tmp, "scale.search_epochs=-1"),
+        ConfigValueError,
+        r"scale.search_epochs=-1 is out of range: it must be >= 1",
+    ),
+    Case(
+        "3-train-lr-1e6-one-step",
+        _train_blown_up_by_the_lr,
+        FloatingPointError,
+        r"non-finite values after epoch 1: test/loss.*last good checkpoint.*is kept",
+        slow=True,
+    ),
+    Case(
+        "3-search-infinite-weights",
+        _search_with_infinite_batch_norm_statistics,
+        FloatingPointError,
+        r"non-finite values after epoch 1: network .*running_var.*Nothing of it was saved or exported",
+        slow=True,
+    ),
+    Case(
+        "4-finished-search-rerun-with-another-lr",
+        _finished_search_rerun_with_another_lr,
+        RunMismatchError,
+        r"holds a run with other settings: search.lr \(0.1 -> 0.2\)\. It was left as it is",
+        names_file=True,
+    ),
+    Case(
+        "4-search-resumed-with-other-epochs",
+        _search_resumed_with_other_epochs,
+        RunMismatchError,
+        r"other settings: scale.search_epochs \(1 -> 5\)",
+        names_file=True,
+    ),
+    Case(
+        "4-train-resumed-with-another-lr",
+        _train_resumed_with_another_lr,
+        RunMismatchError,
+        r"other settings: recipe.lr \(0.1 -> 0.2\)",
+        names_file=True,
+    ),
+    Case(
+        "4-finished-search-rerun-by-the-app-keeps-its-record",
+        _finished_search_rerun_by_the_app,
+        1,
+        r"RunMismatchError: .* holds a run with other settings: search.lr \(0.1 -> 0.2\)",
+        names_file=True,
+        slow=True,
+    ),
+    Case(
+        "5-top-k-above-the-sub-policies",
+        lambda tmp: _search(tmp, "search.top_k=1000"),
+        ConfigValueError,
+        r"search.top_k=1000 is out of range: the search space holds 105 sub-policies.*\[1, 105\]",
+    ),
+    Case(
+        "5-mean-of-one-channel",
+        lambda tmp: _search(tmp, "dataset.mean=[0.5]"),
+        ConfigValueError,
+        r"dataset.mean=\[0.5\] has 1 values; it needs 3, one per RGB channel",
+    ),
+    Case(
+        "6-appended-unknown-search-key",
+        lambda tmp: _search(tmp, "+search.bogus=1"),
+        ConfigValueError,
+        r"unknown config key 'search.bogus': SearchRecipe has no field 'bogus'; valid keys .*top_k",
+    ),
+    Case(
+        "6-appended-unknown-root-key",
+        lambda tmp: _search(tmp, "+bogus=1"),
+        ConfigValueError,
+        r"unknown config key 'bogus'",
+    ),
+    Case(
+        "6-appended-unknown-train-key",
+        lambda tmp: _train(tmp, "+policy.bogus=1"),
+        ConfigValueError,
+        r"unknown config key 'policy.bogus': PolicyConfig has no field 'bogus'",
+    ),
+    Case(
+        "7-corrupt-image-decoded-for-search",
+        _decode_corrupt_image,
+        CorruptDataError,
+        "cannot be decoded.*Delete the file or replace it",
+        names_file=True,
+    ),
+    Case(
+        "7-corrupt-image-read-for-evaluation",
+        _read_corrupt_image,
+        CorruptDataError,
+        "cannot be decoded.*Delete the file or replace it",
+        names_file=True,
+    ),
+    Case(
+        "8-truncated-fashion-mnist-gz",
+        _truncated_fashion_gz,
+        CorruptDataError,
+        "is corrupt.*apt-get install --reinstall dataset-fashion-mnist",
+        names_file=True,
+    ),
+    Case(
+        "8-fashion-mnist-gz-of-a-truncated-file",
+        _fashion_gz_of_a_truncated_file,
+        CorruptDataError,
+        "needs 11.*apt-get install --reinstall dataset-fashion-mnist",
+        names_file=True,
+    ),
+    Case(
+        "8-corrupt-fashion-mnist-cache",
+        _corrupt_fashion_cache,
+        CorruptDataError,
+        "not a uint8 IDX file.*delete it.*apt-get install --reinstall dataset-fashion-mnist",
+        names_file=True,
+    ),
+    Case(
+        "9-policy-file-not-json",
+        lambda tmp: _load_policy_file(tmp, b"\x89PNG\r\n\x1a\n\xff\xfe"),
+        ValueError,
+        r"policy file .*policy.json cannot be read as a policy: .*codec",
+        names_file=True,
+    ),
+    Case(
+        "9-policy-with-an-empty-operations-list",
+        lambda tmp: _load_policy_file(tmp, b'{"sub_policies": [{"operations": []}]}'),
+        ValueError,
+        r"policy.json cannot be read as a policy: sub-policies \[0\] have an empty operations list",
+        names_file=True,
+    ),
+    Case(
+        "9-zero-ops-per-sub-policy",
+        lambda tmp: _search(tmp, "search.ops_per_sub_policy=0"),
+        ConfigValueError,
+        r"search.ops_per_sub_policy=0 is out of range: a sub-policy holds 1 to 15",
+    ),
+    Case(
+        "10-search-checkpoint-given-to-train",
+        _search_checkpoint_given_to_train,
+        checkpoint.WrongCheckpointError,
+        r"is a search checkpoint, not a train one. It was not overwritten",
+        names_file=True,
+    ),
+    Case(
+        "10-train-checkpoint-given-to-search",
+        _train_checkpoint_given_to_search,
+        checkpoint.WrongCheckpointError,
+        r"is a train checkpoint, not a search one",
+        names_file=True,
+    ),
+    Case(
+        "10-torch-file-that-is-no-checkpoint",
+        lambda tmp: checkpoint.load(_plant_file(tmp, lambda path: torch.save([1, 2], path)), kind="train"),
+        checkpoint.WrongCheckpointError,
+        r"is no dada checkpoint \(it holds a list\), not a train one",
+        names_file=True,
+    ),
+    Case(
+        "10-plain-pickle-checkpoint",
+        lambda tmp: checkpoint.load(_plant_file(tmp, lambda path: path.write_bytes(pickle.dumps({"epoch": 0})))),
+        checkpoint.UnsafeCheckpointError,
+        r"holds something else or is not a dada checkpoint",
+        names_file=True,
+    ),
+    Case(
+        "10-non-zip-checkpoint",
+        lambda tmp: checkpoint.load(_plant_file(tmp, lambda path: path.write_text("x"))),
+        checkpoint.CorruptCheckpointError,
+        r"is not a dada checkpoint.*it was not overwritten",
+        names_file=True,
+    ),
+    Case(
+        "10-resume-with-another-estimator",
+        _checkpoint_of_another_estimator,
+        RunMismatchError,
+        r"other settings: estimator.hidden_size .*estimator.name \(relax -> gumbel\)",
+        names_file=True,
+    ),
+    Case(
+        "10-old-checkpoint-of-another-estimator",
+        _old_checkpoint_of_another_estimator,
+        checkpoint.WrongCheckpointError,
+        r"does not fit this search \(model wrn10_1, estimator gumbel\): "
+        r"RuntimeError: Error\(s\) in loading state_dict",
+        names_file=True,
+        slow=True,
+    ),
+    Case(
+        "11-negative-train-epochs",
+        lambda tmp: _train(tmp, "scale.train_epochs=-1"),
+        ConfigValueError,
+        r"scale.train_epochs=-1 is out of range: it must be >= 1",
+    ),
+    Case(
+        "11-mean-of-four-channels",
+        lambda tmp: _train(tmp, "dataset.mean=[0.1,0.1,0.1,0.1]"),
+        ConfigValueError,
+        r"dataset.mean=\[0.1, 0.1, 0.1, 0.1\] has 4 values; it needs 3",
+    ),
+    Case(
+        "12-unreachable-mlflow-server",
+        _unreachable_mlflow_server,
+        TrackingWarning,
+        "mlflow tracking could not start.*127.0.0.1:9 is unreachable",
+    ),
+    Case(
+        "13-truncated-sibling-policy",
+        _truncated_sibling_policy,
+        RuntimeWarning,
+        r"seed0/policy.json was skipped in the top-k overlap.*cannot be read.*this search goes on",
+        names_file=True,
+    ),
+    Case(
+        "14-run-folder-locked-in-this-process",
+        _run_folder_locked_in_this_process,
+        RunLockedError,
+        r"run is in use by process \d+, which holds .*run/.lock; wait for it to end",
+        names_file=True,
+    ),
+    Case(
+        "14-run-folder-locked-by-another-process",
+        _run_folder_locked_by_another_process,
+        RunLockedError,
+        r"run is in use by process \d+",
+        names_file=True,
+        slow=True,
+    ),
+    Case("15-resume-writes-each-record-once", _records_after_a_resume, None, r"^records 0 2 e1@4 4 6 e2@8 8 10 e3@12$"),
     Case("15-analysis-reads-each-epoch-once", _epochs_read_once, None, r"^epochs \[1, 2\], loss of epoch 1 1.0$"),
-    Case("15-resumed-run-is-one-mlflow-run", _one_mlflow_run_across_a_resume, None, r"^1 MLflow run\(s\): FINISHED$",
-         slow=True),
+    Case(
+        "15-resumed-run-is-one-mlflow-run",
+        _one_mlflow_run_across_a_resume,
+        None,
+        r"^1 MLflow run\(s\): FINISHED$",
+        slow=True,
+    ),
     Case("15-resumed-run-keeps-its-wandb-id", _one_wandb_run_id_across_a_resume, None, r"^run ids equal$", slow=True),
-    Case("16-model-without-a-recipe", lambda tmp: _train(tmp, "model=wrn10_1"), ConfigValueError,
-         r"no recipe for model=wrn10_1 on dataset=fashion-mnist.*Choose one with recipe=<name>, "
-         r"e.g. recipe=wrn40_2-fashion-mnist; available: .*wrn28_10-cifar10"),
-    Case("16-negative-lr-is-named-as-set", lambda tmp: _train(tmp, "recipe.lr=-1"), ConfigValueError,
-         r"recipe.lr=-1.0 is out of range: it must be > 0"),
-    Case("17-apply-above-one", lambda _: ops.apply(_images(1.5), "Rotate", 0.5), ValueError,
-         rf"{RANGE}.*found values in \[.*, 1.5\]"),
-    Case("17-apply-negative", lambda _: ops.apply(_images(-0.5), "Invert", 0.5), ValueError,
-         rf"{RANGE}.*found values in \[-0.5, "),
-    Case("17-apply-nan", lambda _: ops.apply(_images(float("nan")), "Posterize", 0.5), ValueError,
-         f"{RANGE}.*found NaN"),
-    Case("17-apply-inf", lambda _: ops.apply(_images(float("inf")), "Solarize", 0.5), ValueError,
-         rf"{RANGE}.*found values in \[.*, inf\]"),
-    Case("17-apply-batch-above-one", lambda _: _apply_batch(_images(255.0)), ValueError,
-         rf"{RANGE}.*found values in \[.*, 255\]"),
+    Case(
+        "16-model-without-a-recipe",
+        lambda tmp: _train(tmp, "model=wrn10_1"),
+        ConfigValueError,
+        r"no recipe for model=wrn10_1 on dataset=fashion-mnist.*Choose one with recipe=<name>, "
+        r"e.g. recipe=wrn40_2-fashion-mnist; available: .*wrn28_10-cifar10",
+    ),
+    Case(
+        "16-negative-lr-is-named-as-set",
+        lambda tmp: _train(tmp, "recipe.lr=-1"),
+        ConfigValueError,
+        r"recipe.lr=-1.0 is out of range: it must be > 0",
+    ),
+    Case(
+        "17-apply-above-one",
+        lambda _: ops.apply(_images(1.5), "Rotate", 0.5),
+        ValueError,
+        rf"{RANGE}.*found values in \[.*, 1.5\]",
+    ),
+    Case(
+        "17-apply-negative",
+        lambda _: ops.apply(_images(-0.5), "Invert", 0.5),
+        ValueError,
+        rf"{RANGE}.*found values in \[-0.5, ",
+    ),
+    Case(
+        "17-apply-nan", lambda _: ops.apply(_images(float("nan")), "Posterize", 0.5), ValueError, f"{RANGE}.*found NaN"
+    ),
+    Case(
+        "17-apply-inf",
+        lambda _: ops.apply(_images(float("inf")), "Solarize", 0.5),
+        ValueError,
+        rf"{RANGE}.*found values in \[.*, inf\]",
+    ),
+    Case(
+        "17-apply-batch-above-one",
+        lambda _: _apply_batch(_images(255.0)),
+        ValueError,
+        rf"{RANGE}.*found values in \[.*, 255\]",
+    ),
     Case("17-apply-batch-nan", lambda _: _apply_batch(_images(float("nan"))), ValueError, f"{RANGE}.*found NaN"),
-    Case("18-malicious-checkpoint",
-         _refused_unrun(lambda tmp, marker: checkpoint.load(plant_checkpoint(tmp / "run" / "checkpoint.pt", marker))),
-         checkpoint.UnsafeCheckpointError, "was refused as unsafe.*Nothing in it was run", names_file=True),
-    Case("18-truncated-checkpoint-holds", _truncated_checkpoint, checkpoint.CorruptCheckpointError,
-         "is corrupt.*It was not overwritten", names_file=True),
-    Case("19-malicious-cifar-batch",
-         _refused_unrun(lambda tmp, marker: (plant_cifar_root(tmp, marker), data.load_images("cifar10", tmp, True))),
-         UnsafeDataError, "data_batch_1 was refused as unsafe.*Nothing in it was run", names_file=True),
-    Case("19-garbage-cifar-batch", _garbage_cifar_batch, CorruptDataError,
-         "data_batch_1 is not a readable CIFAR python batch", names_file=True),
-    Case("20-yaml-python-tag-is-not-constructed", _yaml_with_a_python_tag, yaml.YAMLError,
-         "could not determine a constructor for the tag"),
+    Case(
+        "18-malicious-checkpoint",
+        _refused_unrun(lambda tmp, marker: checkpoint.load(plant_checkpoint(tmp / "run" / "checkpoint.pt", marker))),
+        checkpoint.UnsafeCheckpointError,
+        "was refused as unsafe.*Nothing in it was run",
+        names_file=True,
+    ),
+    Case(
+        "18-truncated-checkpoint-holds",
+        _truncated_checkpoint,
+        checkpoint.CorruptCheckpointError,
+        "is corrupt.*It was not overwritten",
+        names_file=True,
+    ),
+    Case(
+        "19-malicious-cifar-batch",
+        _refused_unrun(lambda tmp, marker: (plant_cifar_root(tmp, marker), data.load_images("cifar10", tmp, True))),
+        UnsafeDataError,
+        "data_batch_1 was refused as unsafe.*Nothing in it was run",
+        names_file=True,
+    ),
+    Case(
+        "19-garbage-cifar-batch",
+        _garbage_cifar_batch,
+        CorruptDataError,
+        "data_batch_1 is not a readable CIFAR python batch",
+        names_file=True,
+    ),
+    Case(
+        "20-yaml-python-tag-is-not-constructed",
+        _yaml_with_a_python_tag,
+        yaml.YAMLError,
+        "could not determine a constructor for the tag",
+    ),
 ]
 
 
-@pytest.mark.parametrize("case", [pytest.param(case, id=case.id, marks=[pytest.mark.slow] if case.slow else [])
-                                  for case in CASES])
+@pytest.mark.parametrize(
+    "case", [pytest.param(case, id=case.id, marks=[pytest.mark.slow] if case.slow else []) for case in CASES]
+)
 def test_bad_input_fails_loudly(case, tmp_path):
     if case.raises is None:
         message = case.run(tmp_path)

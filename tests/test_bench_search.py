@@ -1,4 +1,5 @@
 """The official-pipeline emulation of benchmarks/bench_search.py: its loader's batches and its step's gradients."""
+
 import importlib
 from pathlib import Path
 
@@ -36,13 +37,16 @@ def test_loader_applies_the_sub_policy_set_for_the_batch(bench, smoke):
     cfg, split = smoke
     space = SearchSpace()
     category = next(i for i, ops in enumerate(space.sub_policies.tolist()) if OP_NAMES[ops[0]] == "Invert")
-    loader, _ = bench.official_loaders(split, space, BATCH, cutout=0, mean=cfg.dataset.mean, std=cfg.dataset.std,
-                                       crop_padding=cfg.search.crop_padding)
+    loader, _ = bench.official_loaders(
+        split, space, BATCH, cutout=0, mean=cfg.dataset.mean, std=cfg.dataset.std, crop_padding=cfg.search.crop_padding
+    )
     gates_off = torch.zeros_like(space.probability)
     gates_on = gates_off.clone()
     gates_on[category, 0] = 1.0
-    (plain, plain_labels), (inverted, inverted_labels) = (_seeded_batch(loader, category, gates_off),
-                                                          _seeded_batch(loader, category, gates_on))
+    (plain, plain_labels), (inverted, inverted_labels) = (
+        _seeded_batch(loader, category, gates_off),
+        _seeded_batch(loader, category, gates_on),
+    )
     assert plain.shape == inverted.shape == (BATCH, 3, 32, 32)
     assert plain.dtype == inverted.dtype == torch.float32
     assert plain_labels.dtype == torch.int64 and torch.equal(plain_labels, inverted_labels)
@@ -53,8 +57,9 @@ def test_loader_applies_the_sub_policy_set_for_the_batch(bench, smoke):
 def test_dataset_needs_a_well_formed_batch_policy(bench, smoke):
     cfg, split = smoke
     space = SearchSpace()
-    loader, _ = bench.official_loaders(split, space, BATCH, cutout=16, mean=cfg.dataset.mean, std=cfg.dataset.std,
-                                       crop_padding=cfg.search.crop_padding)
+    loader, _ = bench.official_loaders(
+        split, space, BATCH, cutout=16, mean=cfg.dataset.mean, std=cfg.dataset.std, crop_padding=cfg.search.crop_padding
+    )
     with pytest.raises(RuntimeError, match="set_batch_policy"):
         next(iter(loader))
     with pytest.raises(ValueError, match="gates must have shape"):

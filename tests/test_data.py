@@ -1,4 +1,5 @@
 """dada.data: real Fashion-MNIST, tiny on-disk copies of CIFAR / SVHN / ImageFolder, and the search splits."""
+
 import gzip
 import pickle
 
@@ -93,8 +94,15 @@ def test_missing_fashion_mnist_package_says_how_to_install(tmp_path):
 @pytest.mark.parametrize(
     "name, folder, label_key, meta_name, meta_key, train_files, num_classes",
     [
-        ("cifar10", "cifar-10-batches-py", "labels", "batches.meta", "label_names",
-         [f"data_batch_{index}" for index in range(1, 6)], 10),
+        (
+            "cifar10",
+            "cifar-10-batches-py",
+            "labels",
+            "batches.meta",
+            "label_names",
+            [f"data_batch_{index}" for index in range(1, 6)],
+            10,
+        ),
         ("cifar100", "cifar-100-python", "fine_labels", "meta", "fine_label_names", ["train"], 100),
     ],
 )
@@ -217,8 +225,12 @@ def test_missing_imagenet_names_the_folder_and_the_layout(tmp_path):
 
 def test_partial_cifar_names_only_what_is_missing(tmp_path):
     for index in range(1, 6):
-        write_cifar_batch(tmp_path / "cifar-10-batches-py" / f"data_batch_{index}", random_images(1, index),
-                          torch.zeros(1, dtype=torch.long), "labels")
+        write_cifar_batch(
+            tmp_path / "cifar-10-batches-py" / f"data_batch_{index}",
+            random_images(1, index),
+            torch.zeros(1, dtype=torch.long),
+            "labels",
+        )
     with pytest.raises(data.DatasetNotFoundError) as error:
         data.load_images("cifar10", tmp_path, train=True)
     missing = str(error.value).split("Expected layout")[0]

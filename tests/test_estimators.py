@@ -1,4 +1,5 @@
 """Gradient estimators against toy problems whose gradients are known in closed form."""
+
 import itertools
 
 import pandas as pd

@@ -1,4 +1,5 @@
 """search.variant: each point where the paper's text and the official code differ (FIDELITY.md), one test each."""
+
 import dataclasses
 import itertools
 import json
@@ -25,8 +26,13 @@ class Recorder(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Tanh(), torch.nn.AdaptiveAvgPool2d(1),
-                                       torch.nn.Flatten(), torch.nn.Linear(4, 5))
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3),
+            torch.nn.Tanh(),
+            torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(),
+            torch.nn.Linear(4, 5),
+        )
         self.inputs = []
 
     def forward(self, x):
@@ -37,8 +43,13 @@ class Recorder(torch.nn.Module):
 def _optimizer(variant: str, estimator: str = "gumbel", cutout: int = 4, seed: int = 0):
     torch.manual_seed(seed)
     model, space = Recorder(), SearchSpace()
-    estimator = estimators.create(estimator, num_categories=105, num_gates=210, temperature=TAU,
-                                  boundary="straight_through" if variant == "paper" else "freeze")
+    estimator = estimators.create(
+        estimator,
+        num_categories=105,
+        num_gates=210,
+        temperature=TAU,
+        boundary="straight_through" if variant == "paper" else "freeze",
+    )
     generator = torch.Generator().manual_seed(seed)
     official = get_variant(variant)
     inputs = SearchInputs(space, MEAN, STD, cutout, generator, official=official.on_network_input)
@@ -119,7 +130,7 @@ def _official_mixture(x, space, sample):
             total = total + weight
             continue
         com_image, images, adds = 0, x, 0
-        for selection in range(2 ** space.ops_per_sub_policy):
+        for selection in range(2**space.ops_per_sub_policy):
             trans_probability = 1
             for i in range(space.ops_per_sub_policy):
                 if selection & (1 << i):
@@ -153,8 +164,9 @@ def test_official_gumbel_path_matches_the_official_loops(seed):
     torch.testing.assert_close(ours, theirs)
     leaves = [sample.alpha, sample.beta, space.magnitude]
     options = {"allow_unused": True, "materialize_grads": True}  # m is unused when no gate fired
-    for a, b in zip(torch.autograd.grad(ours, leaves, retain_graph=True, **options),
-                    torch.autograd.grad(theirs, leaves, **options)):
+    for a, b in zip(
+        torch.autograd.grad(ours, leaves, retain_graph=True, **options), torch.autograd.grad(theirs, leaves, **options)
+    ):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -199,8 +211,16 @@ def test_projection_of_probability_and_magnitude(variant, projected):
 def test_first_order_mode_warns():
     optimizer, _ = _optimizer("official")
     with pytest.warns(UserWarning, match="rewards weaker augmentation"):
-        BiLevelOptimizer(optimizer.model, optimizer.space, optimizer.estimator, optimizer.network_optimizer,
-                         optimizer.policy_optimizer, 5.0, optimizer.inputs, mode="first_order")
+        BiLevelOptimizer(
+            optimizer.model,
+            optimizer.space,
+            optimizer.estimator,
+            optimizer.network_optimizer,
+            optimizer.policy_optimizer,
+            5.0,
+            optimizer.inputs,
+            mode="first_order",
+        )
 
 
 def test_unknown_variant_lists_the_choices():
@@ -213,11 +233,21 @@ def test_default_variant_is_official():
 
 
 def _genotype_settings(name: str) -> dict:
-    match = re.search(r"_(\d+)_(\d+)_awd([\dp]+)_alr([\dp]+)_cutout_(\d+)_lr([\dp]+)_wd([\dp]+)_temp_([\dp]+)_(\d+)$",
-                      name)
+    match = re.search(
+        r"_(\d+)_(\d+)_awd([\dp]+)_alr([\dp]+)_cutout_(\d+)_lr([\dp]+)_wd([\dp]+)_temp_([\dp]+)_(\d+)$", name
+    )
     number = [float(v.replace("p", ".")) for v in match.groups()]
-    keys = ("batch_size", "epochs", "policy_weight_decay", "policy_lr", "cutout", "lr", "weight_decay",
-            "temperature", "top_k")
+    keys = (
+        "batch_size",
+        "epochs",
+        "policy_weight_decay",
+        "policy_lr",
+        "cutout",
+        "lr",
+        "weight_decay",
+        "temperature",
+        "top_k",
+    )
     return dict(zip(keys, number))
 
 
@@ -228,8 +258,11 @@ def test_search_settings_follow_the_released_genotype_names(dataset):
     expected = _genotype_settings(genotype)
     config = compose_config("search", [f"experiment=search_{dataset}", "scale=paper"])
     cutout = config.search.cutout if config.search.cutout is not None else config.dataset.cutout
-    got = {**{key: float(config.search[key]) for key in expected if key in config.search and key != "cutout"},
-           "cutout": float(cutout), "temperature": float(config.estimator.temperature)}
+    got = {
+        **{key: float(config.search[key]) for key in expected if key in config.search and key != "cutout"},
+        "cutout": float(cutout),
+        "temperature": float(config.estimator.temperature),
+    }
     assert got == expected
     network = {"cifar10": "wrn40_2", "cifar100": "wrn40_2", "svhn": "wrn28_10", "imagenet": "resnet50"}[dataset]
     assert config.model.name == network and network.replace("wrn", "wresnet") in genotype
@@ -241,16 +274,22 @@ def test_official_gumbel_value_is_the_augmented_input():
     gumbel = estimators.create("gumbel", num_categories=105, num_gates=210, temperature=TAU)
     x = torch.randn(3, 3, 4, 4)
     for seed in range(3):
-        samples = [gumbel.sample(space.alpha, space.probabilities().flatten(),
-                                 generator=torch.Generator().manual_seed(seed + i)) for i in range(3)]
+        samples = [
+            gumbel.sample(
+                space.alpha, space.probabilities().flatten(), generator=torch.Generator().manual_seed(seed + i)
+            )
+            for i in range(3)
+        ]
         torch.testing.assert_close(on_network_input(x, space, samples), x)
 
 
 def test_gate_patterns_cover_every_subset():
     """The collapse of the 2^k pattern sum relies on Σ_s T_s = Π (g + 1 - g) = 1; check it with autograd."""
     g = torch.rand(3, requires_grad=True)
-    total = sum(torch.stack([g[i] if bit else 1 - g[i] for i, bit in enumerate(bits)]).prod()
-                for bits in itertools.product([0, 1], repeat=3))
+    total = sum(
+        torch.stack([g[i] if bit else 1 - g[i] for i, bit in enumerate(bits)]).prod()
+        for bits in itertools.product([0, 1], repeat=3)
+    )
     (grad,) = torch.autograd.grad(total, g)
     torch.testing.assert_close(total, torch.tensor(1.0))
     assert grad.abs().max() < 1e-6

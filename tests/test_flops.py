@@ -1,4 +1,5 @@
 """FLOPs (dada.tracking.flops): the counts, the summaries that carry them, and the cost report on one scale."""
+
 import json
 from pathlib import Path
 
@@ -43,8 +44,15 @@ def test_count_flops_runs_the_call():
 
 
 def test_summaries_without_flops_read_as_not_measured():
-    old = SearchSummary(name="s", seed=0, dataset="fashion-mnist", model="wrn10_1", scale="smoke", epochs=1,
-                        cost=SearchCost(unit="CPU-hours", device_name="CPU", device_count=1)).to_dict()
+    old = SearchSummary(
+        name="s",
+        seed=0,
+        dataset="fashion-mnist",
+        model="wrn10_1",
+        scale="smoke",
+        epochs=1,
+        cost=SearchCost(unit="CPU-hours", device_name="CPU", device_count=1),
+    ).to_dict()
     for key in ("flops", "network_flops", "policy_flops"):
         del old["cost"][key]
     assert parse_summary(old).cost.flops is None
@@ -54,8 +62,16 @@ def _write_search(root: Path, seed: int, **flops) -> None:
     run_dir = root / "smoke" / "search_fashion-mnist" / "relax" / f"seed{seed}"
     run_dir.mkdir(parents=True)
     cost = SearchCost(unit="CPU-hours", device_name="Test CPU", device_count=1, search_device_hours=0.01, **flops)
-    summary = SearchSummary(name="s", seed=seed, dataset="fashion-mnist", model="wrn10_1", scale="smoke", epochs=1,
-                            estimator="relax", cost=cost)
+    summary = SearchSummary(
+        name="s",
+        seed=seed,
+        dataset="fashion-mnist",
+        model="wrn10_1",
+        scale="smoke",
+        epochs=1,
+        estimator="relax",
+        cost=cost,
+    )
     (run_dir / "summary.json").write_text(json.dumps({"status": "FINISHED", **summary.to_dict()}))
 
 
@@ -113,8 +129,15 @@ def test_search_summary_splits_flops_into_network_and_policy(search_config):
 
 @pytest.mark.slow
 def test_train_summary_counts_training_steps_and_test_passes(tmp_path):
-    overrides = [f"run_dir={tmp_path / 'run'}", "scale.train_images=64", "scale.test_images=32",
-                 "scale.train_epochs=1", "scale.batch_size=32", "policy=none", "num_workers=0"]
+    overrides = [
+        f"run_dir={tmp_path / 'run'}",
+        "scale.train_images=64",
+        "scale.test_images=32",
+        "scale.train_epochs=1",
+        "scale.batch_size=32",
+        "policy=none",
+        "num_workers=0",
+    ]
     with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
     run = TrainRun(cfg)

@@ -4,6 +4,7 @@ CUDA ops agree with the CPU's. Marked ``gpu``; skipped where torch sees no CUDA 
 An op "leaves the device" when it makes a tensor elsewhere (``OffDevice``). Not counted: 0-dim tensors (scalars) and
 the one host copy by design, the per-op counts that the ops read back to sort a batch (dada/ops/_batch.py).
 """
+
 import importlib
 from pathlib import Path
 
@@ -18,8 +19,10 @@ from dada.policy import Policy
 from dada.search.loop import SearchRun, prepare_data
 from dada.tracking import DeviceClock
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; torch sees none")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; torch sees none"),
+]
 DEVICE = torch.device("cuda")
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -36,9 +39,14 @@ class OffDevice(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        self.found += [(str(func), tuple(tensor.shape)) for tensor in tree_leaves(out)
-                       if isinstance(tensor, torch.Tensor) and tensor.ndim and tensor.device.type != self.device.type
-                       and not (tensor.shape == OP_COUNTS and not tensor.is_floating_point())]
+        self.found += [
+            (str(func), tuple(tensor.shape))
+            for tensor in tree_leaves(out)
+            if isinstance(tensor, torch.Tensor)
+            and tensor.ndim
+            and tensor.device.type != self.device.type
+            and not (tensor.shape == OP_COUNTS and not tensor.is_floating_point())
+        ]
         return out
 
 
@@ -66,9 +74,12 @@ def test_policy_apply_batch_keeps_the_images_on_the_device():
     assert all(shape[0] == 16 and len(shape) <= 2 for _, shape in off.found), off.found
 
 
-@pytest.mark.xfail(raises=RuntimeError, strict=False,
-                   reason="Policy.apply_batch draws its sub-policies with torch.randint(..., generator=generator) "
-                          "on the CPU: a CUDA generator is refused")
+@pytest.mark.xfail(
+    raises=RuntimeError,
+    strict=False,
+    reason="Policy.apply_batch draws its sub-policies with torch.randint(..., generator=generator) "
+    "on the CPU: a CUDA generator is refused",
+)
 def test_policy_apply_batch_with_a_device_generator_stays_on_the_device():
     images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, device=DEVICE)
     with OffDevice(DEVICE) as off:
@@ -87,8 +98,9 @@ def test_estimators_stay_on_the_device(name):
         samples = [estimator.sample(alpha, beta, generator=generator) for _ in range(2)]
         losses = [(sample.category_weights[sample.category] * sample.gates.sum()).sum() for sample in samples]
         output = estimator.gradients_many(samples, losses, retain_graph=True)
-        difference = estimator.difference_of_estimates(samples, losses, [loss * 0.5 for loss in losses],
-                                                       torch.tensor(2.0, device=DEVICE))
+        difference = estimator.difference_of_estimates(
+            samples, losses, [loss * 0.5 for loss in losses], torch.tensor(2.0, device=DEVICE)
+        )
     assert off.found == []
     tensors = [output.grad_alpha, output.grad_beta, difference.grad_alpha, difference.grad_beta]
     assert {tensor.device.type for tensor in tensors} == {DEVICE.type}

@@ -1,4 +1,5 @@
 """analysis.hypergradients at a tiny size: every estimator x state x parameter row, finite, and the figure."""
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,12 @@ def test_hypergradient_table_and_figure(tmp_path):
     main(["--scale", "smoke", "--out", str(tmp_path), "--draws", "10", "--batch-size", "8", *overrides])
     frame = pd.read_csv(tmp_path / "estimator_hypergradient_smoke.csv")
     keys = set(zip(frame["state"], frame["estimator"], frame["parameter"]))
-    assert keys == {(state, key, parameter) for state in ("start", "quarter", "end") for key in ESTIMATORS
-                    for parameter in PARAMETERS}
+    assert keys == {
+        (state, key, parameter)
+        for state in ("start", "quarter", "end")
+        for key in ESTIMATORS
+        for parameter in PARAMETERS
+    }
     assert len(frame) == len(keys)
     assert dict(zip(frame["state"], frame["epoch"])) == {"start": 0, "quarter": 1, "end": 1}
     numbers = frame[["variance", "distance", "distance_se", "noise_floor", "mean_norm"]]

@@ -1,4 +1,5 @@
 """The batched ImageNet search pipeline in dada/transforms.py against torchvision's per-image transforms."""
+
 from __future__ import annotations
 
 import math
@@ -30,19 +31,26 @@ def test_shapes_and_dtypes():
     assert transforms.random_resized_crop(images, 8, generator=_gen()).shape == (4, 3, 8, 8)
     from_uint8 = transforms.random_resized_crop((images * 255).byte(), 6, generator=_gen())
     assert from_uint8.shape == (4, 3, 6, 6) and from_uint8.dtype == torch.float32
-    for out in (transforms.random_flip(images, _gen()), transforms.color_jitter(images, 0.4, 0.4, 0.4, _gen()),
-                transforms.lighting(images, 0.1, EIGVAL, EIGVEC, _gen())):
+    for out in (
+        transforms.random_flip(images, _gen()),
+        transforms.color_jitter(images, 0.4, 0.4, 0.4, _gen()),
+        transforms.lighting(images, 0.1, EIGVAL, EIGVEC, _gen()),
+    ):
         assert out.shape == images.shape and out.dtype == torch.float32
     assert transforms.resize_shorter(images, 6).shape == (4, 3, 7, 6)
     assert transforms.center_crop(images, 5).shape == (4, 3, 5, 5)
 
 
-@pytest.mark.parametrize("augment", [
-    lambda images, g: transforms.random_resized_crop(images, 8, generator=g),
-    lambda images, g: transforms.random_flip(images, g),
-    lambda images, g: transforms.color_jitter(images, 0.4, 0.4, 0.4, g),
-    lambda images, g: transforms.lighting(images, 0.1, EIGVAL, EIGVEC, g),
-], ids=["random_resized_crop", "random_flip", "color_jitter", "lighting"])
+@pytest.mark.parametrize(
+    "augment",
+    [
+        lambda images, g: transforms.random_resized_crop(images, 8, generator=g),
+        lambda images, g: transforms.random_flip(images, g),
+        lambda images, g: transforms.color_jitter(images, 0.4, 0.4, 0.4, g),
+        lambda images, g: transforms.lighting(images, 0.1, EIGVAL, EIGVEC, g),
+    ],
+    ids=["random_resized_crop", "random_flip", "color_jitter", "lighting"],
+)
 def test_same_seed_same_output(augment):
     images = _images(batch=16)
     assert torch.equal(augment(images, _gen(3)), augment(images, _gen(3)))
@@ -68,7 +76,7 @@ def test_resized_crop_resamples_the_box():
     boxes = torch.tensor([[2, 1, 6, 8], [0, 3, 12, 5], [0, 0, 12, 10]])
     out = transforms.resized_crop(images, boxes, 9)
     for image, (top, left, height, width), got in zip(images, boxes.tolist(), out):
-        crop = image[None, :, top:top + height, left:left + width]
+        crop = image[None, :, top : top + height, left : left + width]
         expected = F.interpolate(crop, size=(9, 9), mode="bicubic", align_corners=False).clamp(0, 1)[0]
         # inside the image, taps near a box edge read the pixels beyond it; torchvision replicates the crop's edge
         inside = _taps_inside(top, height, 12, 9)[:, None] & _taps_inside(left, width, 10, 9)[None, :]
@@ -78,8 +86,9 @@ def test_resized_crop_resamples_the_box():
 
 def test_crop_boxes_lie_inside_and_follow_the_requested_area_and_ratio():
     draws, height, width, scale, ratio = 4000, 200, 200, (0.1, 0.5), (3 / 4, 4 / 3)  # every box fits
-    top, left, box_h, box_w = transforms.random_resized_crop_boxes(draws, height, width, scale, ratio,
-                                                                   _gen()).double().unbind(1)
+    top, left, box_h, box_w = (
+        transforms.random_resized_crop_boxes(draws, height, width, scale, ratio, _gen()).double().unbind(1)
+    )
     assert (top >= 0).all() and (left >= 0).all() and (box_h >= 1).all() and (box_w >= 1).all()
     assert (top + box_h <= height).all() and (left + box_w <= width).all()
     area = box_h * box_w / (height * width)
@@ -92,7 +101,7 @@ def test_crop_boxes_lie_inside_and_follow_the_requested_area_and_ratio():
     assert abs(log_ratio.mean().item()) < 5 * (2 * math.log(4 / 3) / math.sqrt(12)) / math.sqrt(draws)
     assert abs((area < 0.2).double().mean().item() - 0.25) < 5 * math.sqrt(0.25 * 0.75 / draws)
     # offsets uniform over the free room
-    room = (height - box_h + 1)
+    room = height - box_h + 1
     assert abs((top / room).mean().item() - 0.5) < 5 * (1 / math.sqrt(12)) / math.sqrt(draws) + 0.01
 
 
@@ -119,7 +128,7 @@ def test_random_crop_flip_is_pad_crop_then_flip_with_its_draws():
     padded = F.pad(images, (padding,) * 4)
     for i, got in enumerate(transforms.random_crop_flip(images, padding, _gen(7))):
         y, x = int(shift_y[i] * (2 * padding + 1)), int(shift_x[i] * (2 * padding + 1))
-        expected = padded[i, :, y:y + 5, x:x + 4]
+        expected = padded[i, :, y : y + 5, x : x + 4]
         assert torch.equal(got, expected.flip(-1) if flip[i] < 0.5 else expected)
 
 
@@ -128,11 +137,15 @@ def test_color_jitter_of_strength_zero_is_the_identity():
     assert torch.equal(transforms.color_jitter(images, 0.0, 0.0, 0.0, _gen()), images)
 
 
-@pytest.mark.parametrize("ours, theirs", [
-    (transforms.adjust_brightness, TF.adjust_brightness),
-    (transforms.adjust_contrast, TF.adjust_contrast),
-    (transforms.adjust_saturation, TF.adjust_saturation),
-], ids=["brightness", "contrast", "saturation"])
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (transforms.adjust_brightness, TF.adjust_brightness),
+        (transforms.adjust_contrast, TF.adjust_contrast),
+        (transforms.adjust_saturation, TF.adjust_saturation),
+    ],
+    ids=["brightness", "contrast", "saturation"],
+)
 def test_adjustments_match_torchvision(ours, theirs):
     images = _images(batch=4)
     factors = [0.0, 0.6, 1.0, 1.4]
@@ -185,9 +198,12 @@ def test_resize_shorter_matches_torchvision(height, width, size):
     expected = TF.resize(images, [size], InterpolationMode.BICUBIC, antialias=True).clamp(0, 1)
     torch.testing.assert_close(transforms.resize_shorter(images, size), expected, atol=1e-5, rtol=0)
     as_uint8 = (images * 255).round().byte()
-    torch.testing.assert_close(transforms.resize_shorter(as_uint8, size),
-                               TF.resize(as_uint8.float() / 255, [size], InterpolationMode.BICUBIC,
-                                         antialias=True).clamp(0, 1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        transforms.resize_shorter(as_uint8, size),
+        TF.resize(as_uint8.float() / 255, [size], InterpolationMode.BICUBIC, antialias=True).clamp(0, 1),
+        atol=1e-5,
+        rtol=0,
+    )
 
 
 def test_imagenet_config_holds_the_official_pipeline_numbers():

@@ -1,4 +1,5 @@
 """One run layout: runs started by hand land where `reproduce` puts them and `python -m analysis` finds them."""
+
 from pathlib import Path
 
 import pytest
@@ -10,15 +11,24 @@ from dada import layout, schemas
 from dada.search.loop import SearchRun
 from dada.train.loop import TrainRun
 
-TINY_TRAIN = ["scale.train_images=256", "scale.test_images=128", "scale.train_epochs=1", "scale.batch_size=32",
-              "device=cpu"]
+TINY_TRAIN = [
+    "scale.train_images=256",
+    "scale.test_images=128",
+    "scale.train_epochs=1",
+    "scale.batch_size=32",
+    "device=cpu",
+]
 
 
 def test_run_dir_round_trips():
     path = layout.run_dir("runs", "mini", "search_cifar10", "relax-paper", 3)
     assert path == Path("runs/mini/search_cifar10/relax-paper/seed3")
-    assert layout.parse_run_dir(path) == {"scale": "mini", "experiment": "search_cifar10",
-                                          "variant": "relax-paper", "seed": 3}
+    assert layout.parse_run_dir(path) == {
+        "scale": "mini",
+        "experiment": "search_cifar10",
+        "variant": "relax-paper",
+        "seed": 3,
+    }
     with pytest.raises(ValueError, match="is not a run folder"):
         layout.parse_run_dir("runs/search_cifar10/seed3")
 
@@ -32,12 +42,22 @@ def test_hand_started_runs_are_found_by_the_analysis(tmp_path, capsys):
     SearchRun(search).run()
     expected = layout.run_dir(tmp_path, "smoke", "search_fashion-mnist", "relax", 0)
     assert Path(search.run_dir) == expected and (expected / "policy.json").exists()
-    train = compose_config("train", [*TINY_TRAIN, "model=wrn40_2", "scale.model=wrn10_1", f"runs_root={tmp_path}",
-                                     f"policy.source={expected / 'policy.json'}"])
+    train = compose_config(
+        "train",
+        [
+            *TINY_TRAIN,
+            "model=wrn40_2",
+            "scale.model=wrn10_1",
+            f"runs_root={tmp_path}",
+            f"policy.source={expected / 'policy.json'}",
+        ],
+    )
     TrainRun(train).run()
     runs = read_runs(tmp_path)
     assert set(zip(runs["experiment"], runs["variant"], runs["app"])) == {
-        ("search_fashion-mnist", "relax", "search"), ("train_fashion-mnist_wrn40_2", "dada", "train")}
+        ("search_fashion-mnist", "relax", "search"),
+        ("train_fashion-mnist_wrn40_2", "dada", "train"),
+    }
     analysis_main(["runs", "--runs", str(tmp_path)])
     listing = capsys.readouterr().out
     assert "search_fashion-mnist" in listing and "train_fashion-mnist_wrn40_2" in listing
@@ -52,8 +72,10 @@ def test_summaries_round_trip_through_the_schema(search_config, tmp_path):
     search = schemas.read_summary(tmp_path / "run" / "summary.json")
     assert isinstance(search, schemas.SearchSummary) and search.variant == "official"
     assert search.cost.unit == "CPU-hours" and search.cost.search_device_hours > 0
-    train = compose_config("train", [*TINY_TRAIN, "model=wrn40_2", "scale.model=wrn10_1", "policy=none",
-                                     f"run_dir={tmp_path}/smoke/e/none/seed0"])
+    train = compose_config(
+        "train",
+        [*TINY_TRAIN, "model=wrn40_2", "scale.model=wrn10_1", "policy=none", f"run_dir={tmp_path}/smoke/e/none/seed0"],
+    )
     written = TrainRun(train).run()
     typed = schemas.read_summary(tmp_path / "smoke" / "e" / "none" / "seed0" / "summary.json")
     assert isinstance(typed, schemas.TrainSummary) and typed.policy.name == "none"

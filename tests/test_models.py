@@ -1,4 +1,5 @@
 """dada.models: registry, published parameter counts, shapes, Shake-Shake / ShakeDrop behaviour."""
+
 import pytest
 import torch
 

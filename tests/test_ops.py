@@ -1,4 +1,5 @@
 """dada.ops: the op table, tensor-vs-PIL parity on real images, mask and dtype semantics, argument errors."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,9 +24,18 @@ GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Cutout")
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 # Fast AutoAugment (Lim et al., 2019), augmentations.py, augment_list.
 FAST_AA_RANGES = {
-    "ShearX": (-0.3, 0.3), "ShearY": (-0.3, 0.3), "TranslateX": (-0.45, 0.45), "TranslateY": (-0.45, 0.45),
-    "Rotate": (-30, 30), "Solarize": (0, 256), "Posterize": (4, 8), "Contrast": (0.1, 1.9), "Color": (0.1, 1.9),
-    "Brightness": (0.1, 1.9), "Sharpness": (0.1, 1.9), "Cutout": (0, 0.2),
+    "ShearX": (-0.3, 0.3),
+    "ShearY": (-0.3, 0.3),
+    "TranslateX": (-0.45, 0.45),
+    "TranslateY": (-0.45, 0.45),
+    "Rotate": (-30, 30),
+    "Solarize": (0, 256),
+    "Posterize": (4, 8),
+    "Contrast": (0.1, 1.9),
+    "Color": (0.1, 1.9),
+    "Brightness": (0.1, 1.9),
+    "Sharpness": (0.1, 1.9),
+    "Cutout": (0, 0.2),
 }
 
 
@@ -39,6 +49,7 @@ def one_thread():
 
 
 # -- real images ---------------------------------------------------------------------------------------------------
+
 
 def _foolbox(prefix: str, count: int, size: int | None = None) -> list[Image.Image]:
     """foolbox's real fixture images (its ImageNet ones are 512 px or more: centre-cropped to ``size``)."""
@@ -57,8 +68,11 @@ def _fashion_mnist(count: int) -> list[Image.Image]:
 @functools.cache
 def _images(dataset: str) -> tuple[list[Image.Image], torch.Tensor]:
     """A few real images as PIL and as one uint8 batch [B, 3, H, W]."""
-    images = {"cifar10": lambda: _foolbox("cifar10", 20), "imagenet": lambda: _foolbox("imagenet", 4, size=224),
-              "fashion_mnist": lambda: _fashion_mnist(12)}[dataset]()
+    images = {
+        "cifar10": lambda: _foolbox("cifar10", 20),
+        "imagenet": lambda: _foolbox("imagenet", 4, size=224),
+        "fashion_mnist": lambda: _fashion_mnist(12),
+    }[dataset]()
     return images, torch.stack([_to_tensor(image) for image in images])
 
 
@@ -74,9 +88,25 @@ def _centers(batch: torch.Tensor, seed: int) -> torch.Tensor:
 
 # -- the op table --------------------------------------------------------------------------------------------------
 
+
 def test_table_lists_the_15_ops_in_search_order():
-    assert OP_NAMES == ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "AutoContrast", "Invert",
-                        "Equalize", "Solarize", "Posterize", "Contrast", "Color", "Brightness", "Sharpness", "Cutout")
+    assert OP_NAMES == (
+        "ShearX",
+        "ShearY",
+        "TranslateX",
+        "TranslateY",
+        "Rotate",
+        "AutoContrast",
+        "Invert",
+        "Equalize",
+        "Solarize",
+        "Posterize",
+        "Contrast",
+        "Color",
+        "Brightness",
+        "Sharpness",
+        "Cutout",
+    )
     assert tuple(OPS) == OP_NAMES and all(isinstance(spec, OpSpec) for spec in OPS.values())
 
 
@@ -99,8 +129,10 @@ def test_batch_values_agree_with_opspec_value():
     op_index = torch.arange(len(OP_NAMES)).repeat_interleave(3)
     level = torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64).repeat(len(OP_NAMES))
     sign = torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64).repeat(len(OP_NAMES))
-    expected = [OPS[OP_NAMES[k]].value(m) * (s if OPS[OP_NAMES[k]].signed else 1)
-                for k, m, s in zip(op_index.tolist(), level.tolist(), sign.tolist())]
+    expected = [
+        OPS[OP_NAMES[k]].value(m) * (s if OPS[OP_NAMES[k]].signed else 1)
+        for k, m, s in zip(op_index.tolist(), level.tolist(), sign.tolist())
+    ]
     torch.testing.assert_close(batch_values(op_index, level, sign), torch.tensor(expected, dtype=torch.float64))
 
 
@@ -122,6 +154,7 @@ def test_kernel_order_covers_every_op_once():
 
 # -- parity with the PIL reference ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dataset", ["cifar10", "imagenet", "fashion_mnist"])
 @pytest.mark.parametrize("sign", [1, -1], ids=["pos", "neg"])
 @pytest.mark.parametrize("level", LEVELS)
@@ -129,9 +162,14 @@ def test_kernel_order_covers_every_op_once():
 def test_tensor_backend_matches_pil(op, level, sign, dataset):
     images, batch = _images(dataset)
     centers = _centers(batch, seed=OP_NAMES.index(op))
-    expected = torch.stack([
-        _to_tensor(apply_pil(image, op, level, sign=sign, center=tuple(center.tolist()) if op == "Cutout" else None))
-        for image, center in zip(images, centers)])
+    expected = torch.stack(
+        [
+            _to_tensor(
+                apply_pil(image, op, level, sign=sign, center=tuple(center.tolist()) if op == "Cutout" else None)
+            )
+            for image, center in zip(images, centers)
+        ]
+    )
     actual = apply(batch, op, level, sign=sign, center=centers)
     assert actual.dtype == torch.uint8 and actual.shape == batch.shape
     difference = (actual.int() - expected.int()).abs()
@@ -143,6 +181,7 @@ def test_tensor_backend_matches_pil(op, level, sign, dataset):
 
 
 # -- batch semantics -----------------------------------------------------------------------------------------------
+
 
 def _batch(seed: int = 0, size: int = 8, side: int = 12) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
@@ -168,8 +207,8 @@ def test_apply_indexed_applies_each_sample_its_own_op_and_level():
     centers = _centers(x, seed=2)
     out = apply_indexed(x, op_index, level, sign=sign, center=centers)
     for i in range(30):
-        expected = apply(x[i:i + 1], OP_NAMES[op_index[i]], level[i], sign=int(sign[i]), center=centers[i])
-        assert torch.equal(out[i:i + 1], expected), OP_NAMES[op_index[i]]
+        expected = apply(x[i : i + 1], OP_NAMES[op_index[i]], level[i], sign=int(sign[i]), center=centers[i])
+        assert torch.equal(out[i : i + 1], expected), OP_NAMES[op_index[i]]
 
 
 @pytest.mark.parametrize("op", OP_NAMES)
@@ -239,6 +278,7 @@ def test_pil_random_cutout_fills_one_square():
 
 # -- argument errors -----------------------------------------------------------------------------------------------
 
+
 def test_unknown_op_names_the_valid_ones():
     with pytest.raises(ValueError, match="valid ops: ShearX, ShearY"):
         apply(_batch(), "Flip", 0.5)
@@ -255,14 +295,17 @@ def test_level_outside_unit_interval_is_rejected(level):
             apply_pil(_images("cifar10")[0][0], "Rotate", level)
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    ({"sign": 0}, "sign must be"),
-    ({"sign": torch.tensor([1, -1, 2, 1, 1, 1, 1, 1])}, "sign must be"),
-    ({"level": torch.full((3,), 0.5)}, r"level must be a scalar or of shape \(8,\)"),
-    ({"mask": torch.ones(8)}, "mask must be a bool tensor"),
-    ({"mask": torch.ones(5, dtype=torch.bool)}, "mask must be a scalar or of shape"),
-    ({"center": torch.zeros(8, 3)}, "center must be"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"sign": 0}, "sign must be"),
+        ({"sign": torch.tensor([1, -1, 2, 1, 1, 1, 1, 1])}, "sign must be"),
+        ({"level": torch.full((3,), 0.5)}, r"level must be a scalar or of shape \(8,\)"),
+        ({"mask": torch.ones(8)}, "mask must be a bool tensor"),
+        ({"mask": torch.ones(5, dtype=torch.bool)}, "mask must be a scalar or of shape"),
+        ({"center": torch.zeros(8, 3)}, "center must be"),
+    ],
+)
 def test_bad_arguments_are_rejected(arguments, message):
     with pytest.raises(ValueError, match=message):
         apply(_batch(), "Cutout", **{"level": 0.5, **arguments})
@@ -276,8 +319,9 @@ def test_bad_op_index_is_rejected():
         apply_indexed(x, torch.zeros(8), 0.5)
 
 
-@pytest.mark.parametrize("x", [torch.zeros(2, 1, 8, 8), torch.zeros(3, 8, 8),
-                               torch.zeros(2, 3, 8, 8, dtype=torch.int32)])
+@pytest.mark.parametrize(
+    "x", [torch.zeros(2, 1, 8, 8), torch.zeros(3, 8, 8), torch.zeros(2, 3, 8, 8, dtype=torch.int32)]
+)
 def test_bad_images_are_rejected(x):
     with pytest.raises(ValueError, match="image batch|uint8 or float"):
         apply(x, "Invert", 0.5)

@@ -1,4 +1,5 @@
 """DADA Eq. 10-11: the straight-through magnitude gradient of dada.ops.apply / apply_indexed."""
+
 from __future__ import annotations
 
 import pytest

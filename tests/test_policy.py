@@ -1,4 +1,5 @@
 """Policy: shipped paper policies, JSON and Fast AA archive round trips, batched and v2 application."""
+
 import numpy as np
 import pytest
 import torch
@@ -57,8 +58,15 @@ def test_apply_batch_draws_per_image_and_keeps_dtype():
 
 
 def test_policy_is_a_v2_transform_on_pil_and_tensors():
-    transform = v2.Compose([v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip(), Policy.load("cifar10"),
-                            v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+    transform = v2.Compose(
+        [
+            v2.RandomCrop(32, padding=4),
+            v2.RandomHorizontalFlip(),
+            Policy.load("cifar10"),
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8))
     assert transform(image).shape == (3, 32, 32)
     assert Policy.load("svhn")(torch.zeros(3, 32, 32, dtype=torch.uint8)).shape == (3, 32, 32)

@@ -1,4 +1,5 @@
 """The reproduction plan and runner: which runs a target needs, in which order, and what happens without data."""
+
 import json
 import os
 import stat
@@ -24,14 +25,24 @@ def test_table1_smoke_plan_lists_searches_before_evaluations():
     assert len(fashion) == 2 * (3 + 7 + 3)
     first = fashion[0]
     assert first.command("python") == [
-        "python", "-m", "dada.search", "experiment=search_fashion-mnist", "scale=smoke", "seed=0",
-        "runs_root=runs", "variant_name=relax", "estimator=relax", "search.variant=official"]
+        "python",
+        "-m",
+        "dada.search",
+        "experiment=search_fashion-mnist",
+        "scale=smoke",
+        "seed=0",
+        "runs_root=runs",
+        "variant_name=relax",
+        "estimator=relax",
+        "search.variant=official",
+    ]
 
 
 @pytest.mark.parametrize("target", ["table1", "table6"])
 def test_the_apps_place_every_planned_run_where_the_plan_expects_it(target, tmp_path):
     """One layout: each app composes its run_dir from the plan's overrides to the folder the plan tracks."""
     import dada.train._config  # noqa: F401  (registers the train schema)
+
     for run in plan(target, "mini", (0,), tmp_path / "runs"):
         config = compose_config(run.app, run.command()[3:])
         assert Path(config.run_dir) == run.run_dir, run
@@ -49,8 +60,12 @@ def test_dada_evaluation_reads_its_seeds_search_policy():
 
 
 def test_fast_aa_cells_run_its_released_policy():
-    cells = [cell for name in ("table2", "table3", "table4", "fig1") for cell in get_layout(name).cells
-             if "Fast AA" in cell.column]
+    cells = [
+        cell
+        for name in ("table2", "table3", "table4", "fig1")
+        for cell in get_layout(name).cells
+        if "Fast AA" in cell.column
+    ]
     assert cells and all(cell.job.overrides == ("policy=fastaa",) and cell.job.search is None for cell in cells)
     assert all(cell.job is None for cell in get_layout("table2").cells if cell.column == "PBA")
     runs = {(run.experiment, run.variant): run for run in plan("fig1", "smoke", (0,))}
@@ -58,7 +73,8 @@ def test_fast_aa_cells_run_its_released_policy():
     assert fashion.needs is None and fashion.overrides == ("policy=fastaa",)
     table2 = {run.run_dir for run in plan("table2", "smoke", (0,)) if run.variant == "fastaa"}
     assert table2 & {run.run_dir for run in runs.values()} == {  # Table 2's runs give Fig. 1's rows
-        Path(f"runs/smoke/table2_{dataset}_wrn28_10/fastaa/seed0") for dataset in ("cifar10", "cifar100")}
+        Path(f"runs/smoke/table2_{dataset}_wrn28_10/fastaa/seed0") for dataset in ("cifar10", "cifar100")
+    }
 
 
 def test_full_search_is_capped_only_at_smoke_scale():
@@ -92,14 +108,20 @@ def test_missing_data_set_is_detected(tmp_path):
 def fake_python(tmp_path):
     """An executable standing in for python: writes a FINISHED summary.json where the app would place the run."""
     script = tmp_path / "fake_python"
-    script.write_text(f"#!{sys.executable}\n" + "\n".join([
-        "import json, os, pathlib, sys",
-        "arg = dict(a.split('=', 1) for a in sys.argv[3:])",
-        "run_dir = pathlib.Path(arg['runs_root'], arg['scale'], arg['experiment'], arg['variant_name'],"
-        " 'seed' + arg['seed'])",
-        "run_dir.mkdir(parents=True, exist_ok=True)",
-        "(run_dir / 'summary.json').write_text(json.dumps({'status': 'FINISHED', 'root': os.environ['DATA_ROOT']}))",
-    ]))
+    script.write_text(
+        f"#!{sys.executable}\n"
+        + "\n".join(
+            [
+                "import json, os, pathlib, sys",
+                "arg = dict(a.split('=', 1) for a in sys.argv[3:])",
+                "run_dir = pathlib.Path(arg['runs_root'], arg['scale'], arg['experiment'], arg['variant_name'],"
+                " 'seed' + arg['seed'])",
+                "run_dir.mkdir(parents=True, exist_ok=True)",
+                "summary = {'status': 'FINISHED', 'root': os.environ['DATA_ROOT']}",
+                "(run_dir / 'summary.json').write_text(json.dumps(summary))",
+            ]
+        )
+    )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return str(script)
 

@@ -1,4 +1,5 @@
 """The search: Eq. 17-19 against exact autograd, the policy moves, a seed means the same policy."""
+
 import json
 from pathlib import Path
 
@@ -20,8 +21,9 @@ DATASETS = sorted(path.stem for path in (Path(CONF_DIR) / "dataset").glob("*.yam
 
 def _tiny_problem():
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Tanh(), torch.nn.Flatten(),
-                                torch.nn.Linear(4 * 6 * 6, 5)).double()
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.Tanh(), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 5)
+    ).double()
     images = torch.rand(8, 3, 8, 8, dtype=torch.float64)
     labels = torch.randint(5, (8,))
     d = torch.tensor([0.7, 1.3], dtype=torch.float64, requires_grad=True)  # stands in for the policy
@@ -146,9 +148,16 @@ def test_bad_mode_is_refused(search_config):
 def test_search_on_an_image_folder_keeps_a_subset_of_classes(search_config, tmp_path):
     """Reduced ImageNet's protocol on an image folder: decode only the chosen images, a head per kept class."""
     write_image_folder(tmp_path / "data" / "imagenet" / "train", [f"n{k:02d}" for k in range(4)], per_class=24)
-    config = search_config("dataset=imagenet", f"dataset.root={tmp_path / 'data'}", "dataset.num_classes=4",
-                           "dataset.search_classes=2", "dataset.image_size=16", "dataset.search_pipeline.val_resize=20",
-                           "scale.search_images=48", "scale.batch_size=8")
+    config = search_config(
+        "dataset=imagenet",
+        f"dataset.root={tmp_path / 'data'}",
+        "dataset.num_classes=4",
+        "dataset.search_classes=2",
+        "dataset.image_size=16",
+        "dataset.search_pipeline.val_resize=20",
+        "scale.search_images=48",
+        "scale.batch_size=8",
+    )
     run = SearchRun(config)
     head = [module for module in run.model.modules() if isinstance(module, torch.nn.Linear)][-1]
     assert head.out_features == 2

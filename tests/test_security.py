@@ -1,5 +1,6 @@
 """Files from a run folder or a data root never run code: checkpoints load with torch's safe loader, CIFAR batches
 with a restricted unpickler; and the source has no eval/exec, unsafe YAML, shell or unrestricted pickle."""
+
 import ast
 import io
 import os
@@ -51,10 +52,15 @@ def plant_cifar_root(root: Path, marker: Path) -> Path:
 # -- checkpoints (issue 12, case 18) -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("write", [
-    pytest.param(lambda path, marker: plant_checkpoint(path, marker), id="torch-save-zip"),
-    pytest.param(lambda path, marker: path.write_bytes(pickle.dumps(Payload(marker), protocol=2)), id="plain-pickle"),
-])
+@pytest.mark.parametrize(
+    "write",
+    [
+        pytest.param(lambda path, marker: plant_checkpoint(path, marker), id="torch-save-zip"),
+        pytest.param(
+            lambda path, marker: path.write_bytes(pickle.dumps(Payload(marker), protocol=2)), id="plain-pickle"
+        ),
+    ],
+)
 def test_malicious_checkpoint_is_refused_without_running_and_kept(tmp_path, write):
     path, marker = tmp_path / "run" / "checkpoint.pt", tmp_path / "marker"
     path.parent.mkdir()
@@ -102,8 +108,11 @@ class _Python2Pickler(pickle._Pickler):
         self.save_bytes(text.encode("latin1"))
 
     def save_bytes(self, raw):
-        header = pickle.SHORT_BINSTRING + bytes([len(raw)]) if len(raw) < 256 else \
-            pickle.BINSTRING + struct.pack("<i", len(raw))
+        header = (
+            pickle.SHORT_BINSTRING + bytes([len(raw)])
+            if len(raw) < 256
+            else pickle.BINSTRING + struct.pack("<i", len(raw))
+        )
         self.write(header + raw)
         self.memoize(raw)
 
@@ -120,11 +129,16 @@ def _python2_pickle(content) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("encode", [
-    pytest.param(_python2_pickle, id="python2-str-keys"),
-    pytest.param(lambda content: pickle.dumps({key.encode(): value for key, value in content.items()}),
-                 id="python3-bytes-keys"),
-])
+@pytest.mark.parametrize(
+    "encode",
+    [
+        pytest.param(_python2_pickle, id="python2-str-keys"),
+        pytest.param(
+            lambda content: pickle.dumps({key.encode(): value for key, value in content.items()}),
+            id="python3-bytes-keys",
+        ),
+    ],
+)
 def test_cifar_batch_in_the_true_format_loads_its_pixels(tmp_path, encode):
     images = random_images(3, seed=7)
     rows = images.reshape(3, -1).numpy()  # R plane, G plane, B plane of each image
@@ -147,8 +161,17 @@ def test_malicious_cifar_batch_is_refused_without_running(tmp_path):
     assert not marker.exists(), "the payload ran"
 
 
-@pytest.mark.parametrize("module, name", [("builtins", "eval"), ("os", "system"), ("builtins", "getattr"),
-                                          ("numpy", "load"), ("subprocess", "Popen"), ("_codecs", "encode")])
+@pytest.mark.parametrize(
+    "module, name",
+    [
+        ("builtins", "eval"),
+        ("os", "system"),
+        ("builtins", "getattr"),
+        ("numpy", "load"),
+        ("subprocess", "Popen"),
+        ("_codecs", "encode"),
+    ],
+)
 def test_cifar_unpickler_refuses_every_other_global(module, name):
     stream = pickle.PROTO + b"\x02" + pickle.GLOBAL + f"{module}\n{name}\n".encode() + pickle.STOP
     with pytest.raises(pickle.UnpicklingError, match=f"{module}.{name}"):
@@ -176,9 +199,22 @@ def _unsafe_calls(tree: ast.AST) -> list[str]:
             continue
         function = ast.unparse(node.func)
         keywords = {keyword.arg: ast.unparse(keyword.value) for keyword in node.keywords}
-        if function in ("eval", "exec", "compile", "__import__", "os.system", "os.popen", "instantiate",
-                        "hydra.utils.instantiate", "yaml.load", "yaml.unsafe_load", "yaml.full_load",
-                        "pickle.load", "pickle.loads", "pickle.Unpickler"):
+        if function in (
+            "eval",
+            "exec",
+            "compile",
+            "__import__",
+            "os.system",
+            "os.popen",
+            "instantiate",
+            "hydra.utils.instantiate",
+            "yaml.load",
+            "yaml.unsafe_load",
+            "yaml.full_load",
+            "pickle.load",
+            "pickle.loads",
+            "pickle.Unpickler",
+        ):
             found.append(function)
         if function in ("np.load", "numpy.load") and keywords.get("allow_pickle") == "True":
             found.append(f"{function}(allow_pickle=True)")
@@ -196,16 +232,22 @@ def test_the_source_never_evaluates_unpickles_or_shells_out():
         for path in sorted((REPOSITORY / folder).rglob("*.py")):
             tree = ast.parse(path.read_text(), filename=str(path))
             offences += [f"{path.relative_to(REPOSITORY)}: {call}" for call in _unsafe_calls(tree)]
-            subclasses = [node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
-                          and any(ast.unparse(base) == "pickle.Unpickler" for base in node.bases)]
+            subclasses = [
+                node.name
+                for node in ast.walk(tree)
+                if isinstance(node, ast.ClassDef)
+                and any(ast.unparse(base) == "pickle.Unpickler" for base in node.bases)
+            ]
             if subclasses and path != REPOSITORY / "dada" / "data" / "_readers.py":
                 offences.append(f"{path.relative_to(REPOSITORY)}: unpickler {subclasses}")
     assert offences == []
 
 
 def test_the_source_scan_catches_each_pattern():
-    code = ("eval(text)\nexec(text)\nyaml.load(stream)\nsubprocess.run(command, shell=True)\npickle.load(file)\n"
-            "torch.load(path, weights_only=False)\ntorch.load(path)\nnp.load(path, allow_pickle=True)\n")
+    code = (
+        "eval(text)\nexec(text)\nyaml.load(stream)\nsubprocess.run(command, shell=True)\npickle.load(file)\n"
+        "torch.load(path, weights_only=False)\ntorch.load(path)\nnp.load(path, allow_pickle=True)\n"
+    )
     assert len(_unsafe_calls(ast.parse(code))) == 8
     safe = "model.eval()\nyaml.safe_load(stream)\nsubprocess.run(['ls'])\ntorch.load(path, weights_only=True)\n"
     assert _unsafe_calls(ast.parse(safe)) == []

@@ -1,4 +1,5 @@
 """The shipped policies: every number is the released one, and the README's rounding would have changed ops."""
+
 import json
 from pathlib import Path
 
@@ -34,8 +35,10 @@ def _readme(level: float) -> float:
 def test_readme_rounding_changes_cifar10_posterize_bits_and_a_solarize_threshold():
     subs = load_named("cifar10").sub_policies
     posterize = {index: op.level for index, sub in enumerate(subs) for op in sub.operations if op.name == "Posterize"}
-    bits = {index: (OPS["Posterize"].value(level), OPS["Posterize"].value(_readme(level)))
-            for index, level in posterize.items()}
+    bits = {
+        index: (OPS["Posterize"].value(level), OPS["Posterize"].value(_readme(level)))
+        for index, level in posterize.items()
+    }
     assert bits == {10: (5.0, 6.0), 14: (5.0, 6.0)}  # released: 5 bits; the rounded 0.50 would keep 6
 
     grey = torch.arange(256, dtype=torch.uint8).expand(1, 3, 4, 256)

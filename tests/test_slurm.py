@@ -1,5 +1,6 @@
 """``--launcher slurm``: resources from conf/launcher/slurm.yaml, the status of each run, and a reduced Table 1 plan
 on a real single-node Slurm (tests/cluster/slurm.sh), whose runs a fake python executes in seconds."""
+
 import json
 import stat
 import subprocess
@@ -32,7 +33,8 @@ def test_resources_come_from_the_config_by_app_dataset_and_scale():
     assert command[:6] == ["python", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=8", "-m"]
     assert command[6:] == imagenet.command("python")[2:]
     assert slurm.job_command(paper["search_imagenet/relax"], 8, "python") == paper["search_imagenet/relax"].command(
-        "python")
+        "python"
+    )
 
 
 def test_the_job_script_asks_for_the_resources_and_waits_for_the_search(tmp_path):
@@ -40,8 +42,17 @@ def test_the_job_script_asks_for_the_resources_and_waits_for_the_search(tmp_path
     res = slurm.resources(run, slurm.load_config())
     executor = slurm._executor(run, res, slurm.load_config(), "41", "gpu", "lab")
     script = executor._executor._make_submission_file_text("python -m submitit", "uid")  # what sbatch receives
-    for line in ("--dependency=afterok:41", "--partition=gpu", "--account=lab", "--gpus-per-node=8",
-                 "--cpus-per-task=64", "--mem=480GB", "--time=2880", "--requeue", "--signal=USR2@90"):
+    for line in (
+        "--dependency=afterok:41",
+        "--partition=gpu",
+        "--account=lab",
+        "--gpus-per-node=8",
+        "--cpus-per-task=64",
+        "--mem=480GB",
+        "--time=2880",
+        "--requeue",
+        "--signal=USR2@90",
+    ):
         assert f"#SBATCH {line}" in script, line
 
 
@@ -91,27 +102,35 @@ def fake_python(tmp_path):
     FAKE_SLOW sleeps a minute on its first attempt, so that the test can preempt or kill it; a later attempt (the
     resume) ends at once."""
     script = tmp_path / "fake_python"
-    script.write_text(f"#!{sys.executable}\n" + "\n".join([
-        "import json, os, pathlib, sys, time",
-        "arg = dict(a.split('=', 1) for a in sys.argv[3:])",
-        "name = arg['experiment'] + '/' + arg['variant_name']",
-        "run_dir = pathlib.Path(arg['runs_root'], arg['scale'], name, 'seed' + arg['seed'])",
-        "run_dir.mkdir(parents=True, exist_ok=True)",
-        "times = run_dir / 'times.jsonl'",
-        "slow = not times.exists() and name in os.environ.get('FAKE_SLOW', '').split(',')",
-        "with times.open('a') as f: f.write(json.dumps({'start': time.time()}) + '\\n')",
-        "time.sleep(60 if slow else 1)",
-        "with times.open('a') as f: f.write(json.dumps({'end': time.time()}) + '\\n')",
-        "(run_dir / 'summary.json').write_text(json.dumps({'status': 'FINISHED'}))",
-    ]))
+    script.write_text(
+        f"#!{sys.executable}\n"
+        + "\n".join(
+            [
+                "import json, os, pathlib, sys, time",
+                "arg = dict(a.split('=', 1) for a in sys.argv[3:])",
+                "name = arg['experiment'] + '/' + arg['variant_name']",
+                "run_dir = pathlib.Path(arg['runs_root'], arg['scale'], name, 'seed' + arg['seed'])",
+                "run_dir.mkdir(parents=True, exist_ok=True)",
+                "times = run_dir / 'times.jsonl'",
+                "slow = not times.exists() and name in os.environ.get('FAKE_SLOW', '').split(',')",
+                "with times.open('a') as f: f.write(json.dumps({'start': time.time()}) + '\\n')",
+                "time.sleep(60 if slow else 1)",
+                "with times.open('a') as f: f.write(json.dumps({'end': time.time()}) + '\\n')",
+                "(run_dir / 'summary.json').write_text(json.dumps({'status': 'FINISHED'}))",
+            ]
+        )
+    )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return str(script)
 
 
 def _times(run: Run, key: str) -> list[float]:
     path = run.run_dir / "times.jsonl"
-    return [entry[key] for entry in map(json.loads, path.read_text().splitlines()) if key in entry] if path.exists() \
+    return (
+        [entry[key] for entry in map(json.loads, path.read_text().splitlines()) if key in entry]
+        if path.exists()
         else []
+    )
 
 
 @pytest.mark.slow
@@ -121,9 +140,15 @@ def test_a_reduced_table1_plan_runs_on_slurm(cluster, tmp_path, fake_python, mon
     reported with its log and its evaluation waits; submitting again submits only those two."""
     runs_root, data = tmp_path / "runs", tmp_path / "data"
     every = _runs(runs_root)
-    names = ["search_fashion-mnist/relax", "search_fashion-mnist/gumbel", "search_fashion-mnist/relax-paper",
-             "table1_fashion-mnist_wrn40_2/none", "table1_fashion-mnist_wrn40_2/dada-relax",
-             "table1_fashion-mnist_wrn40_2/dada-gumbel", "table1_fashion-mnist_wrn40_2/dada-relax-paper"]
+    names = [
+        "search_fashion-mnist/relax",
+        "search_fashion-mnist/gumbel",
+        "search_fashion-mnist/relax-paper",
+        "table1_fashion-mnist_wrn40_2/none",
+        "table1_fashion-mnist_wrn40_2/dada-relax",
+        "table1_fashion-mnist_wrn40_2/dada-gumbel",
+        "table1_fashion-mnist_wrn40_2/dada-relax-paper",
+    ]
     runs = [every[name] for name in names]
     preempted, killed = every["search_fashion-mnist/gumbel"], every["search_fashion-mnist/relax-paper"]
     monkeypatch.setenv("FAKE_SLOW", f"{preempted.experiment}/{preempted.variant},{killed.experiment}/{killed.variant}")
@@ -150,12 +175,14 @@ def test_a_reduced_table1_plan_runs_on_slurm(cluster, tmp_path, fake_python, mon
 
     statuses = {entry.run.run_dir: entry for entry in slurm.wait(runs, data, poll_s=1)}
     assert [statuses[run.run_dir].state for run in runs] == ["finished"] * 2 + ["failed"] + ["finished"] * 3 + [
-        "pending"]
+        "pending"
+    ]
     assert "CANCELLED" in statuses[killed.run_dir].detail
     assert slurm.NEVER in statuses[runs[-1].run_dir].detail
     assert len(_times(preempted, "start")) == 2 and len(_times(preempted, "end")) == 1  # requeued, resumed
-    assert slurm.read_jobs(runs_root / "smoke" / slurm.JOBS_FILE)[str(preempted.run_dir)] == jobs[
-        str(preempted.run_dir)]
+    assert (
+        slurm.read_jobs(runs_root / "smoke" / slurm.JOBS_FILE)[str(preempted.run_dir)] == jobs[str(preempted.run_dir)]
+    )
     by_folder = {run.run_dir: run for run in runs}
     for evaluation in runs[4:6]:
         assert min(_times(evaluation, "start")) >= max(_times(by_folder[evaluation.needs], "end"))
@@ -167,7 +194,8 @@ def test_a_reduced_table1_plan_runs_on_slurm(cluster, tmp_path, fake_python, mon
 
     again = slurm.submit(runs, data, python=fake_python, config=config)
     assert [outcome.status.split(" as ")[0] for outcome in again] == ["finished earlier"] * 2 + ["submitted"] + [
-        "finished earlier"] * 3 + ["submitted"]
+        "finished earlier"
+    ] * 3 + ["submitted"]
     statuses = slurm.wait(runs, data, poll_s=1)
     assert all(entry.state == "finished" for entry in statuses)
     assert min(_times(runs[-1], "start")) >= max(_times(killed, "end"))

@@ -1,4 +1,5 @@
 """Seed statistics against hand-computed values: mean, sd, 95 % t interval, paired t-test, top-k overlap."""
+
 import math
 
 import pytest

@@ -1,4 +1,5 @@
 """dada.tracking: the run folder is complete, MLflow and W&B receive the run, failing backends are switched off."""
+
 import json
 import shutil
 import warnings
@@ -115,16 +116,35 @@ def test_tracker_for_reads_the_logger_node_and_names_the_run(tmp_path, monkeypat
     """The apps' tracker: backends and options from ``cfg.logger``, the run named <name>/seed<N>, cfg resolved."""
     from dada.tracking import _tracker
 
-    logger = {"backends": ["jsonl", "mlflow"], "mlflow_uri": "sqlite:///x.db", "wandb_mode": "online",
-              "wandb_project": "project", "experiment": "table1", "heatmap_every": 5}
+    logger = {
+        "backends": ["jsonl", "mlflow"],
+        "mlflow_uri": "sqlite:///x.db",
+        "wandb_mode": "online",
+        "wandb_project": "project",
+        "experiment": "table1",
+        "heatmap_every": 5,
+    }
     cfg = OmegaConf.create({"name": "search-x", "seed": 3, "lr": 0.1, "lr_copy": "${lr}", "logger": logger})
     calls = []
     monkeypatch.setattr(_tracker, "create_tracker", lambda *args, **kwargs: calls.append((args, kwargs)))
     tracker_for(cfg, tmp_path / "run", TAGS, resume_epoch=2)
     monkeypatch.undo()
-    assert calls == [((["jsonl", "mlflow"],), {
-        "run_dir": tmp_path / "run", "config": cfg, "tags": TAGS, "experiment": "table1", "run_name": "search-x/seed3",
-        "mlflow_uri": "sqlite:///x.db", "wandb_mode": "online", "wandb_project": "project", "resume_epoch": 2})]
+    assert calls == [
+        (
+            (["jsonl", "mlflow"],),
+            {
+                "run_dir": tmp_path / "run",
+                "config": cfg,
+                "tags": TAGS,
+                "experiment": "table1",
+                "run_name": "search-x/seed3",
+                "mlflow_uri": "sqlite:///x.db",
+                "wandb_mode": "online",
+                "wandb_project": "project",
+                "resume_epoch": 2,
+            },
+        )
+    ]
     with tracker_for(OmegaConf.merge(cfg, {"logger": {"backends": ["jsonl"]}}), tmp_path / "run", TAGS) as tracker:
         assert tracker.backends == ["jsonl"]
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["lr_copy"] == 0.1

@@ -1,4 +1,5 @@
 """A smoke search seen from the outside: MLflow, W&B and the run folder; a broken backend; the UI; submitit."""
+
 import json
 import os
 import socket
@@ -20,8 +21,17 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def many_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("many")
-    cfg = compose_config("search", [*SEARCH_SMOKE, f"run_dir={root}/run", "logger=many", "estimator=relax",
-                                    f"logger.mlflow_uri=sqlite:///{root}/mlruns.db", "table=table1"])
+    cfg = compose_config(
+        "search",
+        [
+            *SEARCH_SMOKE,
+            f"run_dir={root}/run",
+            "logger=many",
+            "estimator=relax",
+            f"logger.mlflow_uri=sqlite:///{root}/mlruns.db",
+            "table=table1",
+        ],
+    )
     summary = SearchRun(cfg).run()
     return root, summary
 
@@ -37,9 +47,15 @@ def test_logger_many_lands_in_every_backend(many_run):
     assert len(runs) == 1
     run = runs.iloc[0]
     assert run["tags.estimator"] == "relax" and run["tags.table"] == "table1" and run["tags.scale"] == "smoke"
-    for metric in ("policy/weight/000", "policy/probability/000_0", "policy/magnitude/104_1",
-                   "grad/alpha/variance", "grad/probability/variance", "search/surrogate_loss",
-                   "cost/search_device_hours"):
+    for metric in (
+        "policy/weight/000",
+        "policy/probability/000_0",
+        "policy/magnitude/104_1",
+        "grad/alpha/variance",
+        "grad/probability/variance",
+        "search/surrogate_loss",
+        "cost/search_device_hours",
+    ):
         assert f"metrics.{metric}" in runs.columns, metric
     assert list((root / "run" / "wandb").glob("offline-run-*"))
 
@@ -47,13 +63,24 @@ def test_logger_many_lands_in_every_backend(many_run):
 def test_broken_mlflow_does_not_stop_the_search(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the database's folder should be")
-    cfg = compose_config("search", [*SEARCH_SMOKE, f"run_dir={tmp_path}/run", "logger=mlflow", "estimator=gumbel",
-                                    f"logger.mlflow_uri=sqlite:///{blocker}/mlruns.db"])
+    cfg = compose_config(
+        "search",
+        [
+            *SEARCH_SMOKE,
+            f"run_dir={tmp_path}/run",
+            "logger=mlflow",
+            "estimator=gumbel",
+            f"logger.mlflow_uri=sqlite:///{blocker}/mlruns.db",
+        ],
+    )
     with pytest.warns(Warning, match="(?i)mlflow"):
         summary = SearchRun(cfg).run()
     assert summary["status"] == "FINISHED"
-    epochs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-              if "epoch" in json.loads(line)]
+    epochs = [
+        json.loads(line)
+        for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+        if "epoch" in json.loads(line)
+    ]
     assert [line["epoch"] for line in epochs] == [1]
 
 
@@ -74,9 +101,23 @@ def test_mlflow_ui_serves_the_search_over_rest(many_run):
     """What `make mlflow-ui` starts, queried over its REST API, then stopped."""
     root, _ = many_run
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
-                               f"sqlite:///{root}/mlruns.db", "--host", "127.0.0.1", "--port", str(port)],
-                              cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            f"sqlite:///{root}/mlruns.db",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
     try:
         deadline = time.monotonic() + 120
@@ -99,8 +140,18 @@ def test_mlflow_ui_serves_the_search_over_rest(many_run):
 
 def test_submitit_local_launcher_runs_a_sweep(tmp_path):
     """The cluster path (hydra/launcher=slurm_gpu) on this machine: submitit's local executor."""
-    command = [sys.executable, "-m", "dada.search", "--multirun", "hydra/launcher=local", *SEARCH_SMOKE,
-               "estimator=gumbel", "seed=0", f"hydra.sweep.dir={tmp_path}/sweep", f"run_dir={tmp_path}/run"]
+    command = [
+        sys.executable,
+        "-m",
+        "dada.search",
+        "--multirun",
+        "hydra/launcher=local",
+        *SEARCH_SMOKE,
+        "estimator=gumbel",
+        "seed=0",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+        f"run_dir={tmp_path}/run",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]

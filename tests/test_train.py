@@ -1,4 +1,5 @@
 """dada.train: policies, recipes and schedules, the data pipeline, aggregation, and short real runs on Fashion-MNIST."""
+
 import importlib.util
 import json
 from pathlib import Path
@@ -28,11 +29,22 @@ from dada.train import (  # noqa: F401  (_config registers the schema)
 )
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
-PAPER_PAIRS = [("wrn40_2", "cifar10"), ("wrn40_2", "cifar100"), ("wrn28_10", "cifar10"), ("wrn28_10", "cifar100"),
-               ("shakeshake26_2x32d", "cifar10"), ("shakeshake26_2x96d", "cifar10"), ("shakeshake26_2x112d", "cifar10"),
-               ("shakeshake26_2x96d", "cifar100"), ("pyramidnet272_a200_shakedrop", "cifar10"),
-               ("pyramidnet272_a200_shakedrop", "cifar100"), ("wrn28_10", "svhn"), ("shakeshake26_2x96d", "svhn"),
-               ("resnet50", "imagenet"), ("wrn40_2", "fashion-mnist")]
+PAPER_PAIRS = [
+    ("wrn40_2", "cifar10"),
+    ("wrn40_2", "cifar100"),
+    ("wrn28_10", "cifar10"),
+    ("wrn28_10", "cifar100"),
+    ("shakeshake26_2x32d", "cifar10"),
+    ("shakeshake26_2x96d", "cifar10"),
+    ("shakeshake26_2x112d", "cifar10"),
+    ("shakeshake26_2x96d", "cifar100"),
+    ("pyramidnet272_a200_shakedrop", "cifar10"),
+    ("pyramidnet272_a200_shakedrop", "cifar100"),
+    ("wrn28_10", "svhn"),
+    ("shakeshake26_2x96d", "svhn"),
+    ("resnet50", "imagenet"),
+    ("wrn40_2", "fashion-mnist"),
+]
 TINY = ["scale.train_images=256", "scale.test_images=128", "scale.train_epochs=1", "scale.batch_size=32"]
 
 
@@ -81,8 +93,12 @@ def test_every_policy_keeps_shape_and_dtype_and_changes_the_batch_unless_identit
     if augmentation.on_device:
         out = augmentation.apply_batch(cifar_batch, torch.Generator().manual_seed(0))
     else:
-        out = torch.stack([v2.functional.pil_to_tensor(augmentation.transform(v2.functional.to_pil_image(image)))
-                           for image in cifar_batch])
+        out = torch.stack(
+            [
+                v2.functional.pil_to_tensor(augmentation.transform(v2.functional.to_pil_image(image)))
+                for image in cifar_batch
+            ]
+        )
     assert out.shape == cifar_batch.shape and out.dtype == torch.uint8
     assert torch.equal(out, cifar_batch) == (name in ("none", "cutout"))
 
@@ -108,9 +124,16 @@ def test_policy_sources_by_data_set_and_seed():
         create_augmentation(OmegaConf.merge(random_policy, {"name": "bogus"}), "cifar10", 0)
 
 
-@pytest.mark.parametrize("dataset,dada,fastaa", [
-    ("cifar10", "cifar10", "cifar10"), ("cifar100", "cifar100", "cifar10"), ("svhn", "svhn", "svhn"),
-    ("imagenet", "imagenet", "imagenet"), ("fashion-mnist", "cifar10", "cifar10")])
+@pytest.mark.parametrize(
+    "dataset,dada,fastaa",
+    [
+        ("cifar10", "cifar10", "cifar10"),
+        ("cifar100", "cifar100", "cifar10"),
+        ("svhn", "svhn", "svhn"),
+        ("imagenet", "imagenet", "imagenet"),
+        ("fashion-mnist", "cifar10", "cifar10"),
+    ],
+)
 def test_released_policies_follow_the_data_set(dataset, dada, fastaa):
     augmentation = create_augmentation(compose_train("policy=dada").policy, dataset, 0)
     assert augmentation.source == dada and augmentation.on_device
@@ -157,7 +180,11 @@ def test_recipes_hold_the_papers_values():
     assert (pyramid.batch_size, pyramid.lr, pyramid.weight_decay, pyramid.warmup_epochs) == (64, 0.025, 5e-4, 0)
     resnet = compose_train("model=resnet50", "dataset=imagenet").recipe
     assert (resnet.schedule, list(resnet.milestones), resnet.grad_clip, resnet.warmup_multiplier) == (
-        "multistep", [90, 180, 240], 0.0, 2.0)
+        "multistep",
+        [90, 180, 240],
+        0.0,
+        2.0,
+    )
 
 
 def _lrs(recipe, scale, train_size):
@@ -176,8 +203,8 @@ def test_warmup_ramps_to_four_times_the_lr_then_cosine_to_zero():
     schedule, lrs = _lrs(cfg.recipe, cfg.scale, train_size=50_000)
     assert schedule.steps_per_epoch == 97 and schedule.warmup_steps == 5 * 97
     assert lrs[0] == pytest.approx(0.1) and lrs[schedule.warmup_steps] == pytest.approx(0.4)
-    assert all(a < b for a, b in zip(lrs[: schedule.warmup_steps], lrs[1: schedule.warmup_steps + 1]))
-    assert all(a >= b for a, b in zip(lrs[schedule.warmup_steps:], lrs[schedule.warmup_steps + 1:]))
+    assert all(a < b for a, b in zip(lrs[: schedule.warmup_steps], lrs[1 : schedule.warmup_steps + 1]))
+    assert all(a >= b for a, b in zip(lrs[schedule.warmup_steps :], lrs[schedule.warmup_steps + 1 :]))
     assert lrs[-1] < 1e-5
 
 
@@ -207,8 +234,9 @@ def test_imagenet_pipeline_reads_an_image_folder(tmp_path, policy_file):
             for item in range(3):
                 pixels = np.random.default_rng(index * 10 + item).integers(0, 256, (40, 48, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(tmp_path / "imagenet" / split / wnid / f"{item}.png")
-    cfg = compose_train("dataset=imagenet", "model=resnet50", f"dataset.root={tmp_path}",
-                        *_policy_overrides("dada", policy_file))
+    cfg = compose_train(
+        "dataset=imagenet", "model=resnet50", f"dataset.root={tmp_path}", *_policy_overrides("dada", policy_file)
+    )
     augmentation = create_augmentation(cfg.policy, "imagenet", 0, in_memory=False)
     train = pipeline.load_train_split(cfg.dataset, augmentation, cfg.recipe, size=4, seed=0)
     sampler = pipeline.ShardedBatchSampler(len(train), 2, torch.Generator().manual_seed(0))
@@ -223,9 +251,17 @@ def test_imagenet_pipeline_reads_an_image_folder(tmp_path, policy_file):
 def test_evaluation_on_your_own_image_folder(tmp_path, policy_file):
     for split, per_class in (("train", 12), ("val", 2)):
         write_image_folder(tmp_path / "mine" / split, ["ant", "bee", "cow"], per_class, size=20)
-    cfg = compose_train(f"run_dir={tmp_path / 'run'}", *TINY, "dataset=folder", f"dataset.root={tmp_path / 'mine'}",
-                        "dataset.num_classes=3", "dataset.image_size=16", "recipe=wrn40_2-cifar10", "num_workers=1",
-                        *_policy_overrides("dada", policy_file))
+    cfg = compose_train(
+        f"run_dir={tmp_path / 'run'}",
+        *TINY,
+        "dataset=folder",
+        f"dataset.root={tmp_path / 'mine'}",
+        "dataset.num_classes=3",
+        "dataset.image_size=16",
+        "recipe=wrn40_2-cifar10",
+        "num_workers=1",
+        *_policy_overrides("dada", policy_file),
+    )
     summary = TrainRun(cfg).run()
     assert summary["status"] == "FINISHED" and summary["dataset"] == "folder"
     assert 0 <= summary["test_error_top1"] <= 100

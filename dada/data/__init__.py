@@ -1,4 +1,5 @@
 """Data sets over torchvision (never downloaded) and the paper's reduced-data protocols."""
+
 from dada.data._errors import DatasetNotFoundError
 from dada.data.datasets import (
     DATASETS,

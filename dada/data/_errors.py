@@ -1,4 +1,5 @@
 """The errors the loaders raise when a data set's files are missing, unreadable or unsafe to read."""
+
 from collections.abc import Sequence
 from pathlib import Path
 

@@ -6,6 +6,7 @@ numbers and uint8 NumPy arrays) and refuses anything else, such as a payload tha
 ``.mat`` files go through torchvision (download=False). No MD5 sums are checked: hashing costs seconds per
 load (SVHN extra is 1.3 GB) and rejects every copy but the canonical one, such as the tests' tiny files.
 """
+
 import pickle
 from pathlib import Path
 
@@ -19,11 +20,15 @@ from dada.data._errors import CorruptDataError, UnsafeDataError
 SVHN_FOLDER = "svhn"
 CIFAR_PIXELS = 3 * 32 * 32
 # The globals a CIFAR batch may name: NumPy's array reconstruction (numpy.core before NumPy 2) and plain builtins.
-_CIFAR_GLOBALS = frozenset({
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    *(("builtins", name) for name in ("dict", "list", "tuple", "str", "bytes", "int", "float")),
-})
+_CIFAR_GLOBALS = frozenset(
+    {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        *(("builtins", name) for name in ("dict", "list", "tuple", "str", "bytes", "int", "float")),
+    }
+)
 
 
 class _RefusedGlobal(pickle.UnpicklingError):
@@ -67,11 +72,13 @@ def _load_cifar_batch(path: Path) -> dict:
         raise UnsafeDataError(
             f"{path} was refused as unsafe: it asks to build {error}, which a CIFAR python batch never holds "
             f"(only dicts, lists, strings, numbers and NumPy arrays). Nothing in it was run. Replace it with the "
-            f"original file from https://www.cs.toronto.edu/~kriz/cifar.html.") from None
+            f"original file from https://www.cs.toronto.edu/~kriz/cifar.html."
+        ) from None
     except Exception as error:  # a damaged pickle fails in many ways: all of them mean "replace the file"
         raise CorruptDataError(
             f"{path} is not a readable CIFAR python batch ({type(error).__name__}: {error}). Replace it with the "
-            f"original file from https://www.cs.toronto.edu/~kriz/cifar.html.") from error
+            f"original file from https://www.cs.toronto.edu/~kriz/cifar.html."
+        ) from error
     if not isinstance(batch, dict):
         raise CorruptDataError(f"{path} is not a CIFAR python batch: it holds a {type(batch).__name__}, not a dict")
     return {key.decode("latin1") if isinstance(key, bytes) else key: value for key, value in batch.items()}
@@ -81,11 +88,18 @@ def _read_cifar_batch(path: Path, label_key: str) -> tuple[np.ndarray, list]:
     """``(data [N, 3072] uint8, labels)`` of one batch, each row the R, G and B planes of a 32x32 image."""
     batch = _load_cifar_batch(path)
     pixels, labels = batch.get("data"), batch.get(label_key)
-    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or pixels.ndim != 2 \
-            or pixels.shape[1] != CIFAR_PIXELS or not isinstance(labels, list) or len(labels) != len(pixels):
+    if (
+        not isinstance(pixels, np.ndarray)
+        or pixels.dtype != np.uint8
+        or pixels.ndim != 2
+        or pixels.shape[1] != CIFAR_PIXELS
+        or not isinstance(labels, list)
+        or len(labels) != len(pixels)
+    ):
         raise CorruptDataError(
             f"{path} is not a CIFAR python batch: expected 'data' as uint8 [N, {CIFAR_PIXELS}] and '{label_key}' "
-            f"as a list of N labels, found keys {sorted(map(str, batch))}")
+            f"as a list of N labels, found keys {sorted(map(str, batch))}"
+        )
     return pixels, labels
 
 

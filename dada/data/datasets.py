@@ -3,6 +3,7 @@
 Nothing is ever downloaded. The in-memory sets load as one uint8 NCHW tensor (``load_images``);
 ImageNet and ``folder`` (your own data) load as a torchvision ``ImageFolder`` (``folders.load_image_folder``).
 """
+
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
@@ -71,38 +72,66 @@ DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
         DatasetSpec(
-            name="cifar10", num_classes=10, image_size=32, layout=_lines(_readers.CIFAR10_FILES),
-            train_paths=_readers.CIFAR10_FILES, test_paths=_readers.CIFAR10_FILES, read=_readers.read_cifar10,
+            name="cifar10",
+            num_classes=10,
+            image_size=32,
+            layout=_lines(_readers.CIFAR10_FILES),
+            train_paths=_readers.CIFAR10_FILES,
+            test_paths=_readers.CIFAR10_FILES,
+            read=_readers.read_cifar10,
         ),
         DatasetSpec(
-            name="cifar100", num_classes=100, image_size=32, layout=_lines(_readers.CIFAR100_FILES),
-            train_paths=_readers.CIFAR100_FILES, test_paths=_readers.CIFAR100_FILES, read=_readers.read_cifar100,
+            name="cifar100",
+            num_classes=100,
+            image_size=32,
+            layout=_lines(_readers.CIFAR100_FILES),
+            train_paths=_readers.CIFAR100_FILES,
+            test_paths=_readers.CIFAR100_FILES,
+            read=_readers.read_cifar100,
         ),
         DatasetSpec(
-            name="svhn", num_classes=10, image_size=32, layout=_lines(_readers.svhn_files("train", "test")),
-            train_paths=_readers.svhn_files("train"), test_paths=_readers.svhn_files("test"),
+            name="svhn",
+            num_classes=10,
+            image_size=32,
+            layout=_lines(_readers.svhn_files("train", "test")),
+            train_paths=_readers.svhn_files("train"),
+            test_paths=_readers.svhn_files("test"),
             read=_readers.read_svhn,
         ),
         DatasetSpec(
-            name="svhn-extra", num_classes=10, image_size=32,
+            name="svhn-extra",
+            num_classes=10,
+            image_size=32,
             layout=_lines(_readers.svhn_files("train", "extra", "test")),
-            train_paths=_readers.svhn_files("train", "extra"), test_paths=_readers.svhn_files("test"),
+            train_paths=_readers.svhn_files("train", "extra"),
+            test_paths=_readers.svhn_files("test"),
             read=_readers.read_svhn_extra,
         ),
         DatasetSpec(
-            name="imagenet", num_classes=1000, image_size=224,
+            name="imagenet",
+            num_classes=1000,
+            image_size=224,
             layout=_lines([f"{split}/<wnid>/*.JPEG" for split in _IMAGENET_SPLITS]),
-            train_paths=_IMAGENET_SPLITS[:1], test_paths=_IMAGENET_SPLITS[1:],
+            train_paths=_IMAGENET_SPLITS[:1],
+            test_paths=_IMAGENET_SPLITS[1:],
         ),
         DatasetSpec(
-            name="folder", num_classes=None, image_size=32,
+            name="folder",
+            num_classes=None,
+            image_size=32,
             layout=_lines([f"{split}/<class>/*.<jpg|png|...>" for split in _FOLDER_SPLITS]),
-            train_paths=_FOLDER_SPLITS[:1], test_paths=_FOLDER_SPLITS[1:],
+            train_paths=_FOLDER_SPLITS[:1],
+            test_paths=_FOLDER_SPLITS[1:],
         ),
         DatasetSpec(
-            name="fashion-mnist", num_classes=10, image_size=32,
+            name="fashion-mnist",
+            num_classes=10,
+            image_size=32,
             layout=f"nothing: read from {FASHION_MNIST_DIR}, cached under FashionMNIST/raw/",
-            train_paths=(), test_paths=(), read=read_fashion_mnist, locate_missing=missing_fashion_mnist,
+            train_paths=(),
+            test_paths=(),
+            read=read_fashion_mnist,
+            locate_missing=missing_fashion_mnist,
         ),
     )
 }
@@ -161,4 +190,3 @@ def load_images(name: str, root: str | os.PathLike, train: bool) -> LabeledImage
     spec.require(root, train)
     images, labels = spec.read(root, train)
     return LabeledImages(images, labels, spec.num_classes, name)
-

@@ -5,6 +5,7 @@ ships them gzipped, so the first load decompresses them there once. Images are z
 to 32x32 and repeated to 3 channels, so CIFAR models and the augmentation ops take them unchanged.
 A damaged file, gzipped or cached, raises `CorruptDataError` naming it and how to restore it.
 """
+
 import gzip
 import math
 import os
@@ -59,7 +60,8 @@ def _ensure_raw_files(raw: Path, source_dir: Path) -> None:
                 raise CorruptDataError(
                     f"{cached.absolute()} is corrupt ({problem}). It is a cache decompressed from {source.absolute()}: "
                     f"delete it and the next load makes it again. If that copy is damaged too, restore it with "
-                    f"{REINSTALL}.")
+                    f"{REINSTALL}."
+                )
             continue
         if not source.is_file():
             raise DatasetNotFoundError(
@@ -79,13 +81,15 @@ def _decompress(source: Path, target: Path) -> None:
                 with gzip.open(source, "rb") as compressed:
                     shutil.copyfileobj(compressed, temporary)
             except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-                raise CorruptDataError(f"{source.absolute()} is corrupt ({type(error).__name__}: {error}). "
-                                       f"Restore it with {REINSTALL}.") from error
+                raise CorruptDataError(
+                    f"{source.absolute()} is corrupt ({type(error).__name__}: {error}). Restore it with {REINSTALL}."
+                ) from error
             temporary.flush()
             problem = _idx_problem(Path(temporary.name))
             if problem:
-                raise CorruptDataError(f"{source.absolute()} is corrupt: it unzips to {problem}. "
-                                       f"Restore it with {REINSTALL}.")
+                raise CorruptDataError(
+                    f"{source.absolute()} is corrupt: it unzips to {problem}. Restore it with {REINSTALL}."
+                )
         except BaseException:
             os.unlink(temporary.name)
             raise

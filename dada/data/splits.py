@@ -10,6 +10,7 @@ Stratified means each class keeps its share of the labels: on balanced data (CIF
 4,000 of 10 classes is exactly 400 per class. Rounding leftovers go to the classes with the largest
 fractional quotas, ties to the lower class index.
 """
+
 from collections.abc import Sequence
 
 import torch
@@ -64,9 +65,7 @@ def reduced_indices(labels: Tensor | Sequence[int], size: int, seed: int) -> Ten
     return chosen
 
 
-def search_split(
-    labels: Tensor | Sequence[int], train_fraction: float = 0.5, seed: int = 0
-) -> tuple[Tensor, Tensor]:
+def search_split(labels: Tensor | Sequence[int], train_fraction: float = 0.5, seed: int = 0) -> tuple[Tensor, Tensor]:
     """Stratified ``(train, val)`` positions into ``labels``: Sec. 4.1 splits the reduced set in half.
 
     ``train`` fits the network weights, ``val`` the policy parameters. Defaults: the paper's half, and

@@ -6,6 +6,7 @@
 
 Standalone: imports only torch. ``toy`` holds small problems with exact gradients for checking them.
 """
+
 from ._base import Estimator, EstimatorOutput, EstimatorSample
 from ._factory import ESTIMATORS, create
 from .gumbel import GumbelEstimator

@@ -1,5 +1,6 @@
 """The interface every estimator implements: draw ``(c, b)`` from p(c, b | alpha, beta), then
 turn the loss of that draw into gradients for alpha and beta (Sec. 3.2, Eq. 6)."""
+
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -62,8 +63,14 @@ class Estimator(nn.Module):
 
     name: str = ""
 
-    def __init__(self, num_categories: int, num_gates: int, temperature: float, eps: float = 1e-6,
-                 boundary: str = "straight_through"):
+    def __init__(
+        self,
+        num_categories: int,
+        num_gates: int,
+        temperature: float,
+        eps: float = 1e-6,
+        boundary: str = "straight_through",
+    ):
         super().__init__()
         if num_categories < 1 or num_gates < 0:
             raise ValueError(f"need num_categories >= 1 and num_gates >= 0, got {num_categories} and {num_gates}")
@@ -100,9 +107,7 @@ class Estimator(nn.Module):
             gate_logits=gate_logits,
         )
 
-    def gradients(
-        self, sample: EstimatorSample, loss: Tensor | float, retain_graph: bool = False
-    ) -> EstimatorOutput:
+    def gradients(self, sample: EstimatorSample, loss: Tensor | float, retain_graph: bool = False) -> EstimatorOutput:
         """Estimate dE[f]/dalpha and dE[f]/dbeta from the loss of ``sample``.
 
         ``retain_graph`` keeps the loss's graph for a later backward (gumbel only: the other

@@ -5,6 +5,7 @@ Logits are kept in the "noisy logit" space throughout: ``z = log pi + g`` for th
 sample is ``H(z)``: ``argmax z`` and ``z > 0``; the relaxed sample is ``softmax(z / tau)`` and
 ``sigmoid(z / tau)``.
 """
+
 import torch
 from torch import Tensor
 

@@ -1,4 +1,5 @@
 """``create(name, ...)``: build an estimator by its short name."""
+
 from ._base import Estimator
 from .gumbel import GumbelEstimator
 from .reinforce import ReinforceEstimator

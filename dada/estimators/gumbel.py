@@ -1,4 +1,5 @@
 """Straight-through Gumbel-Softmax estimator (Sec. 3.3, Eq. 7-9): biased, but a plain backward pass."""
+
 import dataclasses
 from typing import Sequence
 
@@ -32,9 +33,7 @@ class GumbelEstimator(Estimator):
             gates=straight_through(sample.gates, relaxed_gates),
         )
 
-    def gradients(
-        self, sample: EstimatorSample, loss: Tensor | float, retain_graph: bool = False
-    ) -> EstimatorOutput:
+    def gradients(self, sample: EstimatorSample, loss: Tensor | float, retain_graph: bool = False) -> EstimatorOutput:
         """Backpropagate ``loss`` to the sample's alpha and beta."""
         if not (torch.is_tensor(loss) and loss.requires_grad):
             raise ValueError(

@@ -1,4 +1,5 @@
 """REINFORCE (score function) estimator with a moving-average baseline."""
+
 import torch
 from torch import Tensor
 
@@ -14,8 +15,14 @@ class ReinforceEstimator(Estimator):
 
     name = "reinforce"
 
-    def __init__(self, num_categories: int, num_gates: int, temperature: float, baseline_decay: float = 0.9,
-                 boundary: str = "straight_through"):
+    def __init__(
+        self,
+        num_categories: int,
+        num_gates: int,
+        temperature: float,
+        baseline_decay: float = 0.9,
+        boundary: str = "straight_through",
+    ):
         super().__init__(num_categories, num_gates, temperature, boundary=boundary)
         if not 0 <= baseline_decay < 1:
             raise ValueError(f"baseline_decay must lie in [0, 1), got {baseline_decay}")
@@ -30,9 +37,7 @@ class ReinforceEstimator(Estimator):
             return torch.zeros_like(self.loss_average)
         return self.loss_average / (1 - self.baseline_decay ** self.num_updates.item())
 
-    def gradients(
-        self, sample: EstimatorSample, loss: Tensor | float, retain_graph: bool = False
-    ) -> EstimatorOutput:
+    def gradients(self, sample: EstimatorSample, loss: Tensor | float, retain_graph: bool = False) -> EstimatorOutput:
         """Score-function estimate; ``loss`` is used as a black-box value."""
         value = black_box_value(loss, sample.alpha)
         advantage = value - self.baseline.to(value)

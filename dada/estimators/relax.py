@@ -1,4 +1,5 @@
 """RELAX estimator (Grathwohl et al., 2018; DADA Sec. 3.4, Eq. 12-15) with a learned control variate."""
+
 import dataclasses
 from typing import Sequence
 
@@ -33,8 +34,14 @@ class RelaxEstimator(Estimator):
 
     name = "relax"
 
-    def __init__(self, num_categories: int, num_gates: int, temperature: float, hidden_size: int = 100,
-                 boundary: str = "straight_through"):
+    def __init__(
+        self,
+        num_categories: int,
+        num_gates: int,
+        temperature: float,
+        hidden_size: int = 100,
+        boundary: str = "straight_through",
+    ):
         super().__init__(num_categories, num_gates, temperature, boundary=boundary)
         self.surrogate = Surrogate(num_categories + num_gates, hidden_size)
 
@@ -50,9 +57,7 @@ class RelaxEstimator(Estimator):
             conditional_gate_logits=dist.conditional_logistic_logits(logits, sample.gates, v_gates),
         )
 
-    def gradients(
-        self, sample: EstimatorSample, loss: Tensor | float, retain_graph: bool = False
-    ) -> EstimatorOutput:
+    def gradients(self, sample: EstimatorSample, loss: Tensor | float, retain_graph: bool = False) -> EstimatorOutput:
         """Eq. 12 for alpha and beta; ``loss`` is used as a black-box value. Returns Eq. 13's variance loss."""
         estimates, variance_loss = self._estimate(sample, loss)
         self._train_surrogate(variance_loss)

@@ -3,6 +3,7 @@
 ``f(c, b) = table[c] + sum_i (b_i - t_i)^2`` has
 ``dE[f]/dalpha_j = pi_j (table_j - sum_k pi_k table_k)`` and ``dE[f]/dbeta_i = 1 - 2 t_i``.
 """
+
 from dataclasses import dataclass
 
 import torch

@@ -4,6 +4,7 @@ CIFAR networks (any input size, adaptive pooling): ``wrn10_1`` (tiny, for smoke 
 ``wrn28_10``, ``shakeshake26_2x32d``, ``shakeshake26_2x96d``, ``shakeshake26_2x112d``,
 ``pyramidnet272_a200_shakedrop``. ImageNet: ``resnet50`` (torchvision).
 """
+
 from ._registry import create, list_models, register_model
 from .pyramidnet import PyramidNet
 from .resnet import resnet50

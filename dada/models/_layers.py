@@ -1,4 +1,5 @@
 """Building blocks shared by the CIFAR networks."""
+
 from torch import nn
 
 

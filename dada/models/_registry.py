@@ -1,4 +1,5 @@
 """Model registry: ``@register_model`` factories, looked up by name in ``create``."""
+
 from collections.abc import Callable
 
 from torch import nn

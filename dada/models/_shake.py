@@ -4,6 +4,7 @@ Both scale a residual branch by one random coefficient in the forward pass and b
 independent one in the backward pass, drawn per sample ("Image" level). ``ForwardBackwardScale``
 is the one autograd Function that does this; the two regularisers only choose the coefficients.
 """
+
 import torch
 
 

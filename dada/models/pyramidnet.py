@@ -1,4 +1,5 @@
 """PyramidNet with bottleneck blocks (Han et al., CVPR 2017) and ShakeDrop (Yamada et al. 2019)."""
+
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -1,4 +1,5 @@
 """ResNet-50 for ImageNet, straight from torchvision (never with downloaded weights)."""
+
 import torchvision
 from torch import nn
 

@@ -1,4 +1,5 @@
 """Shake-Shake regularised ResNet-26 (Gastaldi 2017), "Shake-Shake-Image" for CIFAR-sized inputs."""
+
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -1,4 +1,5 @@
 """Wide Residual Networks (Zagoruyko & Komodakis, BMVC 2016), pre-activation, for CIFAR-sized inputs."""
+
 import torch
 from torch import nn
 
@@ -40,9 +41,7 @@ class WideResNet(nn.Module):
         blocks_per_stage = (depth - 4) // 6
         block_channels = [16 * width * 2**stage for stage in range(3) for _ in range(blocks_per_stage)]
         self.stem = conv3x3(in_channels, 16)
-        self.blocks = nn.Sequential(
-            *(WideBasicBlock(*plan, dropout) for plan in three_stage_plan(16, block_channels))
-        )
+        self.blocks = nn.Sequential(*(WideBasicBlock(*plan, dropout) for plan in three_stage_plan(16, block_channels)))
         self.head = classifier_head(block_channels[-1], num_classes, normalize=True)
         init_weights(self)
 

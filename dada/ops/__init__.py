@@ -6,6 +6,7 @@
   and the straight-through magnitude gradient of DADA Eq. 10-11. ``apply`` checks the pixel range
   (``check_image_range``); ``apply_indexed``, the search's hot path, leaves that to its caller.
 """
+
 from ._batch import apply, apply_indexed, check_image_range
 from ._pil import apply_pil
 from ._table import OP_NAMES, OPS, OpSpec

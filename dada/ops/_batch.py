@@ -1,4 +1,5 @@
 """Batched application: validate, sort the batch by op so each kernel family runs once, add the ST gradient."""
+
 from __future__ import annotations
 
 import math
@@ -9,9 +10,16 @@ from ._table import OP_NAMES, batch_values, check_level, check_sign, op_spec
 from ._tensor import KERNEL_ORDER, apply_sorted
 
 
-def apply(x: torch.Tensor, name: str, level: float | torch.Tensor, mask: torch.Tensor | None = None,
-          sign: int | torch.Tensor | None = None, generator: torch.Generator | None = None, *,
-          center: torch.Tensor | None = None) -> torch.Tensor:
+def apply(
+    x: torch.Tensor,
+    name: str,
+    level: float | torch.Tensor,
+    mask: torch.Tensor | None = None,
+    sign: int | torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    *,
+    center: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Apply op ``name`` to a batch ``x`` [B, 3, H, W]; see ``apply_indexed`` for the arguments."""
     op_spec(name)
     check_image_range(x)
@@ -35,9 +43,16 @@ def check_image_range(x: torch.Tensor) -> None:
         raise ValueError(f"float images must lie in [0, 1] (or be uint8 in [0, 255]); found {found}")
 
 
-def apply_indexed(x: torch.Tensor, op_index: torch.Tensor, level: float | torch.Tensor,
-                  mask: torch.Tensor | None = None, sign: int | torch.Tensor | None = None,
-                  generator: torch.Generator | None = None, *, center: torch.Tensor | None = None) -> torch.Tensor:
+def apply_indexed(
+    x: torch.Tensor,
+    op_index: torch.Tensor,
+    level: float | torch.Tensor,
+    mask: torch.Tensor | None = None,
+    sign: int | torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    *,
+    center: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Apply op ``OP_NAMES[op_index[i]]`` at ``level[i]`` to sample i of ``x``, for every i where ``mask`` holds.
 
     x: uint8, or float in [0, 1], [B, 3, H, W] on any device; the result has x's dtype. level: a float or [B],
@@ -65,8 +80,9 @@ def apply_indexed(x: torch.Tensor, op_index: torch.Tensor, level: float | torch.
     return out.to(x.dtype) if x.is_floating_point() else out.mul_(255).round_().to(torch.uint8)
 
 
-def _apply_groups(images: torch.Tensor, op_index: torch.Tensor, active: torch.Tensor, values: torch.Tensor,
-                  centers: torch.Tensor) -> torch.Tensor:
+def _apply_groups(
+    images: torch.Tensor, op_index: torch.Tensor, active: torch.Tensor, values: torch.Tensor, centers: torch.Tensor
+) -> torch.Tensor:
     """Sort the active samples by op (in ``KERNEL_ORDER``) and augment them in one pass; the others pass through."""
     rank = torch.tensor([KERNEL_ORDER.index(name) for name in OP_NAMES], device=images.device)[op_index]
     key = torch.where(active, rank, len(OP_NAMES))  # inactive samples get the last key, so they sort to the end
@@ -78,8 +94,9 @@ def _apply_groups(images: torch.Tensor, op_index: torch.Tensor, active: torch.Te
     return images.index_copy(0, order, apply_sorted(images[order], counts, values[order], centers[order]))
 
 
-def _straight_through(out: torch.Tensor, images: torch.Tensor, level: torch.Tensor,
-                      active: torch.Tensor) -> torch.Tensor:
+def _straight_through(
+    out: torch.Tensor, images: torch.Tensor, level: torch.Tensor, active: torch.Tensor
+) -> torch.Tensor:
     """Eq. 10: forward ``out`` unchanged; backward d out / d level = 1 on the active samples, d out / d x = I."""
     if level.requires_grad:
         out = out + ((level - level.detach()) * active).to(out.dtype).view(-1, 1, 1, 1)
@@ -89,6 +106,7 @@ def _straight_through(out: torch.Tensor, images: torch.Tensor, level: torch.Tens
 
 
 # -- argument plumbing -------------------------------------------------------------------------------------------
+
 
 def _check_images(x: torch.Tensor) -> None:
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
@@ -113,15 +131,17 @@ def _check_op_index(op_index: torch.Tensor, batch: int, device: torch.device) ->
     return op_index
 
 
-def _per_sample(argument: str, value: object, batch: int, device: torch.device, dtype: torch.dtype,
-                trailing: tuple[int, ...] = ()) -> torch.Tensor:
+def _per_sample(
+    argument: str, value: object, batch: int, device: torch.device, dtype: torch.dtype, trailing: tuple[int, ...] = ()
+) -> torch.Tensor:
     """Broadcast a scalar or tensor argument to shape [batch, *trailing] on ``device``, keeping autograd."""
     tensor = torch.as_tensor(value, dtype=dtype, device=device)
     try:
         return tensor.expand(batch, *trailing)
     except RuntimeError:
-        raise ValueError(f"{argument} must be a scalar or of shape {(batch, *trailing)}, "
-                         f"got {tuple(tensor.shape)}") from None
+        raise ValueError(
+            f"{argument} must be a scalar or of shape {(batch, *trailing)}, got {tuple(tensor.shape)}"
+        ) from None
 
 
 def _check_mask(mask: torch.Tensor | None, batch: int, device: torch.device) -> torch.Tensor:
@@ -132,8 +152,12 @@ def _check_mask(mask: torch.Tensor | None, batch: int, device: torch.device) -> 
     return _per_sample("mask", mask, batch, device, torch.bool)
 
 
-def _draws(images: torch.Tensor, sign: int | torch.Tensor | None, center: torch.Tensor | None,
-           generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _draws(
+    images: torch.Tensor,
+    sign: int | torch.Tensor | None,
+    center: torch.Tensor | None,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample mirror signs [B] (float64) and Cutout centres [B, 2]: the given ones, or drawn."""
     batch, device = len(images), images.device
     check_sign(sign)
@@ -142,8 +166,10 @@ def _draws(images: torch.Tensor, sign: int | torch.Tensor | None, center: torch.
     if center is None:
         height, width = images.shape[-2:]
         center = _uniform((batch, 2), generator, device) * images.new_tensor([width, height])
-    return (_per_sample("sign", sign, batch, device, torch.float64),
-            _per_sample("center", center, batch, device, images.dtype, trailing=(2,)))
+    return (
+        _per_sample("sign", sign, batch, device, torch.float64),
+        _per_sample("center", center, batch, device, images.dtype, trailing=(2,)),
+    )
 
 
 def _uniform(shape: int | tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:

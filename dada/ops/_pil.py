@@ -1,4 +1,5 @@
 """PIL reference backend: the ops as Fast AutoAugment's ``augmentations.py`` applies them, one image at a time."""
+
 from __future__ import annotations
 
 import random
@@ -57,8 +58,9 @@ def _cutout(image: Image.Image, fraction: float, center: tuple[float, float] | N
     return image
 
 
-def apply_pil(image: Image.Image, name: str, level: float, sign: int | None = None,
-              center: tuple[float, float] | None = None) -> Image.Image:
+def apply_pil(
+    image: Image.Image, name: str, level: float, sign: int | None = None, center: tuple[float, float] | None = None
+) -> Image.Image:
     """Apply op ``name`` at ``level`` in [0, 1] to an RGB image, with Fast AA's semantics.
 
     ``sign`` (+1 / -1) fixes the random mirror of Shear/Translate/Rotate; None flips with probability 0.5.

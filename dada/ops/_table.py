@@ -3,6 +3,7 @@
 The ops are AutoAugment's minus SamplePairing (DADA Sec. 4.1). Ranges, the random mirror and the Cutout fill
 are Fast AutoAugment's (Lim et al., 2019, ``augmentations.py``, ``augment_list``), which DADA's code reuses.
 """
+
 from __future__ import annotations
 
 import math

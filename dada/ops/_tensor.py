@@ -7,6 +7,7 @@ Results match the PIL reference (``_pil.py``):
 A batch comes sorted by op in ``KERNEL_ORDER``, so that ops sharing their image-sized work run as one family:
 all geometric samples in one ``grid_sample``, all lookup-table samples in one ``gather``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -28,8 +29,9 @@ Table = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 _GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
 
 
-def _geometric(images: torch.Tensor, values: torch.Tensor, centers: torch.Tensor,
-               counts: dict[str, int]) -> torch.Tensor:
+def _geometric(
+    images: torch.Tensor, values: torch.Tensor, centers: torch.Tensor, counts: dict[str, int]
+) -> torch.Tensor:
     """The geometric family (``counts[name]`` samples of each op, in ``_GEOMETRIC`` order) in one resampling.
 
     Each op sets one parameter of PIL's affine map (output (x, y) reads input (a x + b y + c, d x + e y + f)):
@@ -45,26 +47,49 @@ def _geometric(images: torch.Tensor, values: torch.Tensor, centers: torch.Tensor
     angle = -torch.deg2rad(degrees)
     cos, sin = angle.cos(), angle.sin()
     cx, cy = width / 2, height / 2
-    coefficients = (cos, sin + shear_x, cx - cos * cx - sin * cy + translate_x * width,
-                    shear_y - sin, cos, cy + sin * cx - cos * cy + translate_y * height)
+    coefficients = (
+        cos,
+        sin + shear_x,
+        cx - cos * cx - sin * cy + translate_x * width,
+        shear_y - sin,
+        cos,
+        cy + sin * cx - cos * cy + translate_y * height,
+    )
     return _affine(images, *coefficients)
 
 
-def _affine(images: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor,
-            e: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+def _affine(
+    images: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    c: torch.Tensor,
+    d: torch.Tensor,
+    e: torch.Tensor,
+    f: torch.Tensor,
+) -> torch.Tensor:
     """Resample each image with its PIL AFFINE coefficients ([n] each); NEAREST and black fill, PIL's defaults.
 
     PIL's map acts on pixel-edge coordinates u (pixel k spans [k, k + 1)); affine_grid's theta is the same map
     on grid_sample's coordinates g = 2 u / size - 1 (align_corners=False).
     """
     height, width = images.shape[-2:]
-    theta = torch.stack([a, b * height / width, a + (b * height + 2 * c) / width - 1,
-                         d * width / height, e, e + (d * width + 2 * f) / height - 1], dim=1)
+    theta = torch.stack(
+        [
+            a,
+            b * height / width,
+            a + (b * height + 2 * c) / width - 1,
+            d * width / height,
+            e,
+            e + (d * width + 2 * f) / height - 1,
+        ],
+        dim=1,
+    )
     grid = F.affine_grid(theta.view(-1, 2, 3).to(images.dtype), list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
 # -- photometric ops: PIL's integer arithmetic on grey levels 0..255 -----------------------------------------------
+
 
 def _grey(like: torch.Tensor) -> torch.Tensor:
     """The 256 grey levels, shaped [1, 1, 256] as a lookup table."""
@@ -80,7 +105,7 @@ def _blend(degenerate: torch.Tensor, levels: torch.Tensor, factors: torch.Tensor
 def _luminance(levels: torch.Tensor) -> torch.Tensor:
     """PIL's RGB -> L conversion: (19595 R + 38470 G + 7471 B + 2^15) >> 16, exact in float32."""
     weights = levels.new_tensor([19595, 38470, 7471]).view(1, 3, *[1] * (levels.ndim - 2))
-    return (levels * weights).sum(dim=1, keepdim=True).add_(2 ** 15).div_(2 ** 16).floor_()
+    return (levels * weights).sum(dim=1, keepdim=True).add_(2**15).div_(2**16).floor_()
 
 
 def _smooth(levels: torch.Tensor) -> torch.Tensor:
@@ -144,20 +169,22 @@ def _grey_levels(kernel: Callable[..., torch.Tensor]) -> Kernel:
 
     Values reach it in the images' dtype, as PIL's C code casts its float arguments.
     """
+
     @functools.wraps(kernel)
     def on_levels(images: torch.Tensor, values: torch.Tensor, centers: torch.Tensor, **options) -> torch.Tensor:
         return kernel(images.mul(255).round_(), values.to(images.dtype), centers, **options).div_(255)
+
     return on_levels
 
 
 @_grey_levels
-def _lookup(levels: torch.Tensor, values: torch.Tensor, centers: torch.Tensor,
-            counts: dict[str, int]) -> torch.Tensor:
+def _lookup(levels: torch.Tensor, values: torch.Tensor, centers: torch.Tensor, counts: dict[str, int]) -> torch.Tensor:
     """The lookup-table family: ``counts[name]`` samples of each op, in order; their tables applied in one gather."""
     flat = levels.flatten(2)
     grey = _grey(levels)
-    tables = [_TABLES[name](run, value, grey).expand(len(run), 3, 256)
-              for name, run, value in _runs(counts, flat, values)]
+    tables = [
+        _TABLES[name](run, value, grey).expand(len(run), 3, 256) for name, run, value in _runs(counts, flat, values)
+    ]
     return torch.cat(tables).gather(2, flat.long()).view_as(levels)
 
 
@@ -174,6 +201,7 @@ def _sharpness(levels: torch.Tensor, factors: torch.Tensor, centers: torch.Tenso
 
 
 # -- Cutout --------------------------------------------------------------------------------------------------------
+
 
 def _cutout(images: torch.Tensor, fractions: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
     """Fast AA's Cutout: a square of side ``fraction * width`` around ``centers`` (x, y) [n, 2], grey-filled.
@@ -209,8 +237,7 @@ def _runs(counts: dict, *tensors: torch.Tensor) -> Iterator[tuple]:
             yield key, *parts
 
 
-def apply_sorted(images: torch.Tensor, counts: list[int], values: torch.Tensor,
-                 centers: torch.Tensor) -> torch.Tensor:
+def apply_sorted(images: torch.Tensor, counts: list[int], values: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
     """Apply ``KERNEL_ORDER[k]`` to the next ``counts[k]`` images, for each k: the batch comes sorted so.
 
     values [n]: each sample's op value (``OpSpec.value``, mirrored); centers [n, 2]: Cutout centres (x, y).
@@ -225,5 +252,9 @@ def apply_sorted(images: torch.Tensor, counts: list[int], values: torch.Tensor,
         _sharpness: counts["Sharpness"],
         _cutout: counts["Cutout"],
     }
-    return torch.cat([kernel(images_run, value, center) for kernel, images_run, value, center
-                      in _runs(families, images, values, centers)])
+    return torch.cat(
+        [
+            kernel(images_run, value, center)
+            for kernel, images_run, value, center in _runs(families, images, values, centers)
+        ]
+    )

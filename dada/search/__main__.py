@@ -1,4 +1,5 @@
 """``python -m dada.search [overrides]``: a DADA policy search (Hydra app; ``--help`` lists the groups)."""
+
 import hydra
 from omegaconf import DictConfig
 

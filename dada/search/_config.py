@@ -1,4 +1,5 @@
 """Schema of the search app's config (``conf/search.yaml``); values live in ``conf/``."""
+
 from __future__ import annotations
 
 import math
@@ -68,17 +69,26 @@ def validate(cfg: DictConfig) -> None:
     """Refuse unknown keys and out-of-range values at start-up, naming the key and the valid range."""
     check_schema(cfg, SearchAppConfig)
     check_run_config(cfg)
-    for key in ("dataset.search_images", "search.epochs", "search.batch_size", "search.log_every",
-                "logger.heatmap_every"):
+    for key in (
+        "dataset.search_images",
+        "search.epochs",
+        "search.batch_size",
+        "search.log_every",
+        "logger.heatmap_every",
+    ):
         check_range(cfg, key, 1)
     for key in ("search.lr", "search.policy_lr", "estimator.temperature"):
         check_range(cfg, key, 0, above=True)
     recipe = cfg.search
     if not 1 <= recipe.ops_per_sub_policy <= len(OP_NAMES):
-        raise ConfigValueError(f"search.ops_per_sub_policy={recipe.ops_per_sub_policy} is out of range: a sub-policy "
-                               f"holds 1 to {len(OP_NAMES)} of the {len(OP_NAMES)} operations")
+        raise ConfigValueError(
+            f"search.ops_per_sub_policy={recipe.ops_per_sub_policy} is out of range: a sub-policy "
+            f"holds 1 to {len(OP_NAMES)} of the {len(OP_NAMES)} operations"
+        )
     count = (math.perm if recipe.ordered else math.comb)(len(OP_NAMES), recipe.ops_per_sub_policy)
     if not 1 <= recipe.top_k <= count:
-        raise ConfigValueError(f"search.top_k={recipe.top_k} is out of range: the search space holds {count} "
-                               f"sub-policies of {recipe.ops_per_sub_policy} operations, so it must lie in "
-                               f"[1, {count}]")
+        raise ConfigValueError(
+            f"search.top_k={recipe.top_k} is out of range: the search space holds {count} "
+            f"sub-policies of {recipe.ops_per_sub_policy} operations, so it must lie in "
+            f"[1, {count}]"
+        )

@@ -9,6 +9,7 @@ only normalised, like the official ``transform_test``. Two placements of the gra
 - ``official``: the ops run as constants on the fired gates only (the official data loader), and the network
   input x carries the gradients, as the official ``DifferentiableAugment``/``MixedAugment`` do.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -29,8 +30,9 @@ def _selected(space: SearchSpace, samples: Sequence, batch: int):
     return categories, gates.expand(batch, -1), weights.expand(batch)
 
 
-def augment(images: torch.Tensor, space: SearchSpace, samples: Sequence, generator: torch.Generator | None = None
-            ) -> torch.Tensor:
+def augment(
+    images: torch.Tensor, space: SearchSpace, samples: Sequence, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """``paper`` placement. ``images``: float [B,C,H,W] in [0,1]. ``samples``: one estimator sample for the whole
     batch (the official default), or one per image."""
     batch = images.shape[0]
@@ -43,13 +45,15 @@ def augment(images: torch.Tensor, space: SearchSpace, samples: Sequence, generat
             gate = gate.view(batch, 1, 1, 1)
             images = gate * transformed + (1 - gate) * images
         elif bool(gate.any()):
-            images = ops.apply_indexed(images, op_index[:, stage], levels[:, stage], mask=gate > 0.5,
-                                       generator=generator)
+            images = ops.apply_indexed(
+                images, op_index[:, stage], levels[:, stage], mask=gate > 0.5, generator=generator
+            )
     return weights.view(batch, 1, 1, 1) * images
 
 
-def apply_fired(images: torch.Tensor, space: SearchSpace, samples: Sequence,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+def apply_fired(
+    images: torch.Tensor, space: SearchSpace, samples: Sequence, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """``official`` placement, pixel part: the fired ops at the clamped magnitudes, as constants."""
     categories, gates, _ = _selected(space, samples, images.shape[0])
     op_index, levels = space.sub_policies[categories], space.magnitudes().detach()[categories]
@@ -57,8 +61,9 @@ def apply_fired(images: torch.Tensor, space: SearchSpace, samples: Sequence,
         for stage in range(op_index.shape[1]):
             fired = gates[:, stage].detach() > 0.5
             if bool(fired.any()):
-                images = ops.apply_indexed(images, op_index[:, stage], levels[:, stage], mask=fired,
-                                           generator=generator)
+                images = ops.apply_indexed(
+                    images, op_index[:, stage], levels[:, stage], mask=fired, generator=generator
+                )
     return images
 
 
@@ -89,9 +94,16 @@ class SearchInputs:
     normalises and cuts out; ``val`` only normalises.
     """
 
-    def __init__(self, space: SearchSpace, mean: Sequence[float], std: Sequence[float], cutout: int,
-                 generator: torch.Generator | None, official: bool,
-                 after_ops: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    def __init__(
+        self,
+        space: SearchSpace,
+        mean: Sequence[float],
+        std: Sequence[float],
+        cutout: int,
+        generator: torch.Generator | None,
+        official: bool,
+        after_ops: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ):
         self.space, self.mean, self.std, self.cutout = space, list(mean), list(std), cutout
         self.generator, self.official, self.after_ops = generator, official, after_ops
 

@@ -14,6 +14,7 @@ normalised. ``search.variant`` (dada.search.variant) picks the paper's reading o
 
 The network step reuses ∇_w L_train(w, d) from the virtual step: same w, same d, same batch.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -32,7 +33,8 @@ SAMPLINGS = ("batch", "image")
 FIRST_ORDER_WARNING = (
     "search.mode=first_order lets the policy minimise the loss of validation images augmented by the policy "
     "itself, which rewards weaker augmentation (FIDELITY.md); the official first-order mode has no path from the "
-    "validation loss to the policy at all. Use search.mode=unrolled to reproduce the paper.")
+    "validation loss to the policy at all. Use search.mode=unrolled to reproduce the paper."
+)
 
 
 @dataclass
@@ -58,15 +60,21 @@ class FiniteDifference:
         return self.scale * (self.plus - self.minus)
 
 
-def _losses(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
-            images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def _losses(
+    model: nn.Module,
+    params: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+) -> torch.Tensor:
     """Per-image cross-entropy with the given weights; buffers are copies, so BN statistics stay put."""
     logits = functional_call(model, {**params, **buffers}, (images,))
     return nn.functional.cross_entropy(logits, labels, reduction="none")
 
 
-def virtual_step(params: dict[str, torch.Tensor], grads: list[torch.Tensor], optimizer: torch.optim.SGD,
-                 lr: float) -> dict[str, torch.Tensor]:
+def virtual_step(
+    params: dict[str, torch.Tensor], grads: list[torch.Tensor], optimizer: torch.optim.SGD, lr: float
+) -> dict[str, torch.Tensor]:
     """Eq. 17: w' = w - ζ (μ·buf + ∇_w L_train + λw), the next SGD step from the current momentum buffer."""
     group = optimizer.param_groups[0]
     momentum, weight_decay = group["momentum"], group["weight_decay"]
@@ -80,9 +88,15 @@ def virtual_step(params: dict[str, torch.Tensor], grads: list[torch.Tensor], opt
     return unrolled
 
 
-def finite_difference(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
-                      direction: list[torch.Tensor], images: torch.Tensor, labels: torch.Tensor,
-                      lr: float | None) -> FiniteDifference:
+def finite_difference(
+    model: nn.Module,
+    params: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    direction: list[torch.Tensor],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    lr: float | None,
+) -> FiniteDifference:
     """Eq. 18-19 with ε = 0.01/‖v‖; ``lr=None`` drops ζ (official). The sum's d-gradient is Eq. 18's product."""
     norm = torch.sqrt(sum((v * v).sum() for v in direction))
     epsilon = 0.01 / norm.clamp_min(1e-12)
@@ -101,10 +115,19 @@ class BiLevelOptimizer:
     by the sampled sub-policies, validation batch normalised).
     """
 
-    def __init__(self, model: nn.Module, space: SearchSpace, estimator: nn.Module,
-                 network_optimizer: torch.optim.SGD, policy_optimizer: torch.optim.Optimizer,
-                 grad_clip: float, inputs: SearchInputs, variant: Variant = VARIANTS["official"],
-                 mode: str = "unrolled", sampling: str = "batch"):
+    def __init__(
+        self,
+        model: nn.Module,
+        space: SearchSpace,
+        estimator: nn.Module,
+        network_optimizer: torch.optim.SGD,
+        policy_optimizer: torch.optim.Optimizer,
+        grad_clip: float,
+        inputs: SearchInputs,
+        variant: Variant = VARIANTS["official"],
+        mode: str = "unrolled",
+        sampling: str = "batch",
+    ):
         if mode not in MODES:
             raise ValueError(f"unknown search mode {mode!r}; valid: {', '.join(MODES)}")
         if sampling not in SAMPLINGS:
@@ -115,8 +138,12 @@ class BiLevelOptimizer:
         self.network_optimizer, self.policy_optimizer = network_optimizer, policy_optimizer
         self.grad_clip, self.variant, self.mode, self.sampling = grad_clip, variant, mode, sampling
 
-    def step(self, train_batch: tuple[torch.Tensor, torch.Tensor], val_batch: tuple[torch.Tensor, torch.Tensor],
-             generator: torch.Generator) -> StepResult:
+    def step(
+        self,
+        train_batch: tuple[torch.Tensor, torch.Tensor],
+        val_batch: tuple[torch.Tensor, torch.Tensor],
+        generator: torch.Generator,
+    ) -> StepResult:
         """Both batches hold [0,1] float images (the training batch already cropped and flipped)."""
         result, network_grads = self._gradients(train_batch, val_batch, generator)
         self.policy_optimizer.step()
@@ -125,8 +152,12 @@ class BiLevelOptimizer:
         self._network_step(network_grads)
         return result
 
-    def hypergradient(self, train_batch: tuple[torch.Tensor, torch.Tensor],
-                      val_batch: tuple[torch.Tensor, torch.Tensor], generator: torch.Generator) -> StepResult:
+    def hypergradient(
+        self,
+        train_batch: tuple[torch.Tensor, torch.Tensor],
+        val_batch: tuple[torch.Tensor, torch.Tensor],
+        generator: torch.Generator,
+    ) -> StepResult:
         """One step's policy-gradient estimate (also left in the policy's ``.grad``), updating nothing: the
         training forward's BatchNorm statistics are put back."""
         buffers = {name: buffer.clone() for name, buffer in self.model.named_buffers()}
@@ -143,8 +174,10 @@ class BiLevelOptimizer:
         lr = self.network_optimizer.param_groups[0]["lr"]
 
         draws = len(train_labels) if self.sampling == "image" else 1
-        samples = [self.estimator.sample(self.space.alpha, self.space.probabilities().flatten(), generator=generator)
-                   for _ in range(draws)]
+        samples = [
+            self.estimator.sample(self.space.alpha, self.space.probabilities().flatten(), generator=generator)
+            for _ in range(draws)
+        ]
         augmented = self.inputs.train(train_images, samples)
         train_loss = nn.functional.cross_entropy(self.model(augmented), train_labels)
         network_grads = torch.autograd.grad(train_loss, list(params.values()), retain_graph=True)
@@ -154,8 +187,15 @@ class BiLevelOptimizer:
             unrolled = virtual_step(params, network_grads, self.network_optimizer, lr)
             val_loss = _losses(self.model, unrolled, buffers, self.inputs.val(val_images), val_labels).mean()
             direction = torch.autograd.grad(val_loss, list(unrolled.values()))
-            difference = finite_difference(self.model, params, buffers, direction, augmented, train_labels,
-                                           lr if self.variant.scale_by_lr else None)
+            difference = finite_difference(
+                self.model,
+                params,
+                buffers,
+                direction,
+                augmented,
+                train_labels,
+                lr if self.variant.scale_by_lr else None,
+            )
             objectives = difference.objectives()
         else:
             val_augmented = self.inputs.train(val_images, samples)
@@ -169,8 +209,9 @@ class BiLevelOptimizer:
         """α and β estimates; ``objectives`` are the per-image parts, each sample driving its images' parts."""
         per_sample = (lambda parts: [parts.sum()]) if len(samples) == 1 else list
         if difference is not None and self.variant.difference_of_estimates:
-            return self.estimator.difference_of_estimates(samples, per_sample(difference.plus),
-                                                          per_sample(difference.minus), difference.scale)
+            return self.estimator.difference_of_estimates(
+                samples, per_sample(difference.plus), per_sample(difference.minus), difference.scale
+            )
         return self.estimator.gradients_many(samples, per_sample(objectives))
 
     def _policy_gradient(self, samples, objectives, difference, train_loss, val_loss) -> StepResult:
@@ -178,16 +219,24 @@ class BiLevelOptimizer:
         objective = objectives.sum()
         grad_magnitude = torch.zeros_like(self.space.magnitude)
         if objective.requires_grad:  # else no op fired, and nothing depends on d
-            (grad_magnitude,) = torch.autograd.grad(objective, [self.space.magnitude], retain_graph=True,
-                                                    allow_unused=True, materialize_grads=True)
+            (grad_magnitude,) = torch.autograd.grad(
+                objective, [self.space.magnitude], retain_graph=True, allow_unused=True, materialize_grads=True
+            )
         estimate = self._estimate(samples, objectives, difference)
         grad_probability = estimate.grad_beta.view_as(self.space.probability)
         self.space.alpha.grad = estimate.grad_alpha.detach()
         self.space.probability.grad = grad_probability.detach()
         self.space.magnitude.grad = grad_magnitude.detach()
         surrogate = None if estimate.surrogate_loss is None else float(estimate.surrogate_loss)
-        return StepResult(train_loss.item(), val_loss.item(), objective.item(), estimate.grad_alpha.detach(),
-                          grad_probability.detach(), grad_magnitude.detach(), surrogate)
+        return StepResult(
+            train_loss.item(),
+            val_loss.item(),
+            objective.item(),
+            estimate.grad_alpha.detach(),
+            grad_probability.detach(),
+            grad_magnitude.detach(),
+            surrogate,
+        )
 
     def _network_step(self, grads: tuple[torch.Tensor, ...]) -> None:
         params = dict(self.model.named_parameters())

@@ -1,4 +1,5 @@
 """The search run: data, model, policy parameters, the bi-level loop, logging, checkpoints and export."""
+
 from __future__ import annotations
 
 import json
@@ -75,11 +76,16 @@ def prepare_data(cfg: DictConfig, device: torch.device) -> SearchData:
     dataset = cfg.dataset
     size = dataset.search_images if cfg.scale.search_images is None else cfg.scale.search_images
     reduced = reduced_set(dataset, size)
-    train_index, val_index = data.search_split(reduced.labels, train_fraction=dataset.search_train_fraction,
-                                               seed=dataset.search_split_seed)
+    train_index, val_index = data.search_split(
+        reduced.labels, train_fraction=dataset.search_train_fraction, seed=dataset.search_split_seed
+    )
     images, labels = reduced.images, reduced.labels
-    return SearchData(images[train_index].to(device), labels[train_index].to(device),
-                      images[val_index].to(device), labels[val_index].to(device))
+    return SearchData(
+        images[train_index].to(device),
+        labels[train_index].to(device),
+        images[val_index].to(device),
+        labels[val_index].to(device),
+    )
 
 
 class _GradientMoments:
@@ -90,8 +96,11 @@ class _GradientMoments:
 
     def add(self, result: StepResult) -> None:
         self.count += 1
-        for group, value in (("alpha", result.grad_alpha), ("probability", result.grad_probability),
-                             ("magnitude", result.grad_magnitude)):
+        for group, value in (
+            ("alpha", result.grad_alpha),
+            ("probability", result.grad_probability),
+            ("magnitude", result.grad_magnitude),
+        ):
             value = value.double().cpu()
             self.total[group] = self.total.get(group, 0) + value
             self.squares[group] = self.squares.get(group, 0) + value * value
@@ -134,30 +143,56 @@ class SearchRun:
         recipe = cfg.search
         self.variant = get_variant(recipe.variant)
         self.epochs = recipe.epochs if cfg.scale.search_epochs is None else cfg.scale.search_epochs
-        self.batch_size = recipe.batch_size if cfg.scale.batch_size is None else min(recipe.batch_size,
-                                                                                     cfg.scale.batch_size)
+        self.batch_size = (
+            recipe.batch_size if cfg.scale.batch_size is None else min(recipe.batch_size, cfg.scale.batch_size)
+        )
         self.cutout = recipe.cutout if recipe.cutout is not None else cfg.dataset.cutout
         classes = cfg.dataset.search_classes or cfg.dataset.num_classes  # reduced ImageNet: a 120-way head
         self.model = models.create(cfg.scale.model or cfg.model.name, classes, **cfg.model.kwargs).to(self.device)
-        self.space = SearchSpace(recipe.ops_per_sub_policy, recipe.ordered, recipe.alpha_init,
-                                 recipe.probability_init, recipe.magnitude_init).to(self.device)
-        self.estimator = estimators.create(cfg.estimator.name, num_categories=self.space.num_sub_policies,
-                                           num_gates=self.space.probability.numel(),
-                                           boundary="straight_through" if self.variant.project else "freeze",
-                                           **self._estimator_kwargs()).to(self.device)
-        network_optimizer = torch.optim.SGD(self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                                            weight_decay=recipe.weight_decay)
-        policy_optimizer = torch.optim.Adam(list(self.space.parameters()) + list(self.estimator.parameters()),
-                                            lr=recipe.policy_lr, betas=tuple(recipe.policy_betas),
-                                            weight_decay=recipe.policy_weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(network_optimizer, T_max=self.epochs,
-                                                                    eta_min=recipe.lr_min)
+        self.space = SearchSpace(
+            recipe.ops_per_sub_policy, recipe.ordered, recipe.alpha_init, recipe.probability_init, recipe.magnitude_init
+        ).to(self.device)
+        self.estimator = estimators.create(
+            cfg.estimator.name,
+            num_categories=self.space.num_sub_policies,
+            num_gates=self.space.probability.numel(),
+            boundary="straight_through" if self.variant.project else "freeze",
+            **self._estimator_kwargs(),
+        ).to(self.device)
+        network_optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+        )
+        policy_optimizer = torch.optim.Adam(
+            list(self.space.parameters()) + list(self.estimator.parameters()),
+            lr=recipe.policy_lr,
+            betas=tuple(recipe.policy_betas),
+            weight_decay=recipe.policy_weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            network_optimizer, T_max=self.epochs, eta_min=recipe.lr_min
+        )
         self.pipeline = cfg.dataset.search_pipeline
-        self.inputs = SearchInputs(self.space, cfg.dataset.mean, cfg.dataset.std, self.cutout, self.generator,
-                                   official=self.variant.on_network_input, after_ops=self._lighting())
-        self.optimizer = BiLevelOptimizer(self.model, self.space, self.estimator, network_optimizer,
-                                          policy_optimizer, recipe.grad_clip, self.inputs, self.variant,
-                                          recipe.mode, recipe.sampling)
+        self.inputs = SearchInputs(
+            self.space,
+            cfg.dataset.mean,
+            cfg.dataset.std,
+            self.cutout,
+            self.generator,
+            official=self.variant.on_network_input,
+            after_ops=self._lighting(),
+        )
+        self.optimizer = BiLevelOptimizer(
+            self.model,
+            self.space,
+            self.estimator,
+            network_optimizer,
+            policy_optimizer,
+            recipe.grad_clip,
+            self.inputs,
+            self.variant,
+            recipe.mode,
+            recipe.sampling,
+        )
         self.clock = DeviceClock(self.device)
         self.start_epoch, self.resumed_seconds = 0, 0.0
 
@@ -168,13 +203,20 @@ class SearchRun:
     # -- checkpoints -------------------------------------------------------------------------------------------
 
     def _state(self, epoch: int) -> dict:
-        return {"kind": "search", "identity": self.identity, "epoch": epoch, "model": self.model.state_dict(),
-                "space": self.space.state_dict(),
-                "estimator": self.estimator.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "network_optimizer": self.optimizer.network_optimizer.state_dict(),
-                "policy_optimizer": self.optimizer.policy_optimizer.state_dict(),
-                "generator": self.generator.get_state(), "rng": checkpoint.rng_state(),
-                "search_seconds": self.search_seconds}
+        return {
+            "kind": "search",
+            "identity": self.identity,
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "space": self.space.state_dict(),
+            "estimator": self.estimator.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "network_optimizer": self.optimizer.network_optimizer.state_dict(),
+            "policy_optimizer": self.optimizer.policy_optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "rng": checkpoint.rng_state(),
+            "search_seconds": self.search_seconds,
+        }
 
     def _resume(self, state: dict | None = None) -> None:
         """Restore ``state`` (the checkpoint ``run()`` read, else the file's) into the run; nothing if there is none."""
@@ -195,7 +237,8 @@ class SearchRun:
                 f"checkpoint {self.run_dir / 'checkpoint.pt'} does not fit this search (model "
                 f"{self.cfg.scale.model or self.cfg.model.name}, estimator {self.cfg.estimator.name}): "
                 f"{type(error).__name__}: {str(error).splitlines()[0]}. It was not overwritten: resume with the "
-                f"settings it was written with, or choose another run_dir") from None
+                f"settings it was written with, or choose another run_dir"
+            ) from None
         self.start_epoch, self.resumed_seconds = state["epoch"] + 1, state["search_seconds"]
         log.info("resumed %s after epoch %d", self.run_dir, state["epoch"])
 
@@ -214,8 +257,13 @@ class SearchRun:
         if not self.pipeline:
             return None
         pipeline = self.pipeline
-        return lambda images: transforms.lighting(images, pipeline.lighting_std, list(pipeline.pca_eigval),
-                                                  [list(row) for row in pipeline.pca_eigvec], self.generator)
+        return lambda images: transforms.lighting(
+            images,
+            pipeline.lighting_std,
+            list(pipeline.pca_eigval),
+            [list(row) for row in pipeline.pca_eigvec],
+            self.generator,
+        )
 
     def train_batch(self, split: SearchData, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Search-train images at ``index`` as [0,1] floats before the op, with their labels: pad, crop and flip
@@ -225,10 +273,12 @@ class SearchRun:
             images = transforms.random_crop_flip(images, self.cfg.search.crop_padding, self.generator)
             return images, split.train_labels[index]
         size, jitter = self.cfg.dataset.image_size, self.pipeline.color_jitter
-        images = transforms.random_resized_crop(images, size, tuple(self.pipeline.random_resized_crop_scale),
-                                                generator=self.generator)
-        images = transforms.color_jitter(transforms.random_flip(images, self.generator), jitter, jitter, jitter,
-                                         self.generator)
+        images = transforms.random_resized_crop(
+            images, size, tuple(self.pipeline.random_resized_crop_scale), generator=self.generator
+        )
+        images = transforms.color_jitter(
+            transforms.random_flip(images, self.generator), jitter, jitter, jitter, self.generator
+        )
         return images, split.train_labels[index]
 
     def val_batch(self, split: SearchData, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -246,8 +296,9 @@ class SearchRun:
         progress = tqdm(range(len(train_batches)), desc=f"search epoch {epoch + 1}/{self.epochs}", leave=False)
         for step in progress:
             train_index, val_index = train_batches[step], val_batches[step % len(val_batches)]
-            result = self.optimizer.step(self.train_batch(split, train_index), self.val_batch(split, val_index),
-                                         self.generator)
+            result = self.optimizer.step(
+                self.train_batch(split, train_index), self.val_batch(split, val_index), self.generator
+            )
             self._check_finite(result, epoch, step)
             moments.add(result)
             totals["train_loss"] += result.train_loss
@@ -256,33 +307,50 @@ class SearchRun:
             progress.set_postfix(train=f"{result.train_loss:.3f}", val=f"{result.val_loss:.3f}")
             global_step = epoch * len(train_batches) + step
             if step % self.cfg.search.log_every == 0:
-                tracker.log_metrics({"step/train_loss": result.train_loss, "step/val_loss": result.val_loss,
-                                     "step/policy_objective": result.policy_objective}, step=global_step)
+                tracker.log_metrics(
+                    {
+                        "step/train_loss": result.train_loss,
+                        "step/val_loss": result.val_loss,
+                        "step/policy_objective": result.policy_objective,
+                    },
+                    step=global_step,
+                )
         steps = len(train_batches)
         metrics = {f"search/{k}": v / steps for k, v in totals.items()}
         if self.cfg.estimator.name != "relax":
             metrics.pop("search/surrogate_loss")
-        return {**metrics, **moments.metrics(), "search/lr": self.scheduler.get_last_lr()[0],
-                "search/val_accuracy": self._val_accuracy(split)}
+        return {
+            **metrics,
+            **moments.metrics(),
+            "search/lr": self.scheduler.get_last_lr()[0],
+            "search/val_accuracy": self._val_accuracy(split),
+        }
 
     def _check_finite(self, result: StepResult, epoch: int, step: int) -> None:
-        if not (torch.isfinite(torch.tensor([result.train_loss, result.val_loss, result.policy_objective])).all()
-                and torch.isfinite(self.space.alpha).all()):
+        if not (
+            torch.isfinite(torch.tensor([result.train_loss, result.val_loss, result.policy_objective])).all()
+            and torch.isfinite(self.space.alpha).all()
+        ):
             raise FloatingPointError(
                 f"non-finite loss or policy at epoch {epoch + 1}, step {step} (train {result.train_loss}, "
-                f"val {result.val_loss}); the last good state is {self.run_dir / 'checkpoint.pt'}")
+                f"val {result.val_loss}); the last good state is {self.run_dir / 'checkpoint.pt'}"
+            )
 
     def _check_finite_state(self, where: str, metrics: Mapping[str, float] | None = None) -> None:
         """Refuse non-finite metrics, network weights or policy parameters before they are saved or exported."""
         bad = [key for key, value in (metrics or {}).items() if not math.isfinite(value)]
         for part, module in (("network", self.model), ("policy", self.space), ("estimator", self.estimator)):
-            bad += [f"{part} {name}" for name, tensor in module.state_dict().items()
-                    if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+            bad += [
+                f"{part} {name}"
+                for name, tensor in module.state_dict().items()
+                if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+            ]
         if bad:
             raise FloatingPointError(
                 f"non-finite values {where}: {', '.join(bad[:6])}{' ...' if len(bad) > 6 else ''}. Nothing of it was "
                 f"saved or exported; the last good state, {self.run_dir / 'checkpoint.pt'}, is kept. Lower search.lr "
-                f"or search.policy_lr")
+                f"or search.policy_lr"
+            )
 
     @torch.no_grad()
     def _val_accuracy(self, split: SearchData) -> float:
@@ -295,9 +363,14 @@ class SearchRun:
         return correct / len(split.val_labels)
 
     def _log_heatmap(self, tracker, epoch: int) -> None:
-        figure = policy_heatmap(self.space.sub_policies, self.space.alpha, self.space.probabilities(),
-                                self.space.magnitudes(), self.cfg.search.top_k,
-                                title=f"{self.cfg.name} seed {self.cfg.seed}: after epoch {epoch + 1}")
+        figure = policy_heatmap(
+            self.space.sub_policies,
+            self.space.alpha,
+            self.space.probabilities(),
+            self.space.magnitudes(),
+            self.cfg.search.top_k,
+            title=f"{self.cfg.name} seed {self.cfg.seed}: after epoch {epoch + 1}",
+        )
         tracker.log_figure(figure, f"policy_epoch{epoch + 1:03d}")
 
     def run(self) -> dict:
@@ -314,12 +387,20 @@ class SearchRun:
         save_hydra_record(self.run_dir, self.cfg)
         split = prepare_data(self.cfg, self.device)
         if self._steps_per_epoch(split) == 0:
-            raise ValueError(f"the search-train split holds {len(split.train_labels)} images, fewer than one batch "
-                             f"of {self.batch_size}; raise scale.search_images or lower scale.batch_size")
+            raise ValueError(
+                f"the search-train split holds {len(split.train_labels)} images, fewer than one batch "
+                f"of {self.batch_size}; raise scale.search_images or lower scale.batch_size"
+            )
         self._resume(state)
-        tags = {"app": "search", "estimator": self.cfg.estimator.name, "dataset": self.cfg.dataset.name,
-                "model": self.cfg.scale.model or self.cfg.model.name, "scale": self.cfg.scale.name,
-                "table": self.cfg.table, "seed": str(self.cfg.seed)}
+        tags = {
+            "app": "search",
+            "estimator": self.cfg.estimator.name,
+            "dataset": self.cfg.dataset.name,
+            "model": self.cfg.scale.model or self.cfg.model.name,
+            "scale": self.cfg.scale.name,
+            "table": self.cfg.table,
+            "seed": str(self.cfg.seed),
+        }
         logger = self.cfg.logger
         with tracker_for(self.cfg, self.run_dir, tags, resume_epoch=self.start_epoch) as tracker:
             for epoch in range(self.start_epoch, self.epochs):
@@ -327,8 +408,10 @@ class SearchRun:
                     metrics = self._epoch(epoch, split, tracker)
                     self.scheduler.step()
                 self._check_finite_state(f"after epoch {epoch + 1}", metrics)
-                tracker.log_metrics({"epoch": epoch + 1, **metrics, **policy_metrics(self.space)},
-                                    step=(epoch + 1) * self._steps_per_epoch(split))
+                tracker.log_metrics(
+                    {"epoch": epoch + 1, **metrics, **policy_metrics(self.space)},
+                    step=(epoch + 1) * self._steps_per_epoch(split),
+                )
                 if (epoch + 1) % logger.heatmap_every == 0 or epoch + 1 == self.epochs:
                     self._log_heatmap(tracker, epoch)
                 checkpoint.save_atomic(self._state(epoch), self.run_dir / "checkpoint.pt")
@@ -355,23 +438,39 @@ class SearchRun:
         steps = self.epochs * self._steps_per_epoch(split)
         validation_flops = flops.forward_flops(self.model, (len(split.val_labels), *val[0].shape[1:])) * self.epochs
         clock = self.clock
-        cost = SearchCost(unit=clock.unit, device_name=clock.device_name, device_count=clock.device_count,
-                          num_threads=clock.num_threads,
-                          search_device_hours=self.search_seconds / 3600 * clock.device_count,
-                          images_per_second=len(split.train_labels) * self.epochs / max(self.search_seconds, 1e-9),
-                          flops=float(step_flops * steps + validation_flops),
-                          network_flops=float(network_flops * steps),
-                          policy_flops=float((step_flops - network_flops) * steps))
+        cost = SearchCost(
+            unit=clock.unit,
+            device_name=clock.device_name,
+            device_count=clock.device_count,
+            num_threads=clock.num_threads,
+            search_device_hours=self.search_seconds / 3600 * clock.device_count,
+            images_per_second=len(split.train_labels) * self.epochs / max(self.search_seconds, 1e-9),
+            flops=float(step_flops * steps + validation_flops),
+            network_flops=float(network_flops * steps),
+            policy_flops=float((step_flops - network_flops) * steps),
+        )
         summary = SearchSummary(
-            name=self.cfg.name, seed=self.cfg.seed, dataset=self.cfg.dataset.name,
-            model=self.cfg.scale.model or self.cfg.model.name, scale=self.cfg.scale.name, epochs=self.epochs,
-            estimator=self.cfg.estimator.name, variant=self.variant.name, policy=str(policy_path),
-            search_seconds=self.search_seconds, cost=cost,
-            top_overlap_with_other_seeds=top_overlap(self.run_dir, policy)).to_dict()
-        tracker.log_metrics({"cost/search_device_hours": summary["cost"]["search_device_hours"],
-                             "cost/images_per_second": summary["cost"]["images_per_second"],
-                             "cost/flops": summary["cost"]["flops"]},
-                            step=self.epochs * self._steps_per_epoch(split))
+            name=self.cfg.name,
+            seed=self.cfg.seed,
+            dataset=self.cfg.dataset.name,
+            model=self.cfg.scale.model or self.cfg.model.name,
+            scale=self.cfg.scale.name,
+            epochs=self.epochs,
+            estimator=self.cfg.estimator.name,
+            variant=self.variant.name,
+            policy=str(policy_path),
+            search_seconds=self.search_seconds,
+            cost=cost,
+            top_overlap_with_other_seeds=top_overlap(self.run_dir, policy),
+        ).to_dict()
+        tracker.log_metrics(
+            {
+                "cost/search_device_hours": summary["cost"]["search_device_hours"],
+                "cost/images_per_second": summary["cost"]["images_per_second"],
+                "cost/flops": summary["cost"]["flops"],
+            },
+            step=self.epochs * self._steps_per_epoch(split),
+        )
         tracker.log_artifact(policy_path)
         tracker.set_summary(summary)
         return {**summary, "status": "FINISHED"}
@@ -390,8 +489,11 @@ def top_overlap(run_dir: Path, policy) -> dict[str, float]:
         try:
             theirs = {tuple(op[0] for op in s["operations"]) for s in json.loads(other.read_text())["sub_policies"]}
         except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
-            warnings.warn(f"{other} was skipped in the top-k overlap with other seeds: it cannot be read "
-                          f"({type(error).__name__}: {error}); this search goes on", RuntimeWarning)
+            warnings.warn(
+                f"{other} was skipped in the top-k overlap with other seeds: it cannot be read "
+                f"({type(error).__name__}: {error}); this search goes on",
+                RuntimeWarning,
+            )
             continue
         overlaps[other.parent.name] = len(mine & theirs) / len(mine)
     return overlaps

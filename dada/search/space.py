@@ -1,4 +1,5 @@
 """The search space's parameters d = {α, β, m} (paper section 3.1-3.2) and the policy they export."""
+
 from __future__ import annotations
 
 import itertools
@@ -17,8 +18,14 @@ class SearchSpace(nn.Module):
     softmax, Eq. 3), β = m = 0.5. β and m are kept in [0, 1] by ``project_`` after every update.
     """
 
-    def __init__(self, ops_per_sub_policy: int = 2, ordered: bool = False, alpha_init: float = 1e-3,
-                 probability_init: float = 0.5, magnitude_init: float = 0.5):
+    def __init__(
+        self,
+        ops_per_sub_policy: int = 2,
+        ordered: bool = False,
+        alpha_init: float = 1e-3,
+        probability_init: float = 0.5,
+        magnitude_init: float = 0.5,
+    ):
         super().__init__()
         pick = itertools.permutations if ordered else itertools.combinations
         pairs = list(pick(range(len(OP_NAMES)), ops_per_sub_policy))
@@ -61,13 +68,20 @@ class SearchSpace(nn.Module):
         """The final policy: the ``top_k`` sub-policies by α with their β, m and softmax weight (section 3.2)."""
         order = torch.argsort(self.alpha, descending=True, stable=True)[:top_k].tolist()
         weights, probabilities, magnitudes = self.weights(), self.probabilities(), self.magnitudes()
-        subs = [SubPolicy(tuple(Operation(OP_NAMES[op], round(probabilities[i, j].item(), 6),
-                                          round(magnitudes[i, j].item(), 6))
-                                for j, op in enumerate(self.sub_policies[i].tolist())),
-                          weight=round(weights[i].item(), 8))
-                for i in order]
+        subs = [
+            SubPolicy(
+                tuple(
+                    Operation(OP_NAMES[op], round(probabilities[i, j].item(), 6), round(magnitudes[i, j].item(), 6))
+                    for j, op in enumerate(self.sub_policies[i].tolist())
+                ),
+                weight=round(weights[i].item(), 8),
+            )
+            for i in order
+        ]
         return Policy(subs, name=name, source="dada search")
 
     def extra_repr(self) -> str:
-        return f"sub_policies={self.num_sub_policies}, ops_per_sub_policy={self.ops_per_sub_policy}, " \
-               f"ordered={self.ordered}"
+        return (
+            f"sub_policies={self.num_sub_policies}, ops_per_sub_policy={self.ops_per_sub_policy}, "
+            f"ordered={self.ordered}"
+        )

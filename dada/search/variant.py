@@ -3,6 +3,7 @@
 Each field is one row of FIDELITY.md. ``official`` reproduces the code that produced the paper's numbers and
 is the default of every table; ``paper`` follows the equations as printed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,10 +26,10 @@ class Variant:
 
 
 VARIANTS = {
-    "official": Variant("official", scale_by_lr=False, difference_of_estimates=True, on_network_input=True,
-                        project=False),
-    "paper": Variant("paper", scale_by_lr=True, difference_of_estimates=False, on_network_input=False,
-                     project=True),
+    "official": Variant(
+        "official", scale_by_lr=False, difference_of_estimates=True, on_network_input=True, project=False
+    ),
+    "paper": Variant("paper", scale_by_lr=True, difference_of_estimates=False, on_network_input=False, project=True),
 }
 
 

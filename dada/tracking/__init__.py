@@ -8,6 +8,7 @@ and `DeviceClock` for the search cost in device-hours. Callers decide what to lo
 The apps open theirs with ``tracker_for(cfg, run_dir, tags, resume_epoch)``, as their ``logger`` config node asks.
 MLflow and W&B are imported only when a tracker asks for them.
 """
+
 from dada.tracking._backend import Backend, RunSpec
 from dada.tracking._system import collect_run_info
 from dada.tracking._tracker import (

@@ -1,4 +1,5 @@
 """What every tracking backend receives (`RunSpec`) and the methods it answers (`Backend`)."""
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping

@@ -1,4 +1,5 @@
 """The run folder: ``metrics.jsonl`` (the source of truth), ``config.yaml``, ``run_info.json``, ``summary.json``."""
+
 import json
 import os
 import time
@@ -79,4 +80,3 @@ class JsonlBackend(Backend):
     def close(self, status: str) -> None:
         self._metrics_file.close()
         self.write_json("summary.json", {"status": status, **self._summary})
-

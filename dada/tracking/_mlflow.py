@@ -1,4 +1,5 @@
 """MLflow backend: one `MlflowClient` with an explicit run id, so several trackers can share a process."""
+
 import numbers
 import re
 import socket
@@ -34,7 +35,7 @@ def artifact_root(tracking_uri: str) -> str | None:
     prefix = "sqlite:///"
     if not tracking_uri.startswith(prefix):
         return None
-    database = Path(tracking_uri[len(prefix):]).resolve()
+    database = Path(tracking_uri[len(prefix) :]).resolve()
     return (database.parent / "mlartifacts").as_uri()
 
 
@@ -47,8 +48,10 @@ def check_reachable(tracking_uri: str, timeout: float = CONNECT_TIMEOUT) -> None
     try:
         socket.create_connection((parts.hostname, port), timeout=timeout).close()
     except OSError as error:
-        raise ConnectionError(f"MLflow server {tracking_uri} is unreachable ({error}); "
-                              f"start it, or set logger.mlflow_uri to another server or a sqlite:/// file") from None
+        raise ConnectionError(
+            f"MLflow server {tracking_uri} is unreachable ({error}); "
+            f"start it, or set logger.mlflow_uri to another server or a sqlite:/// file"
+        ) from None
 
 
 def mlflow_key(name: str) -> str:
@@ -101,8 +104,11 @@ class MlflowBackend(Backend):
         experiment_id = _experiment_id(self.client, spec.experiment, artifact_root(self.tracking_uri))
         tags = {**spec.tags, **spec.run_info, "mlflow.source.git.commit": spec.run_info.get("git_commit", "unknown")}
         previous = self._reopen(spec.resume_ids.get("mlflow"), experiment_id)
-        self.run_id = previous.info.run_id if previous else self.client.create_run(experiment_id,
-                                                                                   run_name=spec.run_name).info.run_id
+        self.run_id = (
+            previous.info.run_id
+            if previous
+            else self.client.create_run(experiment_id, run_name=spec.run_name).info.run_id
+        )
         logged = previous.data.params if previous else {}
         params = [param for param in self._params(spec.config) if param.key not in logged]
         self._log_batch(params=params, tags=self._tags(tags))

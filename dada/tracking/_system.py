@@ -1,4 +1,5 @@
 """Facts about the code and the machine a run uses: git commit, library versions, device and CPU names."""
+
 import os
 import platform
 import socket

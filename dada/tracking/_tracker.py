@@ -1,4 +1,5 @@
 """`Tracker`: one logging interface fanned out to the run folder (always) and to MLflow and W&B (on request)."""
+
 import contextlib
 import json
 import os
@@ -220,8 +221,11 @@ def create_tracker(
         experiment=experiment,
         run_name=run_name,
         resume_epoch=resume_epoch,
-        resume_ids={name: known_ids[name]["run_id"] for name in names
-                    if name in known_ids and _same_store(name, known_ids[name], mlflow_uri)},
+        resume_ids={
+            name: known_ids[name]["run_id"]
+            for name in names
+            if name in known_ids and _same_store(name, known_ids[name], mlflow_uri)
+        },
     )
     local = JsonlBackend(spec)
     opened = []
@@ -237,16 +241,25 @@ def create_tracker(
     return Tracker(local, opened)
 
 
-def tracker_for(cfg: Any, run_dir: "str | os.PathLike", tags: Mapping[str, Any],
-                resume_epoch: int | None = None) -> Tracker:
+def tracker_for(
+    cfg: Any, run_dir: "str | os.PathLike", tags: Mapping[str, Any], resume_epoch: int | None = None
+) -> Tracker:
     """The tracker of one app run: ``cfg.logger`` (conf/logger/) names the backends, the MLflow store, the W&B mode
     and project and the experiment; the run is named ``<cfg.name>/seed<cfg.seed>``, and ``config.yaml`` holds ``cfg``,
     resolved. ``resume_epoch`` as in `create_tracker`."""
     logger = cfg.logger
-    return create_tracker(list(logger.backends), run_dir=run_dir, config=cfg, tags=tags,
-                          experiment=logger.experiment, run_name=f"{cfg.name}/seed{cfg.seed}",
-                          mlflow_uri=logger.mlflow_uri, wandb_mode=logger.wandb_mode,
-                          wandb_project=logger.wandb_project, resume_epoch=resume_epoch)
+    return create_tracker(
+        list(logger.backends),
+        run_dir=run_dir,
+        config=cfg,
+        tags=tags,
+        experiment=logger.experiment,
+        run_name=f"{cfg.name}/seed{cfg.seed}",
+        mlflow_uri=logger.mlflow_uri,
+        wandb_mode=logger.wandb_mode,
+        wandb_project=logger.wandb_project,
+        resume_epoch=resume_epoch,
+    )
 
 
 def _known_ids(path: Path) -> dict[str, dict[str, str]]:
@@ -255,8 +268,9 @@ def _known_ids(path: Path) -> dict[str, dict[str, str]]:
         return {}
     try:
         known = json.loads(path.read_text())
-        return {name: ids for name, ids in known.items()
-                if isinstance(ids, dict) and isinstance(ids.get("run_id"), str)}
+        return {
+            name: ids for name, ids in known.items() if isinstance(ids, dict) and isinstance(ids.get("run_id"), str)
+        }
     except (OSError, ValueError, AttributeError) as error:
         warnings.warn(f"{path} cannot be read ({error!r}); MLflow and W&B start new runs", TrackingWarning)
         return {}

@@ -1,4 +1,5 @@
 """Turning what callers hand the tracker (tensors, NumPy scalars, OmegaConf nodes) into plain JSON-ready data."""
+
 import numbers
 from typing import Any, Iterator, Mapping, Sequence
 

@@ -1,4 +1,5 @@
 """Weights & Biases backend; offline by default, so it needs neither a network nor an API key."""
+
 import shutil
 from pathlib import Path
 from typing import Any, Mapping

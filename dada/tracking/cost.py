@@ -5,6 +5,7 @@ clock synchronizes the device at start and stop, so queued kernels count in the 
 On the CPU the unit is "CPU-hours" with ``device_count = 1``: one machine (process) per hour, not
 multiplied by threads; the thread count is recorded separately as ``num_threads``.
 """
+
 import time
 
 import torch

@@ -5,6 +5,7 @@ ops, normalisation, the augmentation ops and optimiser updates count zero. Every
 so a run counts one representative step and multiplies by its number of steps. ``training_step_flops`` and
 ``forward_flops`` count on meta tensors: nothing is computed and the model's weights and statistics stay as they are.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -23,8 +24,10 @@ def count_flops(fn: Callable[..., object], *args, **kwargs) -> int:
 
 
 def _meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    state = {name: torch.empty_like(weight, device="meta").requires_grad_(weight.requires_grad)
-             for name, weight in model.named_parameters()}
+    state = {
+        name: torch.empty_like(weight, device="meta").requires_grad_(weight.requires_grad)
+        for name, weight in model.named_parameters()
+    }
     state.update({name: torch.empty_like(buffer, device="meta") for name, buffer in model.named_buffers()})
     return state
 

@@ -4,6 +4,7 @@
 pieces are usable alone: `create_augmentation` (policies by name), `plan_schedule`/`create_optimizer`/
 `create_scheduler` (recipes), `TrainRun` (one run).
 """
+
 from dada.train.distributed import Distributed
 from dada.train.loop import TrainRun
 from dada.train.metrics import ClassificationMeters

@@ -2,6 +2,7 @@
 
 Under ``torchrun --nproc_per_node=N -m dada.train ...`` it trains data-parallel on N devices.
 """
+
 import hydra
 from omegaconf import DictConfig
 

@@ -1,4 +1,5 @@
 """Schema of the evaluation app's config (``conf/train.yaml``); values live in ``conf/``."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -85,10 +86,14 @@ def _no_recipe_message(cfg: DictConfig) -> str:
     chosen = HydraConfig.get().runtime.choices.get("recipe") if HydraConfig.initialized() else None
     chosen = chosen or (default if default not in available else None)  # outside the app only the default is known
     if chosen == default:
-        problem = (f"no recipe for model={cfg.model.name} on dataset={cfg.dataset.name}: the recipe defaults to "
-                   f"<model>-<dataset>, and conf/recipe/{default}.yaml does not exist")
+        problem = (
+            f"no recipe for model={cfg.model.name} on dataset={cfg.dataset.name}: the recipe defaults to "
+            f"<model>-<dataset>, and conf/recipe/{default}.yaml does not exist"
+        )
     else:
         problem = f"no recipe {chosen or 'of the name chosen'}: conf/recipe/ does not hold it"
     example = next((name for name in available if name.endswith(f"-{cfg.dataset.name}")), available[0])
-    return (f"{problem}. Choose one with recipe=<name>, e.g. recipe={example}; available: {', '.join(available)}. "
-            f"To train a small network on a paper recipe, keep model= and set scale.model=<small network> instead")
+    return (
+        f"{problem}. Choose one with recipe=<name>, e.g. recipe={example}; available: {', '.join(available)}. "
+        f"To train a small network on a paper recipe, keep model= and set scale.model=<small network> instead"
+    )

@@ -3,6 +3,7 @@
 Launched by ``torchrun`` (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` in the environment), every rank trains on
 its share of each global batch and only rank 0 writes the run folder. Launched plainly, it is one rank.
 """
+
 from __future__ import annotations
 
 import os

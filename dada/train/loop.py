@@ -3,6 +3,7 @@
 Honest reporting: ``test_error_top1``/``test_error_top5`` are the final epoch's; the best epoch picked on
 the test set (what Fast AA's train.py reports) appears only under a name that says so.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -93,8 +94,9 @@ class TrainRun:
         return self.run_dir / "checkpoint.pt"
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16,
-                              enabled=self.cfg.amp and self.device.type == "cuda")
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp and self.device.type == "cuda"
+        )
 
     # -- data, optimiser, schedule ------------------------------------------------------------------------------
 
@@ -102,40 +104,67 @@ class TrainRun:
         cfg, dataset = self.cfg, self.cfg.dataset
         in_memory = data.get_spec(dataset.eval_train_split).in_memory
         self.augmentation = create_augmentation(cfg.policy, dataset.name, cfg.seed, in_memory)
-        train_split = pipeline.load_train_split(dataset, self.augmentation, cfg.recipe, cfg.scale.train_images,
-                                                cfg.subset_seed)
+        train_split = pipeline.load_train_split(
+            dataset, self.augmentation, cfg.recipe, cfg.scale.train_images, cfg.subset_seed
+        )
         test_split = pipeline.load_test_split(dataset, cfg.scale.test_images, cfg.subset_seed)
         self.train_images, self.test_images = len(train_split), len(test_split)
         self.schedule = plan_schedule(cfg.recipe, cfg.scale, self.train_images)
-        sampler = pipeline.ShardedBatchSampler(self.train_images, self.schedule.batch_size, self.order_generator,
-                                               self.dist.rank, self.dist.world_size)
-        self.train_batches = pipeline.train_batches(train_split, self.augmentation, cfg.recipe, dataset.image_size,
-                                                    sampler, self.augment_generator, self.device, self.num_workers)
+        sampler = pipeline.ShardedBatchSampler(
+            self.train_images, self.schedule.batch_size, self.order_generator, self.dist.rank, self.dist.world_size
+        )
+        self.train_batches = pipeline.train_batches(
+            train_split,
+            self.augmentation,
+            cfg.recipe,
+            dataset.image_size,
+            sampler,
+            self.augment_generator,
+            self.device,
+            self.num_workers,
+        )
         eval_batch = max(cfg.recipe.eval_batch_size // self.dist.world_size, 1)
         self.test_batches = pipeline.test_batches(test_split, eval_batch, self.dist, self.device, self.num_workers)
         cutout = dataset.cutout if self.augmentation.cutout else 0
         self.preprocess = pipeline.Preprocess(list(dataset.mean), list(dataset.std), cutout, cfg.recipe.lighting)
         self.optimizer = create_optimizer(self.model, cfg.recipe)
         self.scheduler = create_scheduler(self.optimizer, cfg.recipe, self.schedule)
-        log.info("%s\n%s on %d train / %d test images, %s", self.augmentation, self.architecture, self.train_images,
-                 self.test_images, self.schedule)
+        log.info(
+            "%s\n%s on %d train / %d test images, %s",
+            self.augmentation,
+            self.architecture,
+            self.train_images,
+            self.test_images,
+            self.schedule,
+        )
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
 
     def _state(self, epoch: int) -> dict[str, Any]:
         """Everything an exact resume needs; per-rank random states gathered from every rank."""
-        return {"kind": "train", "epoch": epoch, "identity": self.identity, "world_size": self.dist.world_size,
-                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "order_generator": self.order_generator.get_state(),
-                "augment_generator": self.dist.gather(self.augment_generator.get_state()),
-                "rng": self.dist.gather(checkpoint.rng_state()), "history": self.history, "seconds": self.seconds}
+        return {
+            "kind": "train",
+            "epoch": epoch,
+            "identity": self.identity,
+            "world_size": self.dist.world_size,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "order_generator": self.order_generator.get_state(),
+            "augment_generator": self.dist.gather(self.augment_generator.get_state()),
+            "rng": self.dist.gather(checkpoint.rng_state()),
+            "history": self.history,
+            "seconds": self.seconds,
+        }
 
     def _resume(self, state: dict | None) -> None:
         if state is None:
             return
         if state["world_size"] != self.dist.world_size:
-            raise ValueError(f"{self.checkpoint_path} was written by {state['world_size']} ranks; resume it with "
-                             f"the same number (this job has {self.dist.world_size})")
+            raise ValueError(
+                f"{self.checkpoint_path} was written by {state['world_size']} ranks; resume it with "
+                f"the same number (this job has {self.dist.world_size})"
+            )
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -147,7 +176,8 @@ class TrainRun:
             raise checkpoint.WrongCheckpointError(
                 f"checkpoint {self.checkpoint_path} does not fit this run (model {self.architecture}): "
                 f"{type(error).__name__}: {str(error).splitlines()[0]}. It was not overwritten: resume with the "
-                f"settings it was written with, or choose another run_dir") from None
+                f"settings it was written with, or choose another run_dir"
+            ) from None
         self.start_epoch, self.history, self.seconds = state["epoch"] + 1, state["history"], state["seconds"]
         log.info("resumed %s after epoch %d", self.run_dir, state["epoch"] + 1)
 
@@ -166,8 +196,10 @@ class TrainRun:
         logits, loss = self._forward(inputs, labels)
         value = loss.item()
         if not math.isfinite(value):
-            raise FloatingPointError(f"non-finite training loss ({value}) at epoch {epoch + 1}, step {step + 1}; "
-                                     f"the last good checkpoint, {self.checkpoint_path}, is kept")
+            raise FloatingPointError(
+                f"non-finite training loss ({value}) at epoch {epoch + 1}, step {step + 1}; "
+                f"the last good checkpoint, {self.checkpoint_path}, is kept"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.recipe.grad_clip > 0:
@@ -178,8 +210,12 @@ class TrainRun:
     def _train_epoch(self, epoch: int, tracker) -> dict[str, float]:
         self.network.train()
         meters, started = ClassificationMeters(), time.perf_counter()
-        progress = tqdm(self.train_batches, desc=f"epoch {epoch + 1}/{self.schedule.epochs}", leave=False,
-                        disable=not self.dist.is_main)
+        progress = tqdm(
+            self.train_batches,
+            desc=f"epoch {epoch + 1}/{self.schedule.epochs}",
+            leave=False,
+            disable=not self.dist.is_main,
+        )
         for step, (images, labels) in enumerate(progress):
             global_step = epoch * self.schedule.steps_per_epoch + step
             self.scheduler.step_update(global_step)
@@ -188,8 +224,9 @@ class TrainRun:
             rate = meters.count * self.dist.world_size / (time.perf_counter() - started)
             progress.set_postfix(loss=f"{meters.loss.avg:.3f}", acc=f"{meters.top1.avg:.1f}", img_s=f"{rate:.0f}")
             if global_step % self.cfg.log_every == 0:
-                tracker.log_metrics({"step/train_loss": loss, "step/lr": self.optimizer.param_groups[0]["lr"]},
-                                    step=global_step)
+                tracker.log_metrics(
+                    {"step/train_loss": loss, "step/lr": self.optimizer.param_groups[0]["lr"]}, step=global_step
+                )
         return {f"train/{key}": value for key, value in meters.reduce(self.dist).items()}
 
     @torch.no_grad()
@@ -215,20 +252,33 @@ class TrainRun:
                 metrics = self._train_epoch(epoch, tracker)
             if self._tests_after(epoch):
                 metrics.update(self.evaluate())
-        self.seconds = {"train": self.seconds["train"] + train_clock.seconds,
-                        "total": self.seconds["total"] + epoch_clock.seconds}
+        self.seconds = {
+            "train": self.seconds["train"] + train_clock.seconds,
+            "total": self.seconds["total"] + epoch_clock.seconds,
+        }
         images = self.schedule.steps_per_epoch * self.schedule.batch_size
-        return {**metrics, "epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
-                "images_per_second": images / train_clock.seconds, "epoch_seconds": epoch_clock.seconds}
+        return {
+            **metrics,
+            "epoch": epoch + 1,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "images_per_second": images / train_clock.seconds,
+            "epoch_seconds": epoch_clock.seconds,
+        }
 
     # -- the run -------------------------------------------------------------------------------------------------
 
     def _tracker(self):
         if not self.dist.is_main:
             return contextlib.nullcontext(_NoTracker())
-        tags = {"app": "train", "dataset": self.cfg.dataset.name, "model": self.architecture,
-                "policy": self.cfg.policy.name, "scale": self.cfg.scale.name, "table": self.cfg.table,
-                "seed": str(self.cfg.seed)}
+        tags = {
+            "app": "train",
+            "dataset": self.cfg.dataset.name,
+            "model": self.architecture,
+            "policy": self.cfg.policy.name,
+            "scale": self.cfg.scale.name,
+            "table": self.cfg.table,
+            "seed": str(self.cfg.seed),
+        }
         return tracker_for(self.cfg, self.run_dir, tags, resume_epoch=self.start_epoch)
 
     def run(self) -> dict:
@@ -266,41 +316,67 @@ class TrainRun:
     def _check_finite(self, where: str, metrics: Mapping[str, float]) -> None:
         """Refuse non-finite metrics (the test loss too) or weights before they reach a checkpoint or a summary."""
         bad = [key for key, value in metrics.items() if not math.isfinite(value)]
-        bad += [f"weight {name}" for name, tensor in self.model.state_dict().items()
-                if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+        bad += [
+            f"weight {name}"
+            for name, tensor in self.model.state_dict().items()
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+        ]
         if bad:
             raise FloatingPointError(
                 f"non-finite values {where}: {', '.join(bad[:6])}{' ...' if len(bad) > 6 else ''}. Nothing of it was "
-                f"saved; the last good checkpoint, {self.checkpoint_path}, is kept. Lower recipe.lr")
+                f"saved; the last good checkpoint, {self.checkpoint_path}, is kept. Lower recipe.lr"
+            )
 
     def _summary(self) -> dict[str, Any]:
         final = self.history[-1]
-        best = min((metrics for metrics in self.history if "test/error_top1" in metrics),
-                   key=lambda metrics: metrics["test/error_top1"])
+        best = min(
+            (metrics for metrics in self.history if "test/error_top1" in metrics),
+            key=lambda metrics: metrics["test/error_top1"],
+        )
         clock = DeviceClock(self.device, device_count=self.dist.world_size)
         # FLOPs: one training step (the global batch) counted, times the steps, and every test pass over the test set
         image = (len(self.cfg.dataset.mean), self.cfg.dataset.image_size, self.cfg.dataset.image_size)
         tests = sum(self._tests_after(epoch) for epoch in range(self.schedule.epochs))
         train_flops = flops.training_step_flops(self.model, (self.schedule.batch_size, *image))
         test_flops = flops.forward_flops(self.model, (self.test_images, *image))
-        cost = EvalCost(unit=clock.unit, device_name=clock.device_name, device_count=clock.device_count,
-                        num_threads=clock.num_threads,
-                        eval_device_hours=clock.device_count * self.seconds["total"] / 3600,
-                        flops=float(train_flops * self.schedule.total_steps + test_flops * tests))
-        policy = PolicyInfo(self.augmentation.name, self.augmentation.source, self.augmentation.on_device,
-                            self.preprocess.cutout)
+        cost = EvalCost(
+            unit=clock.unit,
+            device_name=clock.device_name,
+            device_count=clock.device_count,
+            num_threads=clock.num_threads,
+            eval_device_hours=clock.device_count * self.seconds["total"] / 3600,
+            flops=float(train_flops * self.schedule.total_steps + test_flops * tests),
+        )
+        policy = PolicyInfo(
+            self.augmentation.name, self.augmentation.source, self.augmentation.on_device, self.preprocess.cutout
+        )
         return TrainSummary(
-            name=self.cfg.name, seed=self.cfg.seed, dataset=self.cfg.dataset.name, model=self.architecture,
-            scale=self.cfg.scale.name, epochs=self.schedule.epochs, policy=policy, train_images=self.train_images,
-            test_images=self.test_images, batch_size=self.schedule.batch_size, world_size=self.dist.world_size,
-            test_error_top1=final["test/error_top1"], test_error_top5=final["test/error_top5"],
-            test_error_best_epoch_selected_on_test=best["test/error_top1"], best_epoch_selected_on_test=best["epoch"],
-            train_loss=final["train/loss"], train_error_top1=final["train/error_top1"], seconds=self.seconds["total"],
+            name=self.cfg.name,
+            seed=self.cfg.seed,
+            dataset=self.cfg.dataset.name,
+            model=self.architecture,
+            scale=self.cfg.scale.name,
+            epochs=self.schedule.epochs,
+            policy=policy,
+            train_images=self.train_images,
+            test_images=self.test_images,
+            batch_size=self.schedule.batch_size,
+            world_size=self.dist.world_size,
+            test_error_top1=final["test/error_top1"],
+            test_error_top5=final["test/error_top5"],
+            test_error_best_epoch_selected_on_test=best["test/error_top1"],
+            best_epoch_selected_on_test=best["epoch"],
+            train_loss=final["train/loss"],
+            train_error_top1=final["train/error_top1"],
+            seconds=self.seconds["total"],
             train_seconds=self.seconds["train"],
             images_per_second=self.schedule.total_steps * self.schedule.batch_size / self.seconds["train"],
-            cost=cost).to_dict()
+            cost=cost,
+        ).to_dict()
 
     @staticmethod
     def _cost_metrics(summary: dict[str, Any]) -> dict[str, float]:
-        return {"cost/eval_device_hours": summary["cost"]["eval_device_hours"],
-                "cost/images_per_second": summary["images_per_second"]}
+        return {
+            "cost/eval_device_hours": summary["cost"]["eval_device_hours"],
+            "cost/images_per_second": summary["images_per_second"],
+        }

@@ -1,5 +1,6 @@
 """Numbers from predictions: loss and top-1/top-5 over an epoch, summed across ranks. The statistics over seeds
 (mean, standard deviation, confidence interval) are analysis/statistics.py's."""
+
 from __future__ import annotations
 
 import torch
@@ -27,13 +28,16 @@ class ClassificationMeters:
 
     def reduce(self, dist: Distributed) -> dict[str, float]:
         """Averages over every rank's images: ``loss``, ``error_top1`` and ``error_top5`` (%)."""
-        totals = torch.tensor([self.loss.sum, self.top1.sum, self.top5.sum, self.loss.count],
-                              dtype=torch.float64, device=dist.device)
+        totals = torch.tensor(
+            [self.loss.sum, self.top1.sum, self.top5.sum, self.loss.count], dtype=torch.float64, device=dist.device
+        )
         loss, top1, top5, count = dist.sum(totals).tolist()
         # timm's accuracy is a float32 percentage of each batch; the sums are 100 x whole numbers of correct images
         errors = {name: 100 * (count - round(total / 100)) / count for name, total in (("top1", top1), ("top5", top5))}
         return {"loss": loss / count, "error_top1": errors["top1"], "error_top5": errors["top5"]}
 
     def __repr__(self) -> str:
-        return (f"ClassificationMeters(count={self.count}, loss={self.loss.avg:.4f}, top1={self.top1.avg:.2f}, "
-                f"top5={self.top5.avg:.2f})")
+        return (
+            f"ClassificationMeters(count={self.count}, loss={self.loss.avg:.4f}, top1={self.top1.avg:.2f}, "
+            f"top5={self.top5.avg:.2f})"
+        )

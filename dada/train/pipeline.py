@@ -8,6 +8,7 @@ the recipe asks). Normalisation, ImageNet's PCA lighting and Cutout always run o
 Under ``torchrun`` every rank takes its own slice of each global batch (`ShardedBatchSampler`) and of the
 test set.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -63,8 +64,9 @@ class Preprocess:
     cutout: int = 0
     lighting: float = 0.0
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None,
-                 train: bool = True) -> torch.Tensor:
+    def __call__(
+        self, images: torch.Tensor, generator: torch.Generator | None = None, train: bool = True
+    ) -> torch.Tensor:
         images = images.float().div_(255)
         if train and self.lighting > 0:
             images = pca_lighting(images, self.lighting, generator)
@@ -97,8 +99,15 @@ class TensorImages(Dataset):
 class DeviceBatches:
     """One epoch of augmented training batches, cropped, flipped and augmented on the device."""
 
-    def __init__(self, images: data.LabeledImages, sampler: ShardedBatchSampler, augmentation: Augmentation,
-                 padding: int, generator: torch.Generator, device: torch.device):
+    def __init__(
+        self,
+        images: data.LabeledImages,
+        sampler: ShardedBatchSampler,
+        augmentation: Augmentation,
+        padding: int,
+        generator: torch.Generator,
+        device: torch.device,
+    ):
         self.images, self.labels = images.images.to(device), images.labels.to(device)
         self.sampler, self.augmentation, self.padding, self.generator = sampler, augmentation, padding, generator
 
@@ -112,8 +121,14 @@ class DeviceBatches:
 
 
 def _loader(dataset: Dataset, workers: int, generator: torch.Generator | None = None, **batching) -> DataLoader:
-    return DataLoader(dataset, num_workers=workers, pin_memory=torch.cuda.is_available(), generator=generator,
-                      persistent_workers=False, **batching)
+    return DataLoader(
+        dataset,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        generator=generator,
+        persistent_workers=False,
+        **batching,
+    )
 
 
 def _pil_train_transform(augmentation: Augmentation, recipe, image_size: int, from_disk: bool) -> v2.Compose:
@@ -130,8 +145,13 @@ def _pil_train_transform(augmentation: Augmentation, recipe, image_size: int, fr
 
 def _imagenet_test_transform(image_size: int) -> v2.Compose:
     """Image-folder evaluation, as ImageNet's: Resize(256, bicubic), CenterCrop(224) (at 224), as uint8."""
-    return v2.Compose([v2.Resize(round(image_size * IMAGENET_RESIZE_RATIO), interpolation=InterpolationMode.BICUBIC),
-                       v2.CenterCrop(image_size), v2.PILToTensor()])
+    return v2.Compose(
+        [
+            v2.Resize(round(image_size * IMAGENET_RESIZE_RATIO), interpolation=InterpolationMode.BICUBIC),
+            v2.CenterCrop(image_size),
+            v2.PILToTensor(),
+        ]
+    )
 
 
 def _load(name: str, root: str, train: bool, size: int | None, seed: int, transform: v2.Transform):
@@ -160,8 +180,16 @@ def load_test_split(dataset_cfg, size: int | None, seed: int):
     return _load(dataset_cfg.name, dataset_cfg.root, False, size, seed, transform)
 
 
-def train_batches(split, augmentation: Augmentation, recipe, image_size: int, sampler: ShardedBatchSampler,
-                  generator: torch.Generator, device: torch.device, workers: int) -> Batches:
+def train_batches(
+    split,
+    augmentation: Augmentation,
+    recipe,
+    image_size: int,
+    sampler: ShardedBatchSampler,
+    generator: torch.Generator,
+    device: torch.device,
+    workers: int,
+) -> Batches:
     """One epoch per iteration: uint8 [B,C,H,W] batches after crop, flip and the policy, on ``device``."""
     if augmentation.on_device:
         return DeviceBatches(split, sampler, augmentation, recipe.crop_padding, generator, device)
@@ -175,7 +203,9 @@ def test_batches(split, batch_size: int, dist: Distributed, device: torch.device
     if isinstance(split, data.LabeledImages):
         shard = split.subset(torch.arange(dist.rank, len(split), dist.world_size))
         images, labels = shard.images.to(device), shard.labels.to(device)
-        return [(images[start:start + batch_size], labels[start:start + batch_size])
-                for start in range(0, len(labels), batch_size)]
+        return [
+            (images[start : start + batch_size], labels[start : start + batch_size])
+            for start in range(0, len(labels), batch_size)
+        ]
     shard = Subset(split, range(dist.rank, len(split), dist.world_size))
     return _loader(shard, workers, batch_size=batch_size, shuffle=False)

@@ -6,6 +6,7 @@ image in one vectorised call (DADA, Fast AA, random and the identity), a batched
 torchvision's AutoAugment, RandAugment and TrivialAugment draw one op per call, so they run per image
 in DataLoader workers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,13 +17,19 @@ from torchvision.transforms import v2
 
 from dada.policy import SHIPPED_POLICIES, Policy, load_named
 
-AUTOAUGMENT_POLICIES = {"cifar10": v2.AutoAugmentPolicy.CIFAR10, "svhn": v2.AutoAugmentPolicy.SVHN,
-                        "imagenet": v2.AutoAugmentPolicy.IMAGENET}
+AUTOAUGMENT_POLICIES = {
+    "cifar10": v2.AutoAugmentPolicy.CIFAR10,
+    "svhn": v2.AutoAugmentPolicy.SVHN,
+    "imagenet": v2.AutoAugmentPolicy.IMAGENET,
+}
 # The released policy a data set trains with when policy.source is null: the first of its list that the method
 # released. CIFAR-100 falls back to CIFAR-10's, as AutoAugment and Fast AA evaluate it (DADA released its own).
 # Fashion-MNIST has no released policy: it takes CIFAR-10's, as the smoke tables do.
 DEFAULT_SOURCES: dict[str, tuple[str, ...]] = {
-    "cifar10": ("cifar10",), "cifar100": ("cifar100", "cifar10"), "svhn": ("svhn",), "imagenet": ("imagenet",),
+    "cifar10": ("cifar10",),
+    "cifar100": ("cifar100", "cifar10"),
+    "svhn": ("svhn",),
+    "imagenet": ("imagenet",),
     "fashion-mnist": ("cifar10",),
 }
 
@@ -32,8 +39,10 @@ def default_source(policy: str, dataset: str, released: Sequence[str], hint: str
     for source in DEFAULT_SOURCES.get(dataset, ()):
         if source in released:
             return source
-    raise ValueError(f"policy={policy} has no released policy for data set {dataset!r}: set policy.source to one "
-                     f"of {', '.join(released)}{hint}")
+    raise ValueError(
+        f"policy={policy} has no released policy for data set {dataset!r}: set policy.source to one "
+        f"of {', '.join(released)}{hint}"
+    )
 
 
 class NoPolicy(v2.Transform):
@@ -78,8 +87,9 @@ def _dada(config, dataset: str, seed: int) -> Policy:
 
 def _dada_source(config, dataset: str) -> str:
     """A shipped DADA policy (by default the data set's) or the path of a search's policy.json."""
-    return config.source or default_source("dada", dataset, SHIPPED_POLICIES["dada"],
-                                           " or the path of a search's policy.json")
+    return config.source or default_source(
+        "dada", dataset, SHIPPED_POLICIES["dada"], " or the path of a search's policy.json"
+    )
 
 
 def _fastaa(config, dataset: str, seed: int) -> Policy:
@@ -87,8 +97,14 @@ def _fastaa(config, dataset: str, seed: int) -> Policy:
 
 
 POLICIES: dict[str, Callable[[Any, str, int], v2.Transform]] = {
-    "none": _no_policy, "cutout": _no_policy, "autoaugment": _autoaugment, "randaugment": _randaugment,
-    "trivialaugment": _trivialaugment, "random": _random, "dada": _dada, "fastaa": _fastaa,
+    "none": _no_policy,
+    "cutout": _no_policy,
+    "autoaugment": _autoaugment,
+    "randaugment": _randaugment,
+    "trivialaugment": _trivialaugment,
+    "random": _random,
+    "dada": _dada,
+    "fastaa": _fastaa,
 }
 
 
@@ -109,8 +125,10 @@ class Augmentation:
         return self.transform.apply_batch(images, generator)
 
     def __repr__(self) -> str:
-        return (f"Augmentation(name={self.name!r}, source={self.source!r}, on_device={self.on_device}, "
-                f"cutout={self.cutout}, transform={self.transform!r})")
+        return (
+            f"Augmentation(name={self.name!r}, source={self.source!r}, on_device={self.on_device}, "
+            f"cutout={self.cutout}, transform={self.transform!r})"
+        )
 
 
 def _place(name: str, transform: v2.Transform, requested: bool | None, in_memory: bool) -> bool:
@@ -119,11 +137,15 @@ def _place(name: str, transform: v2.Transform, requested: bool | None, in_memory
     if requested is None:
         return batched and in_memory
     if requested and not batched:
-        raise ValueError(f"policy {name!r} ({type(transform).__name__}) draws one op per call, so it runs per "
-                         f"image in DataLoader workers: set policy.on_device=false (or leave it null)")
+        raise ValueError(
+            f"policy {name!r} ({type(transform).__name__}) draws one op per call, so it runs per "
+            f"image in DataLoader workers: set policy.on_device=false (or leave it null)"
+        )
     if requested and not in_memory:
-        raise ValueError("policy.on_device=true needs an in-memory data set; this one is read from disk by a "
-                         "DataLoader: set policy.on_device=false (or leave it null)")
+        raise ValueError(
+            "policy.on_device=true needs an in-memory data set; this one is read from disk by a "
+            "DataLoader: set policy.on_device=false (or leave it null)"
+        )
     return requested
 
 

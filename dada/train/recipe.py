@@ -7,6 +7,7 @@ stepped every iteration; the cosine reaches 0 at the last step (Fast AA's, whose
 epochs too, stops at about 0.25% of the peak). A scaled-down run keeps the schedule's shape: warmup
 and milestones shrink with the epoch count.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,17 +57,28 @@ def peak_lr(recipe) -> float:
 
 def create_optimizer(model: nn.Module, recipe) -> torch.optim.SGD:
     """SGD as Fast AA's train.py: momentum, optional Nesterov, weight decay on every parameter."""
-    return torch.optim.SGD(model.parameters(), lr=peak_lr(recipe), momentum=recipe.momentum,
-                           weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=peak_lr(recipe),
+        momentum=recipe.momentum,
+        weight_decay=recipe.weight_decay,
+        nesterov=recipe.nesterov,
+    )
 
 
 def create_scheduler(optimizer: torch.optim.Optimizer, recipe, schedule: Schedule) -> Scheduler:
     """timm's cosine or multi-step schedule after a linear warmup; call ``step_update(step)`` before each step."""
-    warmup = dict(warmup_t=schedule.warmup_steps, warmup_prefix=True, t_in_epochs=False,
-                  warmup_lr_init=recipe.lr if recipe.warmup_multiplier > 1 else 0.0)
+    warmup = dict(
+        warmup_t=schedule.warmup_steps,
+        warmup_prefix=True,
+        t_in_epochs=False,
+        warmup_lr_init=recipe.lr if recipe.warmup_multiplier > 1 else 0.0,
+    )
     if recipe.schedule == "cosine":
-        return CosineLRScheduler(optimizer, t_initial=max(schedule.total_steps - schedule.warmup_steps, 1),
-                                 lr_min=0.0, **warmup)
+        return CosineLRScheduler(
+            optimizer, t_initial=max(schedule.total_steps - schedule.warmup_steps, 1), lr_min=0.0, **warmup
+        )
     # timm applies milestone m at step index m - 1; + 1 makes the decay start at step m, as MultiStepLR does.
-    return MultiStepLRScheduler(optimizer, decay_t=[step + 1 for step in schedule.milestone_steps],
-                                decay_rate=recipe.gamma, **warmup)
+    return MultiStepLRScheduler(
+        optimizer, decay_t=[step + 1 for step in schedule.milestone_steps], decay_rate=recipe.gamma, **warmup
+    )
