@@ -37,6 +37,7 @@ from omegaconf import DictConfig
 
 from analysis.style import STYLE, color, save_figure, use_file_backend
 from dada import estimators
+from dada.config import compose_app_config
 from dada.search.augment import SearchInputs
 from dada.search.bilevel import BiLevelOptimizer
 from dada.search.loop import SearchData, SearchRun, prepare_data
@@ -57,27 +58,20 @@ BOOTSTRAP = 200
 
 def search_config(scale: str, batch_size: int, seed: int, run_dir: Path, overrides: list[str] = ()) -> DictConfig:
     """The search app's config: ``scale``, estimator relax, variant official, CPU, with ``overrides`` last."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from dada.search import _config  # noqa: F401  (registers the schema)
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(
-            "search",
-            overrides=[
-                f"scale={scale}",
-                "estimator=relax",
-                "search.variant=official",
-                "device=cpu",
-                "logger=jsonl",
-                f"scale.batch_size={batch_size}",
-                f"seed={seed}",
-                f"run_dir={run_dir}",
-                *overrides,
-            ],
-        )
+    return compose_app_config(
+        "search",
+        [
+            f"scale={scale}",
+            "estimator=relax",
+            "search.variant=official",
+            "device=cpu",
+            "logger=jsonl",
+            f"scale.batch_size={batch_size}",
+            f"seed={seed}",
+            f"run_dir={run_dir}",
+            *overrides,
+        ],
+    )
 
 
 class _NoTracker:

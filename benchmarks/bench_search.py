@@ -37,16 +37,14 @@ from pathlib import Path
 
 import torch
 from bench_ops import seconds_per_call
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from dada import transforms
+from dada.config import compose_app_config
 from dada.ops import OP_NAMES, apply_pil
-from dada.search import _config  # noqa: F401  (registers the search app's schema)
 from dada.search.augment import SearchInputs, on_network_input
 from dada.search.bilevel import StepResult
 from dada.search.loop import SearchData, SearchRun, prepare_data
@@ -67,20 +65,18 @@ SCHEDULES = {
 def search_config(model: str, device: str, run_dir: str, extra: Sequence[str] = ()) -> DictConfig:
     """The search app's real config: reduced Fashion-MNIST at the paper's scale (batch 128), RELAX, ``model``;
     ``extra`` overrides follow."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(
-            "search",
-            overrides=[
-                "dataset=fashion-mnist",
-                "scale=paper",
-                "estimator=relax",
-                f"model={model}",
-                f"device={device}",
-                f"run_dir={run_dir}",
-                *extra,
-            ],
-        )
+    return compose_app_config(
+        "search",
+        [
+            "dataset=fashion-mnist",
+            "scale=paper",
+            "estimator=relax",
+            f"model={model}",
+            f"device={device}",
+            f"run_dir={run_dir}",
+            *extra,
+        ],
+    )
 
 
 # -- the official data pipeline ------------------------------------------------------------------------------------

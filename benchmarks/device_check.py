@@ -39,15 +39,14 @@ import torch
 import yaml
 from bench_ops import SETTINGS, batched_path, fixture_images, pil_path, random_policy, seconds_per_call
 from bench_search import CONF_DIR, NetworkOnly, OfficialPipeline, OursPipeline, interleaved_rates, search_config
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
+from dada.config import compose_app_config
 from dada.ops import OP_NAMES, apply
 from dada.runtime import seed_everything
 from dada.search.loop import SearchRun, prepare_data
 from dada.tracking import DeviceClock
 from dada.tracking.flops import count_flops, forward_flops, training_step_flops
-from dada.train import TrainRun, _config  # noqa: F401  (_config registers the train schema)
+from dada.train import TrainRun
 from dada.train.pipeline import Preprocess
 from dada.train.recipe import create_optimizer
 
@@ -338,22 +337,20 @@ def search_epoch(report: Report, sizes: Sizes, run_dir: str) -> dict:
 def _train_run(
     model: str, device: torch.device, run_dir: str, sizes: Sizes, amp: bool, channels_last: bool, compiled: bool
 ) -> TrainRun:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                f"model={model}",
-                "dataset=cifar10",
-                "scale=paper",
-                f"device={device.type}",
-                f"amp={amp}",
-                f"channels_last={channels_last}",
-                f"compile={compiled}",
-                f"run_dir={run_dir}",
-                *sizes.eval_overrides,
-            ],
-        )
+    cfg = compose_app_config(
+        "train",
+        [
+            f"model={model}",
+            "dataset=cifar10",
+            "scale=paper",
+            f"device={device.type}",
+            f"amp={amp}",
+            f"channels_last={channels_last}",
+            f"compile={compiled}",
+            f"run_dir={run_dir}",
+            *sizes.eval_overrides,
+        ],
+    )
     run = TrainRun(cfg)
     run.optimizer = create_optimizer(run.model, cfg.recipe)
     run.preprocess = Preprocess(list(cfg.dataset.mean), list(cfg.dataset.std), cfg.dataset.cutout, cfg.recipe.lighting)

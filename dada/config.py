@@ -12,10 +12,15 @@ import dataclasses
 import math
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
+from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import MISSING, DictConfig, OmegaConf
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # the apps' config_path, from the repository root
 
 
 @dataclass
@@ -99,6 +104,23 @@ class RunConfig:
 def register(name: str, node: type) -> None:
     """Register an app's root schema under ``name`` (idempotent)."""
     ConfigStore.instance().store(name=name, node=node)
+
+
+def register_app_schemas() -> None:
+    """Store both apps' root schemas in Hydra's ConfigStore (idempotent): called before composing, never on import."""
+    from dada.search._config import SearchAppConfig  # the schemas live beside their apps, which import this module
+    from dada.train._config import TrainAppConfig
+
+    register("search_schema", SearchAppConfig)
+    register("train_schema", TrainAppConfig)
+
+
+def compose_app_config(app: str, overrides: Sequence[str] = ()) -> DictConfig:
+    """``conf/<app>.yaml`` (``search`` or ``train``) with ``overrides``, as the app's command line composes it."""
+    register_app_schemas()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name=app, overrides=list(overrides))
 
 
 class ConfigValueError(ValueError):

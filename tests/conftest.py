@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
+
+from dada.config import compose_app_config
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
@@ -28,11 +28,7 @@ torch.set_num_threads(2)
 
 def compose_config(config_name: str, overrides: list[str]):
     """The app's real config with ``overrides`` applied, as Hydra composes it on the command line."""
-    if config_name == "search":
-        from dada.search import _config  # noqa: F401  (registers the schema)
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(config_name=config_name, overrides=overrides)
+    return compose_app_config(config_name, overrides)
 
 
 @pytest.fixture

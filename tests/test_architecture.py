@@ -62,3 +62,13 @@ def test_import_selects_no_matplotlib_backend(module):
         check=True,
     )
     assert result.stdout.strip() == "None"
+
+
+def test_import_registers_no_config_schema():
+    """The apps' schemas reach Hydra's ConfigStore by an explicit call (register_app_schemas), not by importing."""
+    code = (
+        "import dada.search.loop, dada.train.loop; from hydra.core.config_store import ConfigStore; "
+        "print(sorted(name for name in ConfigStore.instance().repo if name.endswith('_schema.yaml')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "[]"

@@ -5,17 +5,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from torch import nn
 
 from analysis.cost import cost_markdown, cost_report, titan_xp_hours
 from analysis.paper import load_paper_results
 from analysis.runs import read_runs
 from analysis.tables import build_table
+from dada.config import compose_app_config
 from dada.schemas import SearchCost, SearchSummary, parse_summary
 from dada.search.loop import SearchRun
 from dada.tracking.flops import count_flops, forward_flops, training_step_flops
-from dada.train import TrainRun, _config  # noqa: F401  (_config registers the schema)
+from dada.train import TrainRun
 from reproduce.tables import get_layout
 
 PAPER = load_paper_results()
@@ -138,8 +138,7 @@ def test_train_summary_counts_training_steps_and_test_passes(tmp_path):
         "policy=none",
         "num_workers=0",
     ]
-    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
+    cfg = compose_app_config("train", overrides)
     run = TrainRun(cfg)
     summary = run.run()
     expected = training_step_flops(run.model, (32, 3, 32, 32)) * 2 + forward_flops(run.model, (32, 3, 32, 32))

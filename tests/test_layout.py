@@ -36,8 +36,6 @@ def test_run_dir_round_trips():
 @pytest.mark.slow
 def test_hand_started_runs_are_found_by_the_analysis(tmp_path, capsys):
     """The README's commands, without run_dir: a search, then an evaluation of its policy, both listed."""
-    import dada.train._config  # noqa: F401  (registers the train schema)
-
     search = compose_config("search", [*SEARCH_SMOKE, f"runs_root={tmp_path}"])
     SearchRun(search).run()
     expected = layout.run_dir(tmp_path, "smoke", "search_fashion-mnist", "relax", 0)
@@ -66,8 +64,6 @@ def test_hand_started_runs_are_found_by_the_analysis(tmp_path, capsys):
 @pytest.mark.slow
 def test_summaries_round_trip_through_the_schema(search_config, tmp_path):
     """What each app writes reads back through dada.schemas into the same values, and analysis reads it too."""
-    import dada.train._config  # noqa: F401  (registers the train schema)
-
     SearchRun(search_config()).run()
     search = schemas.read_summary(tmp_path / "run" / "summary.json")
     assert isinstance(search, schemas.SearchSummary) and search.variant == "official"

@@ -41,8 +41,6 @@ def test_table1_smoke_plan_lists_searches_before_evaluations():
 @pytest.mark.parametrize("target", ["table1", "table6"])
 def test_the_apps_place_every_planned_run_where_the_plan_expects_it(target, tmp_path):
     """One layout: each app composes its run_dir from the plan's overrides to the folder the plan tracks."""
-    import dada.train._config  # noqa: F401  (registers the train schema)
-
     for run in plan(target, "mini", (0,), tmp_path / "runs"):
         config = compose_config(run.app, run.command()[3:])
         assert Path(config.run_dir) == run.run_dir, run
@@ -154,8 +152,6 @@ def test_runner_reports_a_failing_run(tmp_path):
 
 
 def test_every_experiment_file_is_used_and_composes():
-    from dada.train import _config  # noqa: F401  (registers the schema)
-
     used = {job.experiment: job.app for name in LAYOUTS for job in jobs(get_layout(name))}
     files = {path.stem for path in (CONF / "experiment").glob("*.yaml")}
     assert files == set(used)

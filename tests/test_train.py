@@ -8,20 +8,19 @@ import numpy as np
 import pytest
 import torch
 from conftest import write_image_folder
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from PIL import Image
 from torchvision.transforms import v2
 
 from dada import checkpoint, data
+from dada.config import compose_app_config
 from dada.policy import Policy, load_named
-from dada.train import (  # noqa: F401  (_config registers the schema)
+from dada.train import (
     POLICIES,
     ClassificationMeters,
     Distributed,
     TrainRun,
-    _config,
     create_augmentation,
     create_scheduler,
     pipeline,
@@ -49,8 +48,7 @@ TINY = ["scale.train_images=256", "scale.test_images=128", "scale.train_epochs=1
 
 
 def compose_train(*overrides):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides))
+    return compose_app_config("train", overrides)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from dada.search import _config  # noqa: F401  (registers the schema)
+from dada.config import register_app_schemas
 from dada.search.loop import SearchRun
 
 
@@ -13,4 +13,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    register_app_schemas()
     main()

@@ -8,7 +8,7 @@ from typing import Optional
 
 from omegaconf import MISSING, DictConfig
 
-from dada.config import ConfigValueError, RunConfig, check_range, check_run_config, check_schema, register
+from dada.config import ConfigValueError, RunConfig, check_range, check_run_config, check_schema
 from dada.ops import OP_NAMES
 
 
@@ -60,9 +60,6 @@ class SearchAppConfig(RunConfig):
     estimator: EstimatorConfig = MISSING
     experiment_name: str = "search_${dataset.name}"  # run_dir's experiment (conf/experiment/*.yaml set their own)
     variant_name: str = "${estimator.name}"  # run_dir's variant; name a search.variant=paper run, e.g. relax-paper
-
-
-register("search_schema", SearchAppConfig)
 
 
 def validate(cfg: DictConfig) -> None:

@@ -6,7 +6,7 @@ Under ``torchrun --nproc_per_node=N -m dada.train ...`` it trains data-parallel 
 import hydra
 from omegaconf import DictConfig
 
-from dada.train import _config  # noqa: F401  (registers the schema)
+from dada.config import register_app_schemas
 from dada.train.loop import TrainRun
 
 
@@ -20,4 +20,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    register_app_schemas()
     main()

@@ -9,7 +9,7 @@ from typing import Optional
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from dada.config import ConfigValueError, RunConfig, check_range, check_run_config, check_schema, register
+from dada.config import ConfigValueError, RunConfig, check_range, check_run_config, check_schema
 
 RECIPE_DIR = Path(__file__).resolve().parents[2] / "conf" / "recipe"
 
@@ -62,9 +62,6 @@ class TrainAppConfig(RunConfig):
     num_workers: int = 4  # DataLoader workers, where a loader is used
     log_every: int = 50  # steps between step-level metrics
     tag: str = ""  # appended to the run name, e.g. tag=-relax-seed1
-
-
-register("train_schema", TrainAppConfig)
 
 
 def validate(cfg: DictConfig) -> None:
