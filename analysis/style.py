@@ -23,10 +23,15 @@ METHOD_COLORS = {
     "OHL AA": "tab:pink",
     "DADA": "tab:green",
     "relax": "tab:green",
+    "relax-paper": "yellowgreen",  # RELAX under search.variant=paper
     "gumbel": "tab:orange",
     "none": "tab:gray",
     "random": "tab:olive",
     "cutout": "tab:cyan",
+    "autoaugment": "tab:blue",
+    "randaugment": "tab:red",
+    "trivialaugment": "black",
+    "fastaa": "tab:brown",
 }
 PAPER_MARKER, OURS_MARKER = "o", "*"
 NO_RUNS = "no finished runs"
