@@ -87,6 +87,13 @@ SEARCH_NOTE = (
 )
 
 
+SCALE_PURPOSE = {
+    "smoke": "This scale is a pipeline check: the network underfits, so no policy is expected to help; whether the "
+    "search finds policies that help is the question of the mini scale (results/table1_mini.md).",
+    "mini": "This scale asks whether the search finds policies that help, on real data within 2 CPU cores.",
+}
+
+
 def _paired_note(csv_name: str) -> str:
     return (
         "Δ = method − reference, in percentage points of test error, on the seeds both finished (n); in brackets "
@@ -109,7 +116,8 @@ def write_table(name: str, runs: pd.DataFrame, context: Context) -> Path:
         parts += [
             f"{context.scale} scale: smaller networks, fewer epochs and smaller data subsets than the paper "
             f'(conf/scale/{context.scale}.yaml). Every "paper" value is the paper\'s full-scale result: the '
-            "gap between it and ours measures the scale, not a reproduction error.",
+            "gap between it and ours measures the scale, not a reproduction error. "
+            + SCALE_PURPOSE.get(context.scale, ""),
             "",
         ]
     parts += ["## Test error (%)", "", error_markdown(cells, typical_n), ""]
