@@ -95,6 +95,7 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     deterministic: bool = True
+    threads: Optional[int] = None  # torch's CPU threads; null: its default. CPU results depend on it (README)
     table: str = "none"
     name: str = MISSING
     runs_root: str = "runs"
@@ -178,6 +179,7 @@ def check_run_config(cfg: DictConfig) -> None:
     for key in SCALE_SIZES:
         check_range(cfg, f"scale.{key}", 1, nullable=True)
     check_range(cfg, "scale.num_workers", 0, nullable=True)
+    check_range(cfg, "threads", 1, nullable=True)
     check_range(cfg, "dataset.num_classes", 1)
     check_range(cfg, "dataset.image_size", 1)
     for key in ("mean", "std"):

@@ -25,11 +25,14 @@ class RunMismatchError(ValueError):
     """The run folder holds a run with other settings, finished or not."""
 
 
-def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
+def seed_everything(seed: int, deterministic: bool = False, threads: int | None = None) -> torch.Generator:
     """Seed Python, NumPy and torch (CPU and CUDA) from one integer; return a torch Generator seeded alike.
 
-    With ``deterministic=True`` torch uses deterministic kernels, so a CPU run repeats bit for bit.
+    With ``deterministic=True`` torch uses deterministic kernels, so a CPU run repeats bit for bit at a given
+    number of CPU threads: ``threads`` fixes it (None keeps torch's), since CPU reductions add in its order.
     """
+    if threads is not None:
+        torch.set_num_threads(threads)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import SEARCH_SMOKE, compose_config
 
 from analysis.__main__ import main as analysis_main
@@ -85,3 +86,15 @@ def test_a_newer_summary_is_refused_by_name():
         schemas.parse_summary(data)
     with pytest.raises(ValueError, match="unknown gradient metric"):
         schemas.gradient_metric("alpha", "skew")
+
+
+def test_threads_fixes_torch_cpu_threads_and_refuses_zero(search_config):
+    """CPU results depend on the thread count (README, Determinism): ``threads=`` pins it for a run."""
+    before = torch.get_num_threads()
+    try:
+        SearchRun(search_config("threads=1"))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads=0 is out of range"):
+        SearchRun(search_config("threads=0"))

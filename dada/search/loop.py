@@ -138,7 +138,7 @@ class SearchRun:
         self.identity = run_identity(cfg, IDENTITY_KEYS)
         self.run_dir = Path(cfg.run_dir)
         self.device = resolve_device(cfg.device)
-        seed_everything(cfg.seed, deterministic=cfg.deterministic)
+        seed_everything(cfg.seed, deterministic=cfg.deterministic, threads=cfg.threads)
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)  # sub-policies, gates, crops, order
         recipe = cfg.search
         self.variant = get_variant(recipe.variant)

@@ -73,7 +73,7 @@ class TrainRun:
         self.device = self.dist.device
         if not self.dist.is_main:
             log.setLevel(logging.WARNING)  # rank 0 speaks for the job
-        seed_everything(cfg.seed + self.dist.rank, deterministic=cfg.deterministic)
+        seed_everything(cfg.seed + self.dist.rank, deterministic=cfg.deterministic, threads=cfg.threads)
         self.order_generator = torch.Generator().manual_seed(stream_seed(cfg.seed, ORDER_STREAM))
         self.augment_generator = torch.Generator().manual_seed(stream_seed(cfg.seed, AUGMENT_STREAM, self.dist.rank))
         self.identity = run_identity(cfg, IDENTITY_KEYS)
