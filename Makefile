@@ -68,16 +68,18 @@ mlflow-ui: setup ## serve the MLflow UI on 127.0.0.1:5000 over the project's sto
 # Each takes SCALE=smoke|mini|paper, SEEDS (default 0,1,2) and DATA_ROOT=./data; rows whose data set is
 # missing say "not run".
 # OVERRIDES="logger=mlflow" adds Hydra overrides to every run (then: python -m analysis <target> --source mlflow).
+# JOBS=N runs N runs at once here, each with threads=<CPUs / N> (an evaluation waits for its search).
 # LAUNCHER=slurm submits one Slurm job per run instead (conf/launcher/slurm.yaml; SLURM_PARTITION, SLURM_ACCOUNT) and
 # returns, writing the results from what has finished; WAIT=1 waits for the jobs first. `make status TABLE=...`.
 OVERRIDES ?=
+JOBS ?= 1
 LAUNCHER ?= local
 WAIT ?=
 SLURM_PARTITION ?=
 SLURM_ACCOUNT ?=
 TABLE ?= table1
 REPRODUCE = $(PY) -m reproduce --scale $(SCALE) --seeds $(SEEDS) --data-root $(DATA_ROOT) \
-	$(foreach override,$(OVERRIDES),--override $(override)) --launcher $(LAUNCHER) \
+	$(foreach override,$(OVERRIDES),--override $(override)) --jobs $(JOBS) --launcher $(LAUNCHER) \
 	$(if $(filter 1 yes true,$(WAIT)),--wait) $(if $(SLURM_PARTITION),--partition $(SLURM_PARTITION)) \
 	$(if $(SLURM_ACCOUNT),--account $(SLURM_ACCOUNT))
 ANALYSIS = $(PY) -m analysis --scale $(SCALE) --seeds $(SEEDS) --data-root $(DATA_ROOT)

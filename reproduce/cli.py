@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -42,6 +43,19 @@ def targets_of(target: str) -> tuple[str, ...]:
     return (target,)
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--jobs must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def thread_override(jobs: int, overrides: list[str], cpus: int | None = None) -> list[str]:
+    """``threads=<CPUs // jobs>`` when runs share the machine and no override pins the thread count."""
+    if jobs == 1 or any(override.startswith("threads=") for override in overrides):
+        return []
+    return [f"threads={max(1, (cpus or os.cpu_count() or 1) // jobs)}"]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("target", help=f"one of {', '.join((*TARGETS, *META_TARGETS, 'table5'))}; or `status`")
@@ -63,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=("local", "slurm"),
         default="local",
         help="local: one run after another here; slurm: one job per run (conf/launcher/slurm.yaml)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_positive,
+        default=1,
+        help="local: runs at once, each with threads=<CPUs / jobs> unless an override sets threads (default 1)",
     )
     parser.add_argument("--wait", action="store_true", help="with --launcher slurm: wait for the jobs to end")
     parser.add_argument("--partition", help="with --launcher slurm: the partition (default: the config's)")
@@ -96,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     if target == "table5":
         print(TABLE5)
         return 0
+    overrides = [*args.override, *thread_override(args.jobs, args.override)]
     runs = [
-        dataclasses.replace(run, overrides=(*run.overrides, *args.override))
+        dataclasses.replace(run, overrides=(*run.overrides, *overrides))
         for run in plan_many(targets_of(target), args.scale, args.seeds, args.runs)
     ]
     if args.dry_run:
@@ -107,9 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.launcher == "slurm" or args.target == "status":
         return _slurm(args, runs)
     print(
-        f"{args.target} at {args.scale} scale, seeds {','.join(map(str, args.seeds))}: {len(runs)} runs",
+        f"{args.target} at {args.scale} scale, seeds {','.join(map(str, args.seeds))}: {len(runs)} runs, "
+        f"{args.jobs} at a time",
         file=sys.stderr,
     )
-    outcomes = execute(runs, args.data_root)
+    outcomes = execute(runs, args.data_root, jobs=args.jobs)
     print(summarize(outcomes), file=sys.stderr)
     return 0 if all(outcome.ok for outcome in outcomes) else 1

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -99,17 +100,31 @@ def launch(
     return Outcome(run, f"failed (exit {result.returncode}); last lines of {log_path}:\n{log_tail(log_path)}", seconds)
 
 
-def execute(runs: Sequence[Run], data_root: Path, python: str = sys.executable) -> list[Outcome]:
-    """Every run in order (searches come first in a plan), one line per run above a progress bar."""
-    outcomes = []
-    progress = tqdm(runs, unit="run", dynamic_ncols=True, file=sys.stderr)
-    for run in progress:
-        progress.set_description(run.label)
+def execute(runs: Sequence[Run], data_root: Path, python: str = sys.executable, jobs: int = 1) -> list[Outcome]:
+    """Every run, ``jobs`` at a time, one line per run above a progress bar; an evaluation waits for its search.
+
+    The pool starts runs in plan order and a plan lists searches first, so a search is running or done before any
+    run that waits for it takes a worker: waiting cannot deadlock. With ``jobs=1`` it is one run after another."""
+    progress = tqdm(total=len(runs), unit="run", dynamic_ncols=True, file=sys.stderr)
+
+    def perform(run: Run, search: Future | None) -> Outcome:
+        if search is not None:
+            search.result()
         reason = skip_reason(run, data_root)
         outcome = Outcome(run, reason) if reason else launch(run, data_root, python)
         progress.write(str(outcome), file=sys.stderr)
-        outcomes.append(outcome)
-    return outcomes
+        progress.update()
+        return outcome
+
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        started: dict[Path, Future] = {}
+        for run in runs:
+            started[run.run_dir] = pool.submit(perform, run, started.get(run.needs) if run.needs else None)
+        return [future.result() for future in started.values()]
+    finally:  # Ctrl-C: the running apps get SIGINT and save a checkpoint; nothing new starts
+        pool.shutdown(cancel_futures=True)
+        progress.close()
 
 
 def _kind(status: str) -> str:

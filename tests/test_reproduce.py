@@ -10,7 +10,7 @@ import pytest
 from conftest import compose_config
 
 from reproduce import Run, execute, missing_data, plan, plan_many
-from reproduce.cli import main, parse_seeds, targets_of
+from reproduce.cli import main, parse_seeds, targets_of, thread_override
 from reproduce.tables import LAYOUTS, get_layout, jobs
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -104,18 +104,22 @@ def test_missing_data_set_is_detected(tmp_path):
 
 @pytest.fixture
 def fake_python(tmp_path):
-    """An executable standing in for python: writes a FINISHED summary.json where the app would place the run."""
+    """An executable standing in for python: writes a FINISHED summary.json where the app would place the run, with
+    the times it started and ended (a search takes 0.3 s)."""
     script = tmp_path / "fake_python"
     script.write_text(
         f"#!{sys.executable}\n"
         + "\n".join(
             [
-                "import json, os, pathlib, sys",
+                "import json, os, pathlib, sys, time",
+                "started = time.time()",
+                "time.sleep(0.3 if sys.argv[2] == 'dada.search' else 0)",
                 "arg = dict(a.split('=', 1) for a in sys.argv[3:])",
                 "run_dir = pathlib.Path(arg['runs_root'], arg['scale'], arg['experiment'], arg['variant_name'],"
                 " 'seed' + arg['seed'])",
                 "run_dir.mkdir(parents=True, exist_ok=True)",
-                "summary = {'status': 'FINISHED', 'root': os.environ['DATA_ROOT']}",
+                "summary = {'status': 'FINISHED', 'root': os.environ['DATA_ROOT'], 'started': started, "
+                "'ended': time.time()}",
                 "(run_dir / 'summary.json').write_text(json.dumps(summary))",
             ]
         )
@@ -143,6 +147,32 @@ def test_runner_runs_skips_and_records_missing_data(tmp_path, fake_python):
     assert json.loads((search.run_dir / "summary.json").read_text())["root"] == str(data_root)
     again = execute([search], data_root, python=fake_python)
     assert again[0].status == "finished earlier"
+
+
+def test_runner_with_two_jobs_starts_each_evaluation_after_its_search(tmp_path, fake_python):
+    searches = [_run(tmp_path, "search", f"search_{name}", "fashion-mnist") for name in ("a", "b")]
+    evaluations = [
+        _run(tmp_path, "train", f"table1_{index}", "fashion-mnist", needs=search.run_dir)
+        for index, search in enumerate(searches)
+    ]
+    outcomes = execute([*searches, *evaluations], tmp_path / "data", python=fake_python, jobs=2)
+    assert [outcome.run for outcome in outcomes] == [*searches, *evaluations]  # plan order, whatever finished first
+    assert all(outcome.status == "ran" for outcome in outcomes)
+    summaries = {
+        run.run_dir: json.loads((run.run_dir / "summary.json").read_text()) for run in [*searches, *evaluations]
+    }
+    for search, evaluation in zip(searches, evaluations):
+        assert summaries[search.run_dir]["ended"] <= summaries[evaluation.run_dir]["started"]
+    assert summaries[searches[1].run_dir]["started"] < summaries[searches[0].run_dir]["ended"]  # two at once
+
+
+def test_parallel_runs_share_the_cpus_unless_threads_is_pinned():
+    assert thread_override(1, [], cpus=16) == []
+    assert thread_override(2, [], cpus=16) == ["threads=8"]
+    assert thread_override(4, [], cpus=2) == ["threads=1"]
+    assert thread_override(2, ["threads=3"], cpus=16) == []
+    with pytest.raises(SystemExit):
+        main(["table1", "--jobs", "0", "--dry-run"])
 
 
 def test_runner_reports_a_failing_run(tmp_path):
