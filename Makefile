@@ -13,6 +13,11 @@ SEEDS_smoke := 0,1,2
 SEEDS_mini := 0,1,2
 SEEDS_paper := 0,1,2
 SEEDS ?= $(SEEDS_$(SCALE))
+JOBS_smoke := 1
+# mini: two runs at once, one thread each on 2 cores (the thread count of the committed mini results)
+JOBS_mini := 2
+JOBS_paper := 1
+JOBS ?= $(JOBS_$(SCALE))
 DATA_ROOT ?= ./data
 export DATA_ROOT
 
@@ -72,7 +77,6 @@ mlflow-ui: setup ## serve the MLflow UI on 127.0.0.1:5000 over the project's sto
 # LAUNCHER=slurm submits one Slurm job per run instead (conf/launcher/slurm.yaml; SLURM_PARTITION, SLURM_ACCOUNT) and
 # returns, writing the results from what has finished; WAIT=1 waits for the jobs first. `make status TABLE=...`.
 OVERRIDES ?=
-JOBS ?= 1
 LAUNCHER ?= local
 WAIT ?=
 SLURM_PARTITION ?=

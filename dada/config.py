@@ -80,7 +80,8 @@ class ScaleConfig:
     train_images: Optional[int] = None
     test_images: Optional[int] = None
     test_every: Optional[int] = None  # evaluations test every N epochs and at the last; null: every epoch
-    batch_size: Optional[int] = None
+    batch_size: Optional[int] = None  # caps both apps' batch
+    train_batch_size: Optional[int] = None  # caps an evaluation's batch instead; null: batch_size
     num_workers: Optional[int] = None  # DataLoader workers at this size (0: in process); null: the app's
 
 
@@ -108,16 +109,19 @@ def register(name: str, node: type) -> None:
 
 
 def register_app_schemas() -> None:
-    """Store both apps' root schemas in Hydra's ConfigStore (idempotent): called before composing, never on import."""
+    """Store the apps' root schemas in Hydra's ConfigStore (idempotent): called before composing, never on import."""
+    from dada.detect._config import DetectAppConfig
     from dada.search._config import SearchAppConfig  # the schemas live beside their apps, which import this module
     from dada.train._config import TrainAppConfig
 
     register("search_schema", SearchAppConfig)
     register("train_schema", TrainAppConfig)
+    register("detect_schema", DetectAppConfig)
 
 
 def compose_app_config(app: str, overrides: Sequence[str] = ()) -> DictConfig:
-    """``conf/<app>.yaml`` (``search`` or ``train``) with ``overrides``, as the app's command line composes it."""
+    """``conf/<app>.yaml`` (``search``, ``train`` or ``detect``) with ``overrides``, as the app's command line composes
+    it."""
     register_app_schemas()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -171,6 +175,7 @@ SCALE_SIZES = (
     "test_images",
     "test_every",
     "batch_size",
+    "train_batch_size",
 )
 
 

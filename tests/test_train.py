@@ -206,6 +206,13 @@ def test_warmup_ramps_to_four_times_the_lr_then_cosine_to_zero():
     assert lrs[-1] < 1e-5
 
 
+def test_scale_train_batch_size_caps_the_evaluation_batch_only():
+    cfg = compose_train("model=wrn40_2", "dataset=fashion-mnist", "scale=mini")
+    assert plan_schedule(cfg.recipe, cfg.scale, train_size=500).batch_size == cfg.scale.train_batch_size
+    cfg.scale.train_batch_size = None  # null: the scale's batch_size, which the search also takes
+    assert plan_schedule(cfg.recipe, cfg.scale, train_size=500).batch_size == cfg.scale.batch_size
+
+
 def test_multistep_divides_the_lr_by_ten_at_each_scaled_milestone():
     cfg = compose_train("model=resnet50", "dataset=imagenet", "scale=paper", "scale.train_epochs=27")
     schedule, lrs = _lrs(cfg.recipe, cfg.scale, train_size=10 * 1024)

@@ -40,7 +40,8 @@ def plan_schedule(recipe, scale, train_size: int) -> Schedule:
     if recipe.schedule not in SCHEDULES:
         raise ValueError(f"unknown recipe.schedule {recipe.schedule!r}; valid choices: {', '.join(SCHEDULES)}")
     epochs = recipe.epochs if scale.train_epochs is None else scale.train_epochs
-    batch_size = recipe.batch_size if scale.batch_size is None else min(recipe.batch_size, scale.batch_size)
+    cap = scale.batch_size if scale.train_batch_size is None else scale.train_batch_size
+    batch_size = recipe.batch_size if cap is None else min(recipe.batch_size, cap)
     steps_per_epoch = train_size // batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"batch size {batch_size} exceeds the {train_size} training images")
