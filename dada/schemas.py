@@ -1,4 +1,4 @@
-"""The files that pass between stages, typed and versioned: ``summary.json`` of both apps and the metric names.
+"""The files that pass between stages, typed and versioned: ``summary.json`` of the apps and the metric names.
 
 The apps write summaries through these classes and ``analysis`` reads them back through them; nobody parses a key
 out of an f-string. ``SCHEMA_VERSION`` goes up when a field changes meaning; a reader refuses a newer version.
@@ -128,15 +128,51 @@ class TrainSummary(_Summary):
         return EvalCost
 
 
+@dataclass(frozen=True)
+class DetectSummary(_Summary):
+    """A detection run (``dada.detect``): COCO AP (%) of the final epoch's detector on the test images.
+
+    ``None`` for an AP that COCOeval cannot give: ``ap_mask`` of a box-only detector, ``apl_bbox`` (etc.) when the
+    test images hold no object of that size.
+    """
+
+    app: ClassVar[str] = "detect"
+    detector: str = ""
+    backbone_run: str = ""  # the dada.train run folder whose ResNet-50 initialised the backbone
+    backbone_policy: str = ""  # that run's policy (none, dada, ...)
+    train_images: int = 0
+    test_images: int = 0
+    batch_size: int = 0
+    steps: int = 0
+    min_size: int = 0  # the detector's image resizing: shorter side, longer side's cap
+    max_size: int = 0
+    ap_bbox: float | None = None  # box AP at IoU 0.50:0.95, and the five below: COCOeval's stats[0:6]
+    ap50_bbox: float | None = None
+    ap75_bbox: float | None = None
+    aps_bbox: float | None = None
+    apm_bbox: float | None = None
+    apl_bbox: float | None = None
+    ap_mask: float | None = None
+    train_loss: float = 0.0  # the final epoch's mean of the summed detector losses
+    seconds: float = 0.0
+    train_seconds: float = 0.0
+    images_per_second: float = 0.0
+    cost: EvalCost | None = None
+
+    @classmethod
+    def _cost_type(cls) -> type:
+        return EvalCost
+
+
 def _known(kind: type, data: dict[str, Any]) -> dict[str, Any]:
     names = {f.name for f in dataclasses.fields(kind)}
     return {key: value for key, value in data.items() if key in names}
 
 
-SUMMARIES = {summary.app: summary for summary in (SearchSummary, TrainSummary)}
+SUMMARIES = {summary.app: summary for summary in (SearchSummary, TrainSummary, DetectSummary)}
 
 
-def parse_summary(data: dict[str, Any]) -> SearchSummary | TrainSummary:
+def parse_summary(data: dict[str, Any]) -> SearchSummary | TrainSummary | DetectSummary:
     """The typed summary of ``data`` (a ``summary.json``); SummaryError if its app or version is unknown."""
     version = data.get("schema_version", SCHEMA_VERSION)
     if version > SCHEMA_VERSION:
@@ -149,7 +185,7 @@ def parse_summary(data: dict[str, Any]) -> SearchSummary | TrainSummary:
     return SUMMARIES[app].from_dict(data)
 
 
-def read_summary(path: str | Path) -> SearchSummary | TrainSummary:
+def read_summary(path: str | Path) -> SearchSummary | TrainSummary | DetectSummary:
     path = Path(path)
     try:
         return parse_summary(json.loads(path.read_text()))

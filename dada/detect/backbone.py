@@ -1,0 +1,67 @@
+"""The backbone's source: a finished ``dada.train`` run of ResNet-50, read from its run folder.
+
+The folder gives the weights (``checkpoint.pt``, loaded with ``weights_only=True``), what the network was
+(``summary.json``) and how its inputs were normalised (``config.yaml``: the data set's mean and std), which the
+detector then uses too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from dada import checkpoint
+from dada.runtime import finished_summary
+from dada.schemas import TrainSummary, parse_summary
+
+BACKBONE_MODEL = "resnet50"
+
+
+class BackboneRunError(ValueError):
+    """The backbone's run folder is missing, unfinished, or holds no ResNet-50 of ``dada.train``."""
+
+
+@dataclass(frozen=True)
+class BackboneRun:
+    """What the detector takes from a ``dada.train`` run."""
+
+    run_dir: Path
+    policy: str
+    dataset: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    model_state: dict[str, torch.Tensor]
+
+
+def read_backbone_run(run_dir: str | Path) -> BackboneRun:
+    """The finished ResNet-50 run at ``run_dir``; BackboneRunError says what is wrong and what to run."""
+    run_dir = Path(run_dir)
+    summary = finished_summary(run_dir) if run_dir.is_dir() else None
+    if summary is None:
+        raise BackboneRunError(
+            f"backbone run {run_dir} has not finished (no summary.json with status FINISHED there): train it first, "
+            f"e.g. python -m dada.train model=resnet50 ... run_dir={run_dir}, or point backbone.run at a finished one"
+        )
+    typed = parse_summary(summary)
+    if not isinstance(typed, TrainSummary):
+        raise BackboneRunError(f"backbone run {run_dir} is a {typed.app} run; it must be a dada.train run")
+    if typed.model != BACKBONE_MODEL:
+        raise BackboneRunError(
+            f"backbone run {run_dir} trained {typed.model}, not {BACKBONE_MODEL}: the detectors take a ResNet-50 body. "
+            f"At a reduced scale dada.train swaps the network (scale.model); train with scale.model=null to keep it"
+        )
+    state = checkpoint.load(run_dir / "checkpoint.pt", kind="train")
+    if state is None:
+        raise BackboneRunError(f"backbone run {run_dir} has no checkpoint.pt: its weights are gone; train it again")
+    dataset = OmegaConf.load(run_dir / "config.yaml").dataset
+    return BackboneRun(
+        run_dir,
+        typed.policy.name if typed.policy else "unknown",
+        typed.dataset,
+        tuple(dataset.mean),
+        tuple(dataset.std),
+        state["model"],
+    )
