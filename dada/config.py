@@ -9,6 +9,7 @@ Hydra's ``+key=value`` adds keys past the schema, and a type cannot say "at leas
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 import typing
 from dataclasses import dataclass, field
@@ -108,21 +109,27 @@ def register(name: str, node: type) -> None:
     ConfigStore.instance().store(name=name, node=node)
 
 
-def register_app_schemas() -> None:
-    """Store the apps' root schemas in Hydra's ConfigStore (idempotent): called before composing, never on import."""
-    from dada.detect._config import DetectAppConfig
-    from dada.search._config import SearchAppConfig  # the schemas live beside their apps, which import this module
-    from dada.train._config import TrainAppConfig
+APP_SCHEMAS = {  # app -> (module, class) of its root schema, which lives beside the app and imports this module
+    "search": ("dada.search._config", "SearchAppConfig"),
+    "train": ("dada.train._config", "TrainAppConfig"),
+    "detect": ("dada.detect._config", "DetectAppConfig"),
+}
 
-    register("search_schema", SearchAppConfig)
-    register("train_schema", TrainAppConfig)
-    register("detect_schema", DetectAppConfig)
+
+def register_app_schemas(*apps: str) -> None:
+    """Store the root schemas of ``apps`` (default: every app) in Hydra's ConfigStore (idempotent), importing only
+    those apps: called before composing, never on import. A search never imports the detection stack."""
+    for app in apps or APP_SCHEMAS:
+        module, name = APP_SCHEMAS[app]
+        register(f"{app}_schema", getattr(importlib.import_module(module), name))
 
 
 def compose_app_config(app: str, overrides: Sequence[str] = ()) -> DictConfig:
     """``conf/<app>.yaml`` (``search``, ``train`` or ``detect``) with ``overrides``, as the app's command line composes
     it."""
-    register_app_schemas()
+    if app not in APP_SCHEMAS:
+        raise ValueError(f"unknown app {app!r}; valid choices: {', '.join(APP_SCHEMAS)}")
+    register_app_schemas(app)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name=app, overrides=list(overrides))

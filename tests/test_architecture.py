@@ -72,3 +72,13 @@ def test_import_registers_no_config_schema():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_search_or_evaluation_never_imports_the_detection_stack():
+    code = (
+        "import sys; from dada.config import compose_app_config; compose_app_config('search'); "
+        "compose_app_config('train'); "
+        "print(sorted(m for m in sys.modules if m.startswith(('dada.detect', 'pycocotools'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "[]"

@@ -13,5 +13,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    register_app_schemas()
+    register_app_schemas("search")
     main()

@@ -20,5 +20,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    register_app_schemas()
+    register_app_schemas("train")
     main()
