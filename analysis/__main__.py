@@ -16,7 +16,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
     parser.add_argument(
         "target",
-        help="table1, table2, table3, table4, table6, fig1, fig3a, fig3b, figures, all, or runs (list the runs found)",
+        help="table1, table2, table3, table4, table5, table6, fig1, fig3a, fig3b, figures, all, or runs (list the runs "
+        "found)",
     )
     parser.add_argument(
         "--scale",

@@ -15,7 +15,10 @@ from typing import Any, Mapping
 import pandas as pd
 
 from dada.layout import find_run_dirs, parse_run_dir
-from dada.schemas import SearchSummary, parse_summary
+from dada.schemas import DetectSummary, SearchSummary, parse_summary
+
+# A detection run's COCO AP (%), as dada.schemas.DetectSummary names them (Table 5).
+AP_METRICS = ("ap_bbox", "ap50_bbox", "ap75_bbox", "aps_bbox", "apm_bbox", "apl_bbox", "ap_mask")
 
 RUN_COLUMNS = (
     "run_dir",
@@ -38,6 +41,7 @@ RUN_COLUMNS = (
     "device_name",
     "epochs",
     "top_overlap",
+    *AP_METRICS,
 )
 NUMBERS = (
     "test_error_top1",
@@ -46,6 +50,7 @@ NUMBERS = (
     "search_device_hours",
     "eval_device_hours",
     "epochs",
+    *AP_METRICS,
 )
 
 
@@ -58,8 +63,10 @@ def _number(value: Any) -> float:
 
 
 def run_record(run_dir: Path, summary: Mapping[str, Any]) -> dict[str, Any]:
-    """One line of the runs table from a run folder and its ``summary.json`` (search or evaluation)."""
+    """One line of the runs table from a run folder and its ``summary.json`` (search, evaluation or detection)."""
     typed = parse_summary(dict(summary))
+    if isinstance(typed, DetectSummary):
+        return _detect_record(run_dir, summary, typed)
     search = isinstance(typed, SearchSummary)
     cost = typed.cost
     return {
@@ -79,6 +86,28 @@ def run_record(run_dir: Path, summary: Mapping[str, Any]) -> dict[str, Any]:
         "device_name": cost.device_name if cost else None,
         "epochs": float(typed.epochs),
         "top_overlap": dict(typed.top_overlap_with_other_seeds) if search else {},  # per sibling seed folder
+        **dict.fromkeys(AP_METRICS, math.nan),
+    }
+
+
+def _detect_record(run_dir: Path, summary: Mapping[str, Any], typed: DetectSummary) -> dict[str, Any]:
+    """A detection run's line: its AP (NaN where COCOeval gives none), its backbone's policy, the evaluation cost."""
+    cost = typed.cost
+    return {
+        **_location(run_dir),
+        "app": typed.app,
+        "status": summary.get("status", "UNKNOWN"),
+        "dataset": typed.dataset,
+        "model": typed.model,
+        "estimator": None,
+        "policy": typed.backbone_policy,
+        **dict.fromkeys(("test_error_top1", "test_error_top5", "train_error_top1", "search_device_hours"), math.nan),
+        "eval_device_hours": cost.eval_device_hours if cost else math.nan,
+        "unit": cost.unit if cost else None,
+        "device_name": cost.device_name if cost else None,
+        "epochs": float(typed.epochs),
+        "top_overlap": {},
+        **{metric: _number(getattr(typed, metric)) for metric in AP_METRICS},
     }
 
 
@@ -93,18 +122,18 @@ def read_runs(runs_root: str | Path = "runs") -> pd.DataFrame:
     return _frame(records)
 
 
+def _result(app: str, hours: float, unit: str, error: float, ap: float) -> str:
+    if app == "search":
+        return f"search {hours:.4g} {unit}"
+    return f"box AP {ap:.2f} %" if app == "detect" else f"test error {error:.2f} %"
+
+
 def runs_listing(runs: pd.DataFrame) -> str:
-    """Every run as one line: where it is, its app and status, and its main number (test error or search cost)."""
+    """Every run as one line: where it is, its app and status, and its main number (test error, search cost or AP)."""
     if runs.empty:
         return "no runs found (a run folder is <runs root>/<scale>/<experiment>/<variant>/seed<N> with a summary.json)"
-    shown = runs.assign(
-        result=[
-            f"search {hours:.4g} {unit}" if app == "search" else f"test error {error:.2f} %"
-            for app, hours, unit, error in zip(
-                runs["app"], runs["search_device_hours"], runs["unit"], runs["test_error_top1"]
-            )
-        ]
-    )
+    numbers = zip(runs["app"], runs["search_device_hours"], runs["unit"], runs["test_error_top1"], runs["ap_bbox"])
+    shown = runs.assign(result=[_result(*line) for line in numbers])
     columns = ["scale", "experiment", "variant", "seed", "app", "status", "result"]
     return shown[columns].to_string(index=False)
 

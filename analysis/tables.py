@@ -20,7 +20,7 @@ from analysis.paper import citation, lookup
 from analysis.runs import finished
 from analysis.statistics import mean_pairwise_overlap, paired, summarize
 from reproduce.plan import missing_data
-from reproduce.tables import SEARCH_COST, TEST_ERROR, Cell, EvalJob, Layout, SearchJob
+from reproduce.tables import SEARCH_COST, TEST_ERROR, Cell, DetectJob, Job, Layout, SearchJob, needed
 
 CELL_COLUMNS = (
     "row",
@@ -70,14 +70,20 @@ def cell_runs(runs: pd.DataFrame, cell: Cell, scale: str, seeds: Sequence[int] |
     return selected[selected["seed"].isin(seeds)] if seeds is not None else selected
 
 
+def _datasets(job: Job) -> list[str]:
+    """The data sets a job's runs need, in the order a missing one is named: a detection's own first, then its
+    backbone's; an evaluation's search's, then its own."""
+    chain = needed(job)
+    if isinstance(job, DetectJob):
+        chain = [job, *chain[:-1]]
+    return list(dict.fromkeys(link.dataset for link in chain))
+
+
 def why_not_run(cell: Cell, runs: pd.DataFrame, scale: str, data_root: Path) -> str:
     """The note of a cell without finished runs: no data on disk, a failed run, or not run yet."""
     if cell.job is None:
         return cell.note
-    needed = [cell.job.dataset]
-    if isinstance(cell.job, EvalJob) and cell.job.search is not None:
-        needed.insert(0, cell.job.search.dataset)
-    for dataset in needed:
+    for dataset in _datasets(cell.job):
         path = missing_data(dataset, data_root)
         if path is not None:
             return f"not run: no data at {path}"

@@ -5,10 +5,11 @@ python -m reproduce table1 --scale smoke --seeds 0,1 --data-root ./data     # wh
 
 from reproduce.plan import Run, missing_data, plan, plan_many, run_dir
 from reproduce.runner import Outcome, execute
-from reproduce.tables import Cell, EvalJob, Layout, PaperRef, SearchJob, get_layout
+from reproduce.tables import Cell, DetectJob, EvalJob, Layout, PaperRef, SearchJob, get_layout
 
 __all__ = [
     "Cell",
+    "DetectJob",
     "EvalJob",
     "Layout",
     "Outcome",

@@ -16,10 +16,6 @@ from reproduce.plan import FIGURES, SCALES, TARGETS, plan_many
 from reproduce.runner import execute, summarize
 
 META_TARGETS = {"figures": FIGURES, "all": TARGETS}
-TABLE5 = (
-    "Table 5 (COCO detection with a DADA-trained ResNet-50 backbone) is a separate issue: it needs "
-    "MMDetection and COCO, which dada does not include. Nothing to run."
-)
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -38,7 +34,7 @@ def targets_of(target: str) -> tuple[str, ...]:
     if target in META_TARGETS:
         return META_TARGETS[target]
     if target not in TARGETS:
-        choices = ", ".join((*TARGETS, *META_TARGETS, "table5"))
+        choices = ", ".join((*TARGETS, *META_TARGETS))
         raise ValueError(f"unknown target {target!r}; valid choices: {choices}")
     return (target,)
 
@@ -58,7 +54,7 @@ def thread_override(jobs: int, overrides: list[str], cpus: int | None = None) ->
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reproduce", description=__doc__.splitlines()[0])
-    parser.add_argument("target", help=f"one of {', '.join((*TARGETS, *META_TARGETS, 'table5'))}; or `status`")
+    parser.add_argument("target", help=f"one of {', '.join((*TARGETS, *META_TARGETS))}; or `status`")
     parser.add_argument("status_of", nargs="?", metavar="TARGET", help="after `status`: the target to report on")
     parser.add_argument("--scale", choices=SCALES, default="smoke")
     parser.add_argument("--seeds", type=parse_seeds, default=(0, 1, 2), help="comma-separated, e.g. 0,1,2")
@@ -113,9 +109,6 @@ def main(argv: list[str] | None = None) -> int:
     if (args.target == "status") != (args.status_of is not None):
         parser.error("`status` takes one target (python -m reproduce status table1); other targets take none")
     target = args.status_of or args.target
-    if target == "table5":
-        print(TABLE5)
-        return 0
     overrides = [*args.override, *thread_override(args.jobs, args.override)]
     runs = [
         dataclasses.replace(run, overrides=(*run.overrides, *overrides))

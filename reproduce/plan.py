@@ -8,10 +8,11 @@ from pathlib import Path
 
 from dada import layout
 from dada.data import get_spec
-from reproduce.tables import EvalJob, Job, SearchJob, get_layout, jobs
+from dada.detect import DETECTION_DATASETS
+from reproduce.tables import DetectJob, EvalJob, Job, get_layout, jobs, stage
 
 SCALES = ("smoke", "mini", "paper")
-TARGETS = ("table1", "table2", "table3", "table4", "table6", "fig1", "fig3a", "fig3b")
+TARGETS = ("table1", "table2", "table3", "table4", "table5", "table6", "fig1", "fig3a", "fig3b")
 FIGURES = ("fig1", "fig3a", "fig3b")
 
 
@@ -24,15 +25,15 @@ def run_dir(job: Job, scale: str, seed: int, runs_root: Path = Path("runs")) -> 
 class Run:
     """One seeded run of an app: ``python -m dada.<app> experiment=<experiment> <overrides>``."""
 
-    app: str  # "search" or "train"
+    app: str  # "search", "train" or "detect"
     experiment: str  # conf/experiment/<experiment>.yaml
     variant: str  # the estimator of a search, the column of an evaluation
     seed: int
     scale: str
-    dataset: str  # the data set it needs, a dada.data name
+    dataset: str  # the data set it needs, a dada.data or dada.detect name
     overrides: tuple[str, ...]
     run_dir: Path
-    needs: Path | None = None  # the search run folder whose policy.json an evaluation reads
+    needs: Path | None = None  # the run folder it reads: a search's policy.json, or a backbone's weights
 
     def __repr__(self) -> str:
         return f"Run({self.app} {self.experiment}/{self.variant} seed {self.seed}, {self.scale})"
@@ -58,16 +59,27 @@ class Run:
         ]
 
 
+def _needs(job: Job, scale: str, seed: int, runs_root: Path) -> Path | None:
+    """The run folder ``job`` reads: an evaluation's search, a detection's backbone."""
+    if isinstance(job, DetectJob):
+        return run_dir(job.backbone, scale, seed, runs_root)
+    if isinstance(job, EvalJob) and job.search is not None:
+        return run_dir(job.search, scale, seed, runs_root)
+    return None
+
+
 def _overrides(job: Job, scale: str, seed: int, runs_root: Path) -> tuple[str, ...]:
-    if isinstance(job, SearchJob):
-        return (*job.overrides, *(job.smoke_overrides if scale == "smoke" else ()))
-    if job.search is None:
-        return job.overrides
-    return (*job.overrides, f"policy.source={run_dir(job.search, scale, seed, runs_root) / 'policy.json'}")
+    smoke = job.smoke_overrides if scale == "smoke" else ()
+    needs = _needs(job, scale, seed, runs_root)
+    if isinstance(job, DetectJob):
+        return (*job.overrides, f"backbone.run={needs}", *smoke)
+    if needs is None:
+        return (*job.overrides, *smoke)
+    return (*job.overrides, f"policy.source={needs / 'policy.json'}", *smoke)
 
 
 def make_run(job: Job, scale: str, seed: int, runs_root: Path = Path("runs")) -> Run:
-    needs = run_dir(job.search, scale, seed, runs_root) if isinstance(job, EvalJob) and job.search else None
+    needs = _needs(job, scale, seed, runs_root)
     return Run(
         job.app,
         job.experiment,
@@ -82,11 +94,11 @@ def make_run(job: Job, scale: str, seed: int, runs_root: Path = Path("runs")) ->
 
 
 def plan(target: str, scale: str = "smoke", seeds: tuple[int, ...] = (0,), runs_root: Path = Path("runs")) -> list[Run]:
-    """Every run of ``target`` for each seed: all searches first, then the evaluations."""
+    """Every run of ``target`` for each seed: all searches first, then the evaluations, then the detections."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid choices: {', '.join(SCALES)}")
     runs = [make_run(job, scale, seed, runs_root) for job in jobs(get_layout(target)) for seed in seeds]
-    return sorted(runs, key=lambda run: run.app != "search")
+    return sorted(runs, key=stage)
 
 
 def plan_many(
@@ -96,9 +108,11 @@ def plan_many(
     runs = {}
     for target in targets:
         runs.update({run.run_dir: run for run in plan(target, scale, seeds, runs_root)})
-    return sorted(runs.values(), key=lambda run: run.app != "search")
+    return sorted(runs.values(), key=stage)
 
 
 def missing_data(dataset: str, data_root: Path) -> Path | None:
-    """Where data set ``dataset`` should be when its files are missing under ``data_root``, else None."""
-    return get_spec(dataset).missing(Path(data_root))
+    """Where data set ``dataset`` (a dada.data or a dada.detect name) should be when its files are missing under
+    ``data_root``, else None."""
+    spec = DETECTION_DATASETS.get(dataset) or get_spec(dataset)
+    return spec.missing(Path(data_root))

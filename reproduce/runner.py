@@ -20,6 +20,7 @@ from dada.runtime import finished_summary
 from reproduce.plan import Run, missing_data
 
 LOG_NAME = "reproduce.log"  # the app's stdout and stderr, in its run folder
+WAITING = "not run: its "  # a run whose search (or a detection's backbone) did not finish
 FAILED_LOG_LINES = 15
 
 
@@ -51,7 +52,7 @@ def skip_reason(run: Run, data_root: Path) -> str | None:
     if missing is not None:
         return f"not run: no data at {missing}"
     if run.needs is not None and finished_summary(run.needs) is None:
-        return f"not run: its search {run.needs} did not finish"
+        return f"{WAITING}{'backbone' if run.app == 'detect' else 'search'} {run.needs} did not finish"
     return None
 
 
@@ -133,7 +134,7 @@ def _kind(status: str) -> str:
     if status.startswith("not run: no data"):
         return "not run (no data)"
     if status.startswith("not run"):
-        return "not run (search did not finish)"
+        return "not run (search or backbone did not finish)"
     if status.startswith("submitted as"):
         return "submitted to Slurm"
     if status.startswith("queued earlier as"):

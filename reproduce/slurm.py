@@ -24,7 +24,7 @@ import yaml
 
 from dada.runtime import finished_summary
 from reproduce.plan import Run, missing_data
-from reproduce.runner import Outcome, launch, log_tail, skip_reason
+from reproduce.runner import WAITING, Outcome, launch, log_tail, skip_reason
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "conf" / "launcher" / "slurm.yaml"
@@ -181,7 +181,7 @@ def submit(
         previous = book.get(str(run.run_dir))
         state, reason = slurm.get(previous, (None, None)) if previous else (None, None)
         why = skip_reason(run, data_root)
-        if why and not why.startswith("not run: its search"):
+        if why and not why.startswith(WAITING):
             outcomes.append(Outcome(run, why))
         elif state and reason != NEVER:
             queued[run.run_dir] = previous

@@ -1,7 +1,8 @@
 """What each paper table and figure is made of: cells, each naming the paper's value and the run that gives ours.
 
 A `Cell` is one number of a table: its row and column labels, the paper's value (`PaperRef` into
-``analysis/paper_results.yaml``) and the job whose runs give ours (`SearchJob` or `EvalJob`, run once per seed).
+``analysis/paper_results.yaml``) and the job whose runs give ours (`SearchJob`, `EvalJob` or `DetectJob`, run once
+per seed).
 The runner (`reproduce.plan`) turns cells into runs; the analysis (``analysis.tables``) turns runs back into cells.
 A cell with no job is a paper method dada does not ship (PBA, OHL AA): shown, never run. Fast AA runs its
 released policies (``policy=fastaa``); its search is not run.
@@ -48,6 +49,7 @@ class EvalJob:
     dataset: str  # the data set it trains and tests on (svhn-extra for SVHN's train+extra)
     overrides: tuple[str, ...]
     search: SearchJob | None = None  # the search whose seed-matched policy.json it evaluates
+    smoke_overrides: tuple[str, ...] = ()  # added at smoke scale only
 
     app: ClassVar[str] = "train"
 
@@ -56,7 +58,31 @@ class EvalJob:
         return self.column
 
 
-Job = SearchJob | EvalJob
+@dataclass(frozen=True)
+class DetectJob:
+    """``python -m dada.detect experiment=<experiment> backbone.run=<the backbone's run folder>`` (Table 5)."""
+
+    experiment: str
+    dataset: str  # the detection data set, a ``dada.detect`` name: coco or fashion-mnist-detection
+    backbone: EvalJob  # the ResNet-50 run whose seed-matched weights initialise the detector's backbone
+    smoke_overrides: tuple[str, ...] = ()  # added at smoke scale only
+
+    app: ClassVar[str] = "detect"
+    overrides: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def variant(self) -> str:
+        """The run-folder name: the backbone's column (none, dada-relax)."""
+        return self.backbone.column
+
+
+Job = SearchJob | EvalJob | DetectJob
+APPS = ("search", "train", "detect")  # the order runs go in: each app's runs may need the previous app's
+
+
+def stage(job_or_run) -> int:
+    """Where a job (or a run) goes in a plan: searches, then evaluations, then detections."""
+    return APPS.index(job_or_run.app)
 
 
 @dataclass(frozen=True)
@@ -74,7 +100,7 @@ class Cell:
 
     row: str
     column: str
-    metric: str  # the summary field: test_error_top1, test_error_top5 or search_device_hours
+    metric: str  # the summary field: test_error_top1, test_error_top5, search_device_hours, or an AP (Table 5)
     job: Job | None
     paper: PaperRef | None = None
     note: str = ""  # why a cell has no job
@@ -88,20 +114,29 @@ class Layout:
     title: str
     quantity: str
     cells: tuple[Cell, ...]
+    heading: str = "Test error (%)"  # the results' section heading
 
     def __repr__(self) -> str:
         return f"Layout(name={self.name!r}, cells={len(self.cells)}, jobs={len(jobs(self))})"
 
 
+def needed(job: Job) -> list[Job]:
+    """The job and the jobs whose runs it reads, each before the jobs that read it."""
+    if isinstance(job, DetectJob):
+        return [*needed(job.backbone), job]
+    if isinstance(job, EvalJob) and job.search is not None:
+        return [job.search, job]
+    return [job]
+
+
 def jobs(layout: Layout) -> list[Job]:
-    """The distinct jobs of a layout, searches before the evaluations that read their policies."""
+    """The distinct jobs of a layout, searches before the evaluations that read their policies, and evaluations
+    before the detections that read their weights."""
     found = {}
     for cell in layout.cells:
         if cell.job is not None:
-            if isinstance(cell.job, EvalJob) and cell.job.search is not None:
-                found.setdefault(cell.job.search, None)
-            found.setdefault(cell.job, None)
-    return sorted(found, key=lambda job: job.app != "search")
+            found.update(dict.fromkeys(needed(cell.job)))
+    return sorted(found, key=stage)
 
 
 # -- the searches (conf/experiment/search_*.yaml) ------------------------------------------------------------------
@@ -299,6 +334,75 @@ def table4() -> Layout:
     )
 
 
+# -- Table 5: COCO detection with ResNet-50 backbones trained without and with the DADA policy ----------------------
+
+# The paper's columns: box AP at IoU 0.50:0.95, at 0.50 and 0.75, on small, medium and large objects; mask AP.
+TABLE5_METRICS = (
+    ("APbb", "ap_bbox"),
+    ("APbb50", "ap50_bbox"),
+    ("APbb75", "ap75_bbox"),
+    ("APbbS", "aps_bbox"),
+    ("APbbM", "apm_bbox"),
+    ("APbbL", "apl_bbox"),
+    ("APmask", "ap_mask"),
+)
+# (label, detector, epochs at smoke): RetinaNet's focal-loss head scores no box above its 0.05 threshold after 48
+# iterations (measured: AP 0.0 after 48 and 96, 0.4 after 144), the two-stage detectors' do.
+TABLE5_DETECTORS = (("RetinaNet", "retinanet", 3), ("Faster R-CNN", "faster_rcnn", 1), ("Mask R-CNN", "mask_rcnn", 1))
+TABLE5_BACKBONES = (("baseline", "none"), ("DADA", "dada-relax"))
+EMBEDDED_DETECTION = "embedded set"
+# Smoke: ResNet-50 backbones on 2 x 2048 Fashion-MNIST images (32 px), whose ImageNet lr (0.2 at batch 1024) is
+# lowered to 0.0025 at batch 64: the linearly scaled 0.0125 made the loss spike without the warmup, which 2 epochs
+# shrink to one step; and detectors fine-tuned on 192 canvases (128 px) in batches of 4, 48 iterations an epoch,
+# warmup 5 iterations.
+TABLE5_SMOKE_BACKBONE = ("scale.train_images=2048", "scale.train_epochs=2", "scale.test_images=512", "recipe.lr=0.0025")
+TABLE5_SMOKE_DETECT = (
+    "scale.train_images=192",
+    "scale.test_images=100",
+    "scale.train_batch_size=4",
+    "schedule.warmup_iters=5",
+)
+# (detection data set, the backbones' experiment, their data set (their DADA search's too), whether the paper has it)
+TABLE5_DATASETS = (
+    ("coco", "table4_imagenet_resnet50", "imagenet", True),
+    ("fashion-mnist-detection", "table5_fashion-mnist_resnet50", "fashion-mnist", False),
+)
+
+
+def _backbone(experiment: str, dataset: str, column: str, paper: bool) -> EvalJob:
+    """Table 4's evaluation for the COCO rows; the embedded rows' own ResNet-50, smaller at smoke scale."""
+    search = _search(dataset) if column.startswith("dada") else None
+    smoke = () if paper else TABLE5_SMOKE_BACKBONE
+    return EvalJob(experiment, column, dataset, (f"policy={column.split('-')[0]}",), search, smoke)
+
+
+def table5() -> Layout:
+    """Methods as rows, the AP columns as columns (the layout's rows are the AP columns; the markdown pivots)."""
+    cells = []
+    for dataset, experiment, backbone_dataset, paper in TABLE5_DATASETS:
+        for detector_label, detector, smoke_epochs in TABLE5_DETECTORS:
+            for backbone_label, column in TABLE5_BACKBONES:
+                backbone = _backbone(experiment, backbone_dataset, column, paper)
+                smoke = () if paper else (*TABLE5_SMOKE_DETECT, f"scale.train_epochs={smoke_epochs}")
+                job = DetectJob(f"table5_{dataset}_{detector}", dataset, backbone, smoke)
+                method = f"{detector_label} ResNet-50 ({backbone_label})"
+                label = method if paper else f"{method}, {EMBEDDED_DETECTION}"
+                for metric_label, metric in TABLE5_METRICS:
+                    if metric == "ap_mask" and detector != "mask_rcnn":
+                        continue  # box-only detectors: "-" in the paper
+                    if metric == "apl_bbox" and not paper:
+                        continue  # the embedded set's 128-pixel canvases hold no large object
+                    reference = PaperRef("table5", method, metric_label) if paper else None
+                    cells.append(Cell(metric_label, label, metric, job, reference))
+    return Layout(
+        "table5",
+        "Table 5: object detection box (bb) and mask AP with ResNet-50 backbones trained without and with DADA",
+        "COCO AP in %",
+        tuple(cells),
+        "Box and mask AP (%)",
+    )
+
+
 # -- Table 6: search on the reduced vs the full training set -----------------------------------------------------
 
 # (row label, the paper's row or None, data set, evaluation experiment); the search uses WRN-40-2 throughout
@@ -389,6 +493,7 @@ LAYOUTS = {
     "table2": table2,
     "table3": table3,
     "table4": table4,
+    "table5": table5,
     "table6": table6,
     "fig1": fig1,
     "fig3a": fig3a,

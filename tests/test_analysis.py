@@ -322,7 +322,7 @@ def test_paper_values_appear_only_with_the_word_paper(smoke_runs, tmp_path, name
     for form in shown:
         for match in re.finditer(rf"(?<![\d.]){re.escape(form)}(?!\d)", tables):
             assert tables[: match.start()].endswith("paper "), (name, tables[match.start() - 40 : match.end()])
-    header, rows = markdown_tables(text)["Test error (%)"]
+    header, rows = markdown_tables(text)[layout.heading]
     assert header[0] == "Method" and len(rows) == len({c.column for c in layout.cells if c.metric != SEARCH_COST})
 
 

@@ -38,7 +38,7 @@ def test_table1_smoke_plan_lists_searches_before_evaluations():
     ]
 
 
-@pytest.mark.parametrize("target", ["table1", "table6"])
+@pytest.mark.parametrize("target", ["table1", "table5", "table6"])
 def test_the_apps_place_every_planned_run_where_the_plan_expects_it(target, tmp_path):
     """One layout: each app composes its run_dir from the plan's overrides to the folder the plan tracks."""
     for run in plan(target, "mini", (0,), tmp_path / "runs"):
@@ -191,11 +191,12 @@ def test_every_experiment_file_is_used_and_composes():
 
 
 def test_experiment_files_open_with_package_command_and_paper_cell():
+    apps = {job.experiment: job.app for name in LAYOUTS for job in jobs(get_layout(name))}
     for path in sorted((CONF / "experiment").glob("*.yaml")):
         lines = path.read_text().splitlines()
         assert lines[0] == "# @package _global_", path.name
         header = "\n".join(line for line in lines if line.startswith("#"))
-        app = "search" if path.stem.startswith("search") else "train"
+        app = apps[path.stem]
         assert f"python -m dada.{app} experiment={path.stem}" in header
         assert "Paper:" in header and "Expected run time:" in header, path.name
 
@@ -205,8 +206,8 @@ def test_cli_seeds_targets_and_table5(capsys):
     assert targets_of("figures") == ("fig1", "fig3a", "fig3b")
     with pytest.raises(ValueError, match="valid choices"):
         targets_of("table7")
-    assert main(["table5"]) == 0
-    assert "separate issue" in capsys.readouterr().out
+    assert main(["table5", "--dry-run", "--seeds", "0"]) == 0
+    assert "python -m dada.detect experiment=table5_coco_retinanet" in capsys.readouterr().out
     assert main(["table1", "--dry-run", "--seeds", "3"]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("python -m dada.search experiment=search_fashion-mnist") and "seed=3" in printed[0]
@@ -214,7 +215,7 @@ def test_cli_seeds_targets_and_table5(capsys):
 
 def test_layout_names_are_checked():
     with pytest.raises(ValueError, match="valid choices: table1"):
-        get_layout("table5")
+        get_layout("table7")
     with pytest.raises(ValueError, match="unknown scale"):
         plan("table1", "tiny")
     assert os.path.basename(str(plan("fig3a", "smoke")[0].run_dir.parent.parent)) == "search_fashion-mnist"

@@ -14,5 +14,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    register_app_schemas()
+    register_app_schemas("detect")
     main()

@@ -60,7 +60,7 @@ class DetectAppConfig:
     schedule: DetectScheduleConfig = MISSING
     backbone: BackboneConfig = MISSING
     logger: LoggerConfig = MISSING
-    scale: ScaleConfig = MISSING  # train_epochs, train_images, test_images, batch_size, num_workers apply here
+    scale: ScaleConfig = MISSING  # train_epochs, train_images, test_images, (train_)batch_size, num_workers apply
     seed: int = 0
     device: str = "auto"
     deterministic: bool = True

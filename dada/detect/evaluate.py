@@ -46,6 +46,19 @@ def detections_to_results(image_id: int, output: dict[str, torch.Tensor]) -> lis
     return results
 
 
+def _detections(coco: COCO, results: list[dict[str, Any]]) -> COCO:
+    """The results as a COCO object over ``coco``'s images; an empty one when there are none, which
+    ``COCO.loadRes`` refuses (no detection then scores 0 where the images hold objects, -1 where they hold none)."""
+    if results:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return coco.loadRes(results)
+    empty = COCO()
+    empty.dataset = {"images": coco.dataset["images"], "categories": coco.dataset["categories"], "annotations": []}
+    with contextlib.redirect_stdout(io.StringIO()):
+        empty.createIndex()
+    return empty
+
+
 def _evaluate(coco: COCO, detections: COCO, kind: str, image_ids: Sequence[int]) -> np.ndarray:
     evaluation = COCOeval(coco, detections, kind)
     evaluation.params.imgIds = list(image_ids)
@@ -63,15 +76,8 @@ def _percent(value: float) -> float | None:
 def coco_metrics(
     coco: COCO, results: list[dict[str, Any]], image_ids: Sequence[int], masks: bool = False
 ) -> dict[str, float | None]:
-    """Box AP, AP50, AP75, APS, APM, APL (and mask AP with ``masks``), in %, over ``image_ids`` only.
-
-    No detection at all scores 0 wherever the images hold objects (pycocotools cannot load an empty result list).
-    """
-    names = (*BOX_METRICS, *((MASK_METRIC,) if masks else ()))
-    if not results:
-        return {name: 0.0 for name in names}
-    with contextlib.redirect_stdout(io.StringIO()):
-        detections = coco.loadRes(results)
+    """Box AP, AP50, AP75, APS, APM, APL (and mask AP with ``masks``), in %, over ``image_ids`` only."""
+    detections = _detections(coco, results)
     metrics = dict(zip(BOX_METRICS, map(_percent, _evaluate(coco, detections, "bbox", image_ids)[:6])))
     if masks:
         metrics[MASK_METRIC] = _percent(_evaluate(coco, detections, "segm", image_ids)[0])

@@ -40,9 +40,10 @@ class DetectionSchedule:
 
 def plan_detection_schedule(schedule, scale, detector_lr: float, train_size: int) -> DetectionSchedule:
     """``schedule`` (conf/detect_schedule/) for ``train_size`` images; the scale's non-null fields replace the
-    epochs and cap the batch."""
+    epochs and cap the batch (``train_batch_size``, else ``batch_size``)."""
     epochs = schedule.epochs if scale.train_epochs is None else scale.train_epochs
-    batch_size = schedule.batch_size if scale.batch_size is None else min(schedule.batch_size, scale.batch_size)
+    cap = scale.batch_size if scale.train_batch_size is None else scale.train_batch_size
+    batch_size = schedule.batch_size if cap is None else min(schedule.batch_size, cap)
     steps_per_epoch = math.ceil(train_size / batch_size)
     fraction = epochs / schedule.epochs
     milestones = tuple(round(epoch * fraction * steps_per_epoch) for epoch in schedule.milestones)
