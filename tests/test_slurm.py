@@ -29,6 +29,8 @@ def test_resources_come_from_the_config_by_app_dataset_and_scale():
     assert slurm.resources(paper["search_cifar10/relax"], config).gpus == 1
     imagenet = paper["table4_imagenet_resnet50/dada-relax"]
     assert slurm.resources(imagenet, config).gpus == 8
+    coco = {f"{run.experiment}/{run.variant}": run for run in plan("table5", "paper", (0,), Path("runs"))}
+    assert slurm.resources(coco["table5_coco_mask_rcnn/dada-relax"], config) == slurm.Resources(1, 8, 64, 1440)
     command = slurm.job_command(imagenet, 8, "python")
     assert command[:6] == ["python", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=8", "-m"]
     assert command[6:] == imagenet.command("python")[2:]
