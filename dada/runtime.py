@@ -3,6 +3,7 @@
 import contextlib
 import fcntl
 import json
+import math
 import os
 import random
 from pathlib import Path
@@ -23,6 +24,24 @@ class RunLockedError(RuntimeError):
 
 class RunMismatchError(ValueError):
     """The run folder holds a run with other settings, finished or not."""
+
+
+def refuse_non_finite(
+    where: str, metrics: Mapping[str, float], modules: Mapping[str, torch.nn.Module], consequence: str
+) -> None:
+    """Raise FloatingPointError naming the non-finite metrics and module tensors (``<part> <name>``, the first six),
+    so that a diverged run is never saved or marked finished; ``consequence`` says what was kept and what to lower."""
+    bad = [key for key, value in metrics.items() if not math.isfinite(value)]
+    for part, module in modules.items():
+        bad += [
+            f"{part} {name}"
+            for name, tensor in module.state_dict().items()
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+        ]
+    if bad:
+        raise FloatingPointError(
+            f"non-finite values {where}: {', '.join(bad[:6])}{' ...' if len(bad) > 6 else ''}. {consequence}"
+        )
 
 
 def seed_everything(seed: int, deterministic: bool = False, threads: int | None = None) -> torch.Generator:

@@ -121,7 +121,7 @@ def execute(runs: Sequence[Run], data_root: Path, python: str = sys.executable, 
     try:
         started: dict[Path, Future] = {}
         for run in runs:
-            started[run.run_dir] = pool.submit(perform, run, started.get(run.needs) if run.needs else None)
+            started[run.run_dir] = pool.submit(perform, run, started.get(run.needs))
         return [future.result() for future in started.values()]
     finally:  # Ctrl-C: the running apps get SIGINT and save a checkpoint; nothing new starts
         pool.shutdown(cancel_futures=True)

@@ -32,7 +32,7 @@ from dada.config import ConfigValueError
 from dada.data._errors import CorruptDataError, UnsafeDataError
 from dada.data.fashion_mnist import RAW_FILES, raw_folder, read_fashion_mnist
 from dada.policy import Policy, load_named
-from dada.runtime import RunLockedError, RunMismatchError, run_lock
+from dada.runtime import RunLockedError, RunMismatchError, refuse_non_finite, run_lock
 from dada.search.loop import SearchRun, top_overlap
 from dada.search.space import SearchSpace
 from dada.tracking import TrackingWarning, create_tracker
@@ -765,3 +765,12 @@ def test_bad_input_fails_loudly(case, tmp_path):
     assert re.search(case.phrase, message, re.DOTALL), message
     if case.names_file:
         assert str(tmp_path) in message, message
+
+
+def test_refuse_non_finite_names_the_metric_and_the_tensor_and_says_what_was_kept():
+    layer = torch.nn.Linear(2, 2)
+    refuse_non_finite("after epoch 1", {"train/loss": 0.5}, {"detector": layer}, "kept")  # all finite: no error
+    with torch.no_grad():
+        layer.bias[0] = float("inf")
+    with pytest.raises(FloatingPointError, match=r"after epoch 2: train/loss, detector bias\. kept"):
+        refuse_non_finite("after epoch 2", {"train/loss": float("nan")}, {"detector": layer}, "kept")

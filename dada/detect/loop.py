@@ -26,6 +26,7 @@ from dada.detect.schedule import create_optimizer, create_scheduler, plan_detect
 from dada.runtime import (
     check_identity,
     finished_summary,
+    refuse_non_finite,
     resolve_device,
     run_identity,
     run_lock,
@@ -242,6 +243,7 @@ class DetectRun:
         with self._tracker() as tracker:
             for epoch in range(self.start_epoch, self.schedule.epochs):
                 metrics = self._epoch(epoch, tracker)
+                self._check_finite(f"after epoch {epoch + 1}", metrics)
                 self.history.append(metrics)
                 tracker.log_metrics(metrics, step=(epoch + 1) * self.schedule.steps_per_epoch)
                 checkpoint.save_atomic(self._state(epoch), self.checkpoint_path)
@@ -255,6 +257,15 @@ class DetectRun:
             summary = self._summary(ap)
             tracker.set_summary(summary)
         return {"status": "FINISHED", **summary}
+
+    def _check_finite(self, where: str, metrics: dict[str, float]) -> None:
+        """Refuse a diverged detector (non-finite losses or weights) before it reaches a checkpoint or a summary."""
+        refuse_non_finite(
+            where,
+            metrics,
+            {"detector": self.model},
+            f"Nothing of it was saved; the last good checkpoint, {self.checkpoint_path}, is kept. Lower detector.lr",
+        )
 
     def _summary(self, ap: dict[str, float | None]) -> dict[str, Any]:
         clock = DeviceClock(self.device)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from dada.plots import policy_heatmap
 from dada.runtime import (
     check_identity,
     finished_summary,
+    refuse_non_finite,
     resolve_device,
     run_identity,
     run_lock,
@@ -338,19 +338,13 @@ class SearchRun:
 
     def _check_finite_state(self, where: str, metrics: Mapping[str, float] | None = None) -> None:
         """Refuse non-finite metrics, network weights or policy parameters before they are saved or exported."""
-        bad = [key for key, value in (metrics or {}).items() if not math.isfinite(value)]
-        for part, module in (("network", self.model), ("policy", self.space), ("estimator", self.estimator)):
-            bad += [
-                f"{part} {name}"
-                for name, tensor in module.state_dict().items()
-                if tensor.is_floating_point() and not torch.isfinite(tensor).all()
-            ]
-        if bad:
-            raise FloatingPointError(
-                f"non-finite values {where}: {', '.join(bad[:6])}{' ...' if len(bad) > 6 else ''}. Nothing of it was "
-                f"saved or exported; the last good state, {self.run_dir / 'checkpoint.pt'}, is kept. Lower search.lr "
-                f"or search.policy_lr"
-            )
+        refuse_non_finite(
+            where,
+            metrics or {},
+            {"network": self.model, "policy": self.space, "estimator": self.estimator},
+            f"Nothing of it was saved or exported; the last good state, {self.run_dir / 'checkpoint.pt'}, is kept. "
+            f"Lower search.lr or search.policy_lr",
+        )
 
     @torch.no_grad()
     def _val_accuracy(self, split: SearchData) -> float:

@@ -23,6 +23,7 @@ from dada import checkpoint, data, models
 from dada.runtime import (
     check_identity,
     finished_summary,
+    refuse_non_finite,
     resolve_device,
     run_identity,
     run_lock,
@@ -315,17 +316,12 @@ class TrainRun:
 
     def _check_finite(self, where: str, metrics: Mapping[str, float]) -> None:
         """Refuse non-finite metrics (the test loss too) or weights before they reach a checkpoint or a summary."""
-        bad = [key for key, value in metrics.items() if not math.isfinite(value)]
-        bad += [
-            f"weight {name}"
-            for name, tensor in self.model.state_dict().items()
-            if tensor.is_floating_point() and not torch.isfinite(tensor).all()
-        ]
-        if bad:
-            raise FloatingPointError(
-                f"non-finite values {where}: {', '.join(bad[:6])}{' ...' if len(bad) > 6 else ''}. Nothing of it was "
-                f"saved; the last good checkpoint, {self.checkpoint_path}, is kept. Lower recipe.lr"
-            )
+        refuse_non_finite(
+            where,
+            metrics,
+            {"weight": self.model},
+            f"Nothing of it was saved; the last good checkpoint, {self.checkpoint_path}, is kept. Lower recipe.lr",
+        )
 
     def _summary(self) -> dict[str, Any]:
         final = self.history[-1]
