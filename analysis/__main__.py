@@ -5,6 +5,7 @@
 import argparse
 from pathlib import Path
 
+from analysis.audit import write_audit
 from analysis.report import Context, write_results
 from analysis.runs import runs_listing
 from analysis.style import use_file_backend
@@ -16,8 +17,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
     parser.add_argument(
         "target",
-        help="table1, table2, table3, table4, table5, table6, fig1, fig3a, fig3b, figures, all, or runs (list the runs "
-        "found)",
+        help="table1, table2, table3, table4, table5, table6, fig1, fig3a, fig3b, figures, all, runs (list the runs "
+        "found), or audit (Table 1(a)'s GPU-hours against a FLOP lower bound; needs no runs and no data)",
     )
     parser.add_argument(
         "--scale",
@@ -38,6 +39,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--mlflow-uri", default="sqlite:///mlruns.db")
     args = parser.parse_args(argv)
+    if args.target == "audit":
+        use_file_backend()
+        for path in write_audit(args.results):
+            print(f"wrote {path}")
+        return
     context = Context(args.scale, args.runs, args.results, args.data_root, args.seeds, args.source, args.mlflow_uri)
     if args.target == "runs":
         print(runs_listing(context.read()))
