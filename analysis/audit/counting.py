@@ -13,6 +13,7 @@ tests/test_audit.py); only the values differ.
 
 from __future__ import annotations
 
+import functools
 import math
 import tempfile
 from dataclasses import dataclass
@@ -57,9 +58,14 @@ class MatmulShapesOnly(TorchDispatchMode):
 
 def phase_step_flops(phase: Phase) -> int:
     """One step of a published phase: a training step or a forward pass of ``batch`` images (meta tensors)."""
-    model = models.create(phase.network, phase.classes)
-    shape = (phase.batch, 3, phase.input_size, phase.input_size)
-    return flops.training_step_flops(model, shape) if phase.kind == "train" else flops.forward_flops(model, shape)
+    return _step_flops(phase.kind, phase.network, phase.classes, phase.batch, phase.input_size)
+
+
+@functools.lru_cache(maxsize=None)  # phases share networks and shapes; each count takes about a second
+def _step_flops(kind: str, network: str, classes: int, batch: int, size: int) -> int:
+    model = models.create(network, classes)
+    shape = (batch, 3, size, size)
+    return flops.training_step_flops(model, shape) if kind == "train" else flops.forward_flops(model, shape)
 
 
 def phase_flops(phase: Phase, step_flops: int) -> float:

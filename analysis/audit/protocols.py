@@ -58,6 +58,7 @@ class Claim:
     device: str
     device_source: str
     phases: tuple[Phase, ...]
+    note: str = ""
 
 
 def _phase(entry: dict, where: str) -> Phase:
@@ -90,6 +91,7 @@ def load_claims(path: str | Path = PROTOCOLS) -> list[Claim]:
                 entry["device"],
                 spec["device_sources"][method],
                 tuple(_phase(phase, f"{where} phase {i + 1}") for i, phase in enumerate(phases)),
+                entry.get("note", ""),
             )
         )
     return claims

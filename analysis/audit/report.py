@@ -52,6 +52,8 @@ def _protocols(claims: list[Claim], rows: pd.DataFrame) -> list[str]:
         for number, phase in enumerate(claim.phases, 1):
             lines += [f"- phase {number} {name}: {text}" for name, text in phase.sources.items()]
         lines.append(f"- numbers that are assumptions: {row['assumed']}")
+        if claim.note:
+            lines.append(f"- note: {claim.note}")
         lines.append("")
     return lines
 
@@ -76,9 +78,9 @@ def _measured_lines(cpu: dict, gpu: str) -> list[str]:
     return [
         "## Our own cost, measured (DADA, CIFAR-10 setting)",
         "",
-        f"One epoch of the `scale=paper` reduced CIFAR-10 search settings on the embedded Fashion-MNIST ({cpu['steps']} "
-        f"steps, threads=1, on a 2-core machine shared with other work; `{MEASURED.name}`): search loop "
-        f"{cpu['search_wall_seconds']:.0f} s wall, whole process {cpu['process_cpu_seconds']:.0f} s CPU. "
+        "One epoch of the `scale=paper` reduced CIFAR-10 search settings on the embedded Fashion-MNIST "
+        f"({cpu['steps']} steps, threads=1, on a 2-core machine shared with other work; `{MEASURED.name}`):"
+        f" search loop {cpu['search_wall_seconds']:.0f} s wall, whole process {cpu['process_cpu_seconds']:.0f} s CPU. "
         f"Extrapolated to {cpu['epochs']} epochs: {cpu['wall_hours_extrapolated']:.2f} h wall under contention, "
         f"{cpu['cpu_hours_extrapolated']:.2f} CPU-hours (an upper bound: start-up and the end-of-run FLOP count "
         f"included). The epoch's counted {cpu['epoch_flops']:.3g} FLOPs make {cpu['flops_per_cpu_second'] / 1e9:.0f} "
@@ -101,8 +103,10 @@ def write_audit(
     measured_path: Path = MEASURED,
     dada_overrides: tuple[str, ...] = (),
     pil_images: int = 8,
+    estimators: tuple[str, ...] = ESTIMATORS,
 ) -> list[Path]:
-    """Count, compare and write every file of the audit; returns the paths written."""
+    """Count, compare and write every file of the audit; returns the paths written. ``dada_overrides`` (Hydra
+    overrides), ``pil_images`` and ``estimators`` (RELAX, which the claim rows use, must be among them) shrink it."""
     paper, claims, thresholds = load_paper_results(paper_path), load_claims(protocols), load_verdicts(protocols)
     check_coverage(claims, paper)
     rows, steps, cpu_rows = [], [], []
@@ -111,7 +115,7 @@ def write_audit(
         if claim.method != "DADA":
             rows.append(protocol_row(claim, paper, thresholds))
             continue
-        counted = {est: dada_step(claim.phases[0].experiment, est, dada_overrides) for est in ESTIMATORS}
+        counted = {est: dada_step(claim.phases[0].experiment, est, dada_overrides) for est in estimators}
         steps += counted.values()
         row = dada_row(claim, counted[CLAIM_ESTIMATOR], paper, thresholds)
         rows.append(row)
@@ -155,7 +159,9 @@ def _markdown(frame, claims, thresholds, steps, cpu_rows, pil, cpu, gpu) -> str:
         "\\* OHL AA's cells are the DADA paper's estimates, not OHL's claims. A verdict that rests on an assumed "
         "protocol number (below) is only as good as the assumption.",
         "",
-        f"## DADA: this repository's search step at the paper settings (scale=paper), by estimator",
+        *[f"- {row['method']}, {row['dataset']}: {row['note']}" for _, row in frame.iterrows() if row["note"]],
+        "",
+        "## DADA: this repository's search step at the paper settings (scale=paper), by estimator",
         "",
         "Network: one training forward and backward of the network; policy: the rest of the bi-level step "
         "(the unrolled step, the finite-difference passes and the estimator). The claim rows use RELAX.",

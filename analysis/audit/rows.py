@@ -36,6 +36,7 @@ class Row:
     verdict: str
     assumed: str  # the protocol numbers that are assumptions, per phase
     device_source: str
+    note: str
 
 
 def verdict(utilisation: float, thresholds: dict) -> str:
@@ -84,6 +85,7 @@ def _row(claim: Claim, paper: pd.DataFrame, thresholds: dict, protocol: str, per
         verdict(utilisation, thresholds),
         assumed,
         claim.device_source,
+        claim.note,
     )
 
 
