@@ -132,6 +132,10 @@ all: setup ## every table and figure
 status: setup ## per run of TABLE (default table1): pending / running / finished / failed / not run, with Slurm job ids
 	@$(REPRODUCE) status $(TABLE)
 
+.PHONY: audit
+audit: setup ## Table 1(a)'s search GPU-hours against a FLOP lower bound of each published protocol (no data, no GPU; a few minutes)
+	$(PY) -m analysis audit
+
 .PHONY: estimator-hypergradient
 estimator-hypergradient: setup ## gumbel/RELAX/REINFORCE hypergradient variance and bias at 3 search states (~5 min)
 	$(PY) -m analysis.hypergradients --scale $(SCALE) --out results/

@@ -65,16 +65,17 @@ def test_verdict_thresholds():
     assert "impossible" in verdict(1.5, thresholds)
 
 
-def test_shapes_only_counting_equals_a_real_step():
-    """The zero-product mode counts what a real search step counts (WRN-10-1, batch 8, the CIFAR-10 setting)."""
+def test_shapes_only_counting_at_two_batches_equals_a_real_step(estimator="relax"):
+    """The zero-product mode, at batches 2 and 4 extended to 8, counts what a real search step of batch 8 counts
+    (WRN-10-1, the CIFAR-10 setting)."""
     from dada.search.loop import SearchRun
 
     overrides = ("scale.model=wrn10_1", "scale.batch_size=8")
-    counted = dada_step("search_cifar10", "relax", overrides)
-    run = SearchRun(paper_search_config("search_cifar10", "relax", overrides))
-    generator = torch.Generator().manual_seed(0)
-    batch = (torch.rand(8, 3, 32, 32, generator=generator), torch.arange(8) % 10)
-    real = flops.count_flops(run.optimizer.hypergradient, batch, (batch[0].clone(), batch[1].clone()), run.generator)
+    counted = dada_step("search_cifar10", estimator, overrides)
+    run = SearchRun(paper_search_config("search_cifar10", estimator, overrides))
+    batch = (torch.rand(8, 3, 32, 32), torch.arange(8) % 10)
+    draws = torch.Generator().manual_seed(0)
+    real = flops.count_flops(run.optimizer.hypergradient, batch, (batch[0].clone(), batch[1].clone()), draws)
     assert counted.step_flops == real
     assert counted.network_flops < counted.step_flops
     assert counted.protocol_steps == 20 * 250  # 20 epochs x ceil(2000 / 8)

@@ -8,7 +8,7 @@ it), built from the composed ``scale=paper`` config. Its augmentation, sampling 
 tensors, so it runs on real ones under ``MatmulShapesOnly``: every convolution and matrix product (the only ops
 the counter counts) is answered with zeros of the shape its meta twin gives, and everything else runs. The counter
 sees the same ops and shapes as in a real step, so the count is the same (checked against a real step in
-tests/test_audit.py); only the values differ.
+tests/test_audit.py); only the values differ. It counts at two small batches and extends the line (``dada_step``).
 """
 
 from __future__ import annotations
@@ -111,21 +111,33 @@ def paper_search_config(experiment: str, estimator: str, overrides: tuple[str, .
     return compose_app_config("search", [*base, *overrides])
 
 
+def _bilevel_step_flops(run, batch: int, size: int, classes: int, seed: int) -> int:
+    """One ``hypergradient`` of ``run`` on ``batch`` random images, under ``MatmulShapesOnly``."""
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand(batch, 3, size, size, generator=generator)
+    labels = torch.arange(batch) % classes
+    draws = torch.Generator().manual_seed(seed)  # the same sub-policy draws at every batch size
+    with MatmulShapesOnly(), FlopCounterMode(display=False) as counter:
+        run.optimizer.hypergradient((images, labels), (images.clone(), labels.clone()), draws)
+    return counter.get_total_flops()
+
+
 def dada_step(experiment: str, estimator: str, overrides: tuple[str, ...] = ()) -> DadaStep:
-    """Count one search step of the composed ``scale=paper`` config (module docstring)."""
+    """Count one search step of the composed ``scale=paper`` config (module docstring).
+
+    The step is counted at batches of 2 and 4 and extended linearly to the config's batch: every counted product
+    is linear in the batch (the estimator's, which is not, is the intercept), and a step of ResNet-50 at 224 px and
+    batch 32 would hold about 10 GB of activations. tests/test_audit.py checks the line against a real step.
+    """
     from dada.search.loop import SearchRun  # the search app, imported only when a DADA row is counted
 
     cfg = paper_search_config(experiment, estimator, overrides)
     run = SearchRun(cfg)
     dataset = cfg.dataset
-    size = dataset.image_size
-    classes = dataset.search_classes or dataset.num_classes
+    size, classes = dataset.image_size, dataset.search_classes or dataset.num_classes
     images = dataset.search_images if cfg.scale.search_images is None else cfg.scale.search_images
     train_images = round(images * dataset.search_train_fraction)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    batch = (torch.rand(run.batch_size, 3, size, size, generator=generator), torch.arange(run.batch_size) % classes)
-    with MatmulShapesOnly(), FlopCounterMode(display=False) as counter:
-        run.optimizer.hypergradient(batch, (batch[0].clone(), batch[1].clone()), run.generator)
+    two, four = (_bilevel_step_flops(run, batch, size, classes, cfg.seed) for batch in (2, 4))
     shape = (run.batch_size, 3, size, size)
     return DadaStep(
         experiment=experiment,
@@ -137,7 +149,7 @@ def dada_step(experiment: str, estimator: str, overrides: tuple[str, ...] = ()) 
         val_images=images - train_images,
         epochs=run.epochs,
         batch=run.batch_size,
-        step_flops=counter.get_total_flops(),
+        step_flops=two + (four - two) * (run.batch_size - 2) // 2,
         network_flops=flops.training_step_flops(run.model, shape),
         val_forward_flops=flops.forward_flops(run.model, (images - train_images, 3, size, size)),
     )
