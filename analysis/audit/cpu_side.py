@@ -29,6 +29,8 @@ def pil_seconds_per_image(size: int, images: int = 8, seed: int = 0) -> float:
     """CPU seconds to augment one ``size`` px image with two PIL ops and convert it to a tensor."""
     random.seed(seed)
     pictures = _images(size, images, seed)
+    for name in OP_NAMES:  # warm-up, untimed: PIL's first calls load and set up its code paths
+        to_tensor(apply_pil(pictures[0], name, 0.5))
     start = time.process_time()
     for image in pictures:
         for name in OP_NAMES:

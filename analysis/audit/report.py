@@ -102,7 +102,7 @@ def write_audit(
     paper_path: Path = PAPER_RESULTS,
     measured_path: Path = MEASURED,
     dada_overrides: tuple[str, ...] = (),
-    pil_images: int = 8,
+    pil_images: int = 32,
     estimators: tuple[str, ...] = ESTIMATORS,
 ) -> list[Path]:
     """Count, compare and write every file of the audit; returns the paths written. ``dada_overrides`` (Hydra
