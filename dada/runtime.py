@@ -2,7 +2,6 @@
 
 import contextlib
 import fcntl
-import json
 import math
 import os
 import random
@@ -13,6 +12,8 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+
+from dada.files import UnsafeRunFileError, open_no_follow, read_json, refuse_link, write_atomic
 
 LOCK_FILE = ".lock"
 IDENTITY_IGNORED = ("dataset.root",)  # where the data lives is no setting of the run
@@ -78,7 +79,7 @@ def finished_summary(run_dir: str | os.PathLike) -> dict | None:
     path = Path(run_dir) / "summary.json"
     if not path.exists():
         return None
-    summary = json.loads(path.read_text())
+    summary = read_json(path, "run summary")
     return summary if summary.get("status") == "FINISHED" else None
 
 
@@ -87,8 +88,13 @@ def run_lock(run_dir: "str | os.PathLike") -> Iterator[Path]:
     """Hold ``<run_dir>/.lock`` for the block, so a second process on the same folder is refused, naming the PID
     that holds it. The lock is ``flock``'s: the system drops it when the holder dies, so a killed run leaves none."""
     path = Path(run_dir) / LOCK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except PermissionError as error:
+        raise UnsafeRunFileError(
+            f"the run folder {run_dir} cannot be created ({error.strerror}); choose another run_dir"
+        )
+    descriptor = open_no_follow(path, os.O_RDWR | os.O_CREAT)
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -148,10 +154,10 @@ def save_hydra_record(run_dir: "str | os.PathLike", cfg: DictConfig) -> None:
         return
     hydra = HydraConfig.get()
     folder = Path(run_dir) / ".hydra"
-    folder.mkdir(parents=True, exist_ok=True)
+    refuse_link(folder)
     for name, node in (
         ("config.yaml", cfg),
         ("hydra.yaml", OmegaConf.create({"hydra": hydra})),
         ("overrides.yaml", hydra.overrides.task),
     ):
-        (folder / name).write_text(OmegaConf.to_yaml(node), encoding="utf-8")
+        write_atomic(folder / name, OmegaConf.to_yaml(node))

@@ -546,7 +546,7 @@ CASES = [
         "9-policy-file-not-json",
         lambda tmp: _load_policy_file(tmp, b"\x89PNG\r\n\x1a\n\xff\xfe"),
         ValueError,
-        r"policy file .*policy.json cannot be read as a policy: .*codec",
+        r"policy file .*policy.json is not UTF-8 text .*codec",
         names_file=True,
     ),
     Case(

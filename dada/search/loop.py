@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from dada import checkpoint, data, estimators, models, transforms
+from dada.files import write_atomic
 from dada.plots import policy_heatmap
 from dada.runtime import (
     check_identity,
@@ -422,7 +423,7 @@ class SearchRun:
         self._check_finite_state("at the policy export")
         policy = self.space.export(self.cfg.search.top_k, name=f"{self.cfg.name}-seed{self.cfg.seed}")
         policy_path = policy.save(self.run_dir / "policy.json")
-        (self.run_dir / "policy_archive.json").write_text(json.dumps(policy.to_archive()))
+        write_atomic(self.run_dir / "policy_archive.json", json.dumps(policy.to_archive()))
         # FLOPs: one step counted (hypergradient runs a step's passes and updates nothing), times the steps; the
         # network part is the step's training forward and backward, the policy part the rest of the step.
         index = torch.arange(self.batch_size, device=self.device)
