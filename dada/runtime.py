@@ -13,10 +13,13 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from dada.files import UnsafeRunFileError, open_no_follow, read_json, refuse_link, write_atomic
+from dada.files import UnreadableFileError, UnsafeRunFileError, open_no_follow, read_json, refuse_link, write_atomic
 
 LOCK_FILE = ".lock"
 IDENTITY_IGNORED = ("dataset.root",)  # where the data lives is no setting of the run
+# Every app's identity holds these too: a CPU run's numbers depend on its thread count (README), so a resume under
+# another count would mix two runs under one record.
+IDENTITY_ALWAYS = ("threads",)
 
 
 class RunLockedError(RuntimeError):
@@ -79,7 +82,10 @@ def finished_summary(run_dir: str | os.PathLike) -> dict | None:
     path = Path(run_dir) / "summary.json"
     if not path.exists():
         return None
-    summary = read_json(path, "run summary")
+    try:
+        summary = read_json(path, "run summary")
+    except UnreadableFileError as error:
+        raise UnreadableFileError(f"{error}. Nothing was run: move it away to re-run {run_dir}") from None
     return summary if summary.get("status") == "FINISHED" else None
 
 
@@ -112,8 +118,9 @@ def run_lock(run_dir: "str | os.PathLike") -> Iterator[Path]:
 
 
 def run_identity(cfg: DictConfig, keys: Sequence[str]) -> dict[str, Any]:
-    """The settings of ``cfg`` under ``keys``, resolved: what a resume or a re-run must not change."""
-    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(keys)), resolve=True)
+    """The settings of ``cfg`` under ``keys`` and `IDENTITY_ALWAYS`, resolved: what a resume or a re-run must not
+    change."""
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [*keys, *IDENTITY_ALWAYS]), resolve=True)
 
 
 def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -127,14 +134,15 @@ def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def check_identity(run_dir: "str | os.PathLike", saved: "Mapping[str, Any] | None", current: Mapping[str, Any]) -> None:
-    """Refuse to resume or re-run ``run_dir`` with settings other than ``saved``, naming each changed key."""
+    """Refuse to resume or re-run ``run_dir`` with settings other than ``saved``, naming each changed key. A key
+    that ``saved`` lacks (recorded before it was) and that is null now counts as unchanged."""
     if saved is None:
         return
     old, new = _flat(saved), _flat(current)
     changed = [
         f"{key} ({old.get(key, 'unset')} -> {new.get(key, 'unset')})"
         for key in sorted(old.keys() | new.keys())
-        if key not in IDENTITY_IGNORED and old.get(key) != new.get(key)
+        if key not in IDENTITY_IGNORED and old.get(key) != new.get(key) and (key in old or new[key] is not None)
     ]
     if changed:
         raise RunMismatchError(
