@@ -586,6 +586,40 @@ def _read_only_run_folder(tmp_path: Path):
         (tmp_path / "run").chmod(0o755)
 
 
+def _app_with_links_at_its_hydra_files(tmp_path: Path) -> subprocess.CompletedProcess:
+    """The app as a process with links at Hydra's run log and at its record: the record is refused naming the link,
+    and the target does not change."""
+    run_dir, victim = tmp_path / "run", tmp_path / "outside" / "victim"
+    victim.parent.mkdir()
+    victim.write_text("precious\n")
+    for name in ("__main__.log", ".hydra/config.yaml"):
+        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (run_dir / name).symlink_to(victim)
+    result = _app("search", *SEARCH_SMOKE, f"run_dir={run_dir}")
+    assert victim.read_text() == "precious\n"
+    return result
+
+
+def _run_log_through_a_link(tmp_path: Path) -> str:
+    """Hydra's run log (dada.files.RunLogHandler) at a planted link: said once on stderr, the target unchanged."""
+    import contextlib
+    import io
+    import logging
+
+    from dada.files import RunLogHandler
+
+    victim, link = tmp_path / "victim", tmp_path / "run" / "__main__.log"
+    victim.write_text("precious\n")
+    link.parent.mkdir()
+    link.symlink_to(victim)
+    handler, said = RunLogHandler(str(link)), io.StringIO()
+    with contextlib.redirect_stderr(said):
+        handler.emit(logging.LogRecord("dada", logging.INFO, __file__, 1, "a line", None, None))
+    handler.close()
+    assert victim.read_text() == "precious\n"
+    return said.getvalue()
+
+
 CASES = [
     Case(
         "1-zero-train-epochs",
@@ -1123,6 +1157,20 @@ CASES = [
         OSError,
         r"run/.lock cannot be written .*the run folder .* is not writable by this user",
         names_file=True,
+    ),
+    Case(
+        "23-run-log-at-a-link-is-off",
+        _run_log_through_a_link,
+        None,
+        r"^the run log is off: .*run/__main__.log is a symbolic link",
+    ),
+    Case(
+        "23-links-at-hydra-log-and-record",
+        _app_with_links_at_its_hydra_files,
+        1,
+        r"UnsafeRunFileError: .*run/.hydra/config.yaml is a symbolic link .*; a run file is never written through",
+        names_file=True,
+        slow=True,
     ),
 ]
 
