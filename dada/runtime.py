@@ -134,15 +134,20 @@ def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def check_identity(run_dir: "str | os.PathLike", saved: "Mapping[str, Any] | None", current: Mapping[str, Any]) -> None:
-    """Refuse to resume or re-run ``run_dir`` with settings other than ``saved``, naming each changed key. A key
-    that ``saved`` lacks (recorded before it was) and that is null now counts as unchanged."""
+    """Refuse to resume or re-run ``run_dir`` with settings other than ``saved``, naming each changed key.
+
+    The keys of `IDENTITY_ALWAYS` count only where ``saved`` holds them (checkpoints older than them do not) and the
+    run is unfinished: re-running a finished run only reads its summary."""
     if saved is None:
         return
     old, new = _flat(saved), _flat(current)
+    always = () if finished_summary(run_dir) is not None else tuple(key for key in IDENTITY_ALWAYS if key in old)
     changed = [
         f"{key} ({old.get(key, 'unset')} -> {new.get(key, 'unset')})"
         for key in sorted(old.keys() | new.keys())
-        if key not in IDENTITY_IGNORED and old.get(key) != new.get(key) and (key in old or new[key] is not None)
+        if key not in IDENTITY_IGNORED
+        and old.get(key) != new.get(key)
+        and (key not in IDENTITY_ALWAYS or key in always)
     ]
     if changed:
         raise RunMismatchError(

@@ -438,6 +438,12 @@ def _resumed_under_other_threads(tmp_path: Path):
     _search(tmp_path, "threads=2").run()
 
 
+def _finished_run_under_other_threads(tmp_path: Path) -> str:
+    """A finished run re-run under another thread count is a no-op: nothing is resumed, its record stands."""
+    _plant_run(tmp_path / "run", "search", _search(tmp_path, "threads=1").identity, finished=True)
+    return f"status {_search(tmp_path, 'threads=2').run()['status']}"
+
+
 def _plant_summary(run_dir: Path, text: str) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "summary.json").write_text(text)
@@ -996,6 +1002,9 @@ CASES = [
         names_file=True,
     ),
     Case(
+        "23-finished-run-under-other-threads-is-a-no-op", _finished_run_under_other_threads, None, "^status FINISHED$"
+    ),
+    Case(
         "23-policy-probability-true",
         lambda tmp: _load_policy_file(tmp, b'{"sub_policies": [{"operations": [["Rotate", true, 0.5]]}]}'),
         ValueError,
@@ -1218,6 +1227,7 @@ RUN_FILES = {
     "common": (".lock", "checkpoint.pt", "config.yaml", "run_info.json", "metrics.jsonl", "summary.json"),
     "search": ("policy.json", "policy_archive.json", "figures/policy_epoch001.png", "figures/policy_epoch001.pdf"),
     "train": (),
+    "detect": (),  # tests/test_detect.py plants them for a detection run
     "old temporary names": (".checkpoint.pt.tmp", ".config.yaml.partial", ".summary.json.partial"),
 }
 
@@ -1226,12 +1236,10 @@ def _written_names(run_dir: Path) -> set[str]:
     return {str(path.relative_to(run_dir)) for path in run_dir.rglob("*") if path.is_file() and not path.is_symlink()}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("app", ["search", "train"])
-def test_links_planted_at_every_run_file_leave_their_targets_untouched(app, tmp_path):
-    """A link at each name, all at once: each run refuses the first it meets, naming it; it is removed and the run
-    starts again, until the run finishes. No target outside the run folder changes, whatever the order."""
-    names = [*RUN_FILES["common"], *RUN_FILES[app], *RUN_FILES["old temporary names"]]
+def refuse_links_until_finished(run: Callable[[], object], tmp_path: Path, names: list[str]) -> list[str]:
+    """Plant a link at each of ``names`` in ``tmp_path/run``, all at once; ``run()`` refuses the first it meets, naming
+    it; that link is removed and ``run()`` starts again, until the run finishes. Check that no target outside the run
+    folder changed, whatever the order, and that the run wrote no name outside ``names``; return the refused links."""
     run_dir, victims = tmp_path / "run", tmp_path / "outside" / "victims"  # no sibling seed of the run
     victims.mkdir(parents=True)
     for name in names:
@@ -1239,11 +1247,10 @@ def test_links_planted_at_every_run_file_leave_their_targets_untouched(app, tmp_
         victim.write_text(f"precious: {name}\n")
         (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (run_dir / name).symlink_to(victim)
-    make = {"search": _search, "train": _train}[app]
     refused = []
     for _ in range(len(names) + 1):
         try:
-            make(tmp_path).run()
+            run()
             break
         except Exception as error:  # each refusal names the link it met
             link = next((name for name in names if f"{run_dir / name} " in f"{error} "), None)
@@ -1256,3 +1263,12 @@ def test_links_planted_at_every_run_file_leave_their_targets_untouched(app, tmp_
     }
     assert _written_names(run_dir) <= set(names), "a run file without a planted link: add it to RUN_FILES"
     assert len(refused) >= len(RUN_FILES["common"]), refused
+    return refused
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("app", ["search", "train"])
+def test_links_planted_at_every_run_file_leave_their_targets_untouched(app, tmp_path):
+    make = {"search": _search, "train": _train}[app]
+    names = [*RUN_FILES["common"], *RUN_FILES[app], *RUN_FILES["old temporary names"]]
+    refuse_links_until_finished(lambda: make(tmp_path).run(), tmp_path, names)
