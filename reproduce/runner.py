@@ -50,13 +50,13 @@ def skip_reason(run: Run, data_root: Path) -> str | None:
     try:
         if finished_summary(run.run_dir) is not None:
             return "finished earlier"
-    except UnreadableFileError as error:  # one bad run folder never stops the others
+        missing = missing_data(run.dataset, data_root)
+        if missing is not None:
+            return f"not run: no data at {missing}"
+        if run.needs is not None and finished_summary(run.needs) is None:
+            return f"{WAITING}{'backbone' if run.app == 'detect' else 'search'} {run.needs} did not finish"
+    except UnreadableFileError as error:  # a bad summary.json: named, and the other runs go on
         return f"not run: {error}"
-    missing = missing_data(run.dataset, data_root)
-    if missing is not None:
-        return f"not run: no data at {missing}"
-    if run.needs is not None and finished_summary(run.needs) is None:
-        return f"{WAITING}{'backbone' if run.app == 'detect' else 'search'} {run.needs} did not finish"
     return None
 
 

@@ -23,6 +23,7 @@ from torchvision.transforms import v2
 
 from dada.data._errors import missing_paths_error
 from dada.data.fashion_mnist import missing_fashion_mnist
+from dada.data.folders import open_image
 from dada.detect.annotations import read_instances
 
 SPLITS = ("train", "val")
@@ -135,6 +136,10 @@ class CheckedCocoDetection(datasets.CocoDetection):
         datasets.VisionDataset.__init__(self, str(root), transforms=transforms)  # CocoDetection's would re-read it
         self.coco = coco
         self.ids = sorted(coco.imgs)
+
+    def _load_image(self, id: int):  # noqa: A002 (torchvision's name)
+        """The image as RGB through `open_image`: an undecodable file or a decompression bomb is named."""
+        return open_image(str(Path(self.root) / self.coco.loadImgs(id)[0]["file_name"]))
 
 
 def with_instances(dataset) -> list[int]:

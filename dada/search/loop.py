@@ -14,8 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from dada import checkpoint, data, estimators, models, transforms
-from dada.files import write_atomic
+from dada.files import read_json, write_atomic
 from dada.plots import policy_heatmap
+from dada.policy import POLICY_CAP
 from dada.runtime import (
     check_identity,
     finished_summary,
@@ -482,7 +483,8 @@ def top_overlap(run_dir: Path, policy) -> dict[str, float]:
         if other.parent == run_dir:
             continue
         try:
-            theirs = {tuple(op[0] for op in s["operations"]) for s in json.loads(other.read_text())["sub_policies"]}
+            document = read_json(other, "policy file", cap=POLICY_CAP)
+            theirs = {tuple(op[0] for op in s["operations"]) for s in document["sub_policies"]}
         except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
             warnings.warn(
                 f"{other} was skipped in the top-k overlap with other seeds: it cannot be read "
