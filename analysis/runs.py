@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from dada.files import read_json
+from dada.files import UnreadableFileError, read_json
 from dada.layout import find_run_dirs, parse_run_dir
 from dada.schemas import DetectSummary, SearchSummary, parse_summary
 
@@ -130,9 +130,11 @@ def _record_or_none(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / "summary.json"
     try:
         return run_record(run_dir, read_json(path, "run summary"))
-    except (ValueError, TypeError, KeyError) as error:  # UnreadableFileError and SummaryError are ValueErrors
-        warnings.warn(f"{path} was left out: it is no readable run summary ({error})", RuntimeWarning)
-        return None
+    except UnreadableFileError as error:  # its message names the file
+        warnings.warn(f"a run was left out: {error}", RuntimeWarning)
+    except (ValueError, TypeError, KeyError) as error:  # SummaryError is a ValueError
+        warnings.warn(f"a run was left out: {path} is no run summary ({type(error).__name__}: {error})", RuntimeWarning)
+    return None
 
 
 def _result(app: str, hours: float, unit: str, error: float, ap: float) -> str:

@@ -1052,7 +1052,7 @@ CASES = [
         "23-analysis-leaves-out-a-bad-summary",
         _analysis_reads_around_bad_summaries,
         RuntimeWarning,
-        r"seed1/summary.json was left out: .*cannot be parsed",
+        r"^a run was left out: run summary .*seed1/summary.json cannot be parsed",
         names_file=True,
     ),
     Case(
