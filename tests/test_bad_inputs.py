@@ -1188,6 +1188,18 @@ CASES = [
     "case", [pytest.param(case, id=case.id, marks=[pytest.mark.slow] if case.slow else []) for case in CASES]
 )
 def test_bad_input_fails_loudly(case, tmp_path):
+    results = _snapshot(REPOSITORY / "results")  # the committed results: outside every run folder of the cases
+    try:
+        _check_case(case, tmp_path)
+    finally:
+        assert _snapshot(REPOSITORY / "results") == results, "a case changed the committed results"
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(path): (path.stat().st_size, path.stat().st_mtime_ns) for path in folder.rglob("*") if path.is_file()}
+
+
+def _check_case(case: Case, tmp_path: Path) -> None:
     if case.raises is None:
         message = case.run(tmp_path)
     elif isinstance(case.raises, int):
