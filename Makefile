@@ -87,8 +87,11 @@ REPRODUCE = $(PY) -m reproduce --scale $(SCALE) --seeds $(SEEDS) --data-root $(D
 	$(if $(filter 1 yes true,$(WAIT)),--wait) $(if $(SLURM_PARTITION),--partition $(SLURM_PARTITION)) \
 	$(if $(SLURM_ACCOUNT),--account $(SLURM_ACCOUNT))
 ANALYSIS = $(PY) -m analysis --scale $(SCALE) --seeds $(SEEDS) --data-root $(DATA_ROOT)
-# Run what the target needs, then write its results even when a run failed (the tables say which), keeping the status.
-RUN_AND_ANALYSE = $(REPRODUCE) $@; status=$$?; $(ANALYSIS) $@ && exit $$status
+# Run what the target needs, then write its results even when a run failed (exit 1: the tables say which), keeping the
+# status; a refused command (exit 2: a bad JOBS, SEEDS, ...) ran nothing, so results/ is left as it is.
+RUN_AND_ANALYSE = $(REPRODUCE) $@; status=$$?; if [ $$status -ge 2 ]; then \
+	echo "reproduce refused $@ (exit $$status); results/ left as it is" >&2; exit $$status; fi; \
+	$(ANALYSIS) $@ && exit $$status
 .PHONY: table1 table2 table3 table4 table5 table6 fig1 fig3a fig3b figures all status
 
 table1: setup ## Table 1: search cost and test error per data set (smoke: Fashion-MNIST; SCALE=mini: the evidence run)

@@ -3,10 +3,11 @@
 ``python -m analysis runs`` lists every run found under the runs root, whoever launched it."""
 
 import argparse
+import sys
 from pathlib import Path
 
 from analysis.audit import write_audit
-from analysis.report import Context, write_results
+from analysis.report import Context, EmptyResultsError, write_results
 from analysis.runs import runs_listing
 from analysis.style import use_file_backend
 from reproduce.cli import parse_seeds
@@ -49,7 +50,10 @@ def main(argv: list[str] | None = None) -> None:
         print(runs_listing(context.read()))
         return
     use_file_backend()
-    write_results(args.target, context)
+    try:
+        write_results(args.target, context)
+    except EmptyResultsError as error:
+        sys.exit(f"python -m analysis {args.target}: {error}")
 
 
 if __name__ == "__main__":

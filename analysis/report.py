@@ -121,12 +121,34 @@ def _paired_note(csv_name: str) -> str:
     )
 
 
+class EmptyResultsError(ValueError):
+    """The analysis found no run for a table whose file holds runs; the file was kept."""
+
+
+def refuse_emptying(csv: Path, cells: pd.DataFrame) -> None:
+    """Never replace a table that counts runs with one that counts none (after a failed or refused target, or with
+    the wrong --seeds or --scale): the measured table would be lost."""
+    if cells["n"].sum() > 0 or not csv.is_file():
+        return
+    try:
+        counted = int(pd.read_csv(csv)["n"].fillna(0).sum())
+    except (OSError, ValueError, KeyError):  # no table of ours: nothing measured to keep
+        return
+    if counted:
+        raise EmptyResultsError(
+            f"{csv} counts {counted} runs, and no run of this scale and these seeds has finished: it was left as it "
+            f"is, with the tables beside it. Run the target first (python -m reproduce), check --scale and --seeds, "
+            f"or move the file away to write an empty table"
+        )
+
+
 def write_table(name: str, runs: pd.DataFrame, context: Context) -> Path:
     """``results/<name>[_<scale>].csv`` (one line per cell) and ``.md`` (methods as rows, data sets as columns);
     Table 1 adds paired comparisons (``_paired.csv``) and the cost report."""
     layout = get_layout(name)
     cells, caption = _cells(name, runs, context)
     stem = context.results_dir / output_name(name, context.scale)
+    refuse_emptying(stem.with_suffix(".csv"), cells)
     context.results_dir.mkdir(parents=True, exist_ok=True)
     cells.to_csv(stem.with_suffix(".csv"), index=False)
     typical_n = typical_seed_count(cells)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
 
+from dada.files import UnreadableFileError, read_json
 from dada.layout import find_run_dirs, parse_run_dir
 from dada.schemas import DetectSummary, SearchSummary, parse_summary
 
@@ -118,8 +120,21 @@ def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 def read_runs(runs_root: str | Path = "runs") -> pd.DataFrame:
     """Every run folder under ``runs_root`` that has a ``summary.json`` (any status), sorted by path."""
-    records = [run_record(path, json.loads((path / "summary.json").read_text())) for path in find_run_dirs(runs_root)]
+    records = [record for record in map(_record_or_none, find_run_dirs(runs_root)) if record is not None]
     return _frame(records)
+
+
+def _record_or_none(run_dir: Path) -> dict[str, Any] | None:
+    """The run's line, or None with a warning naming its ``summary.json`` when that cannot be read: one bad file
+    never stops the analysis of the others."""
+    path = run_dir / "summary.json"
+    try:
+        return run_record(run_dir, read_json(path, "run summary"))
+    except UnreadableFileError as error:  # its message names the file
+        warnings.warn(f"a run was left out: {error}", RuntimeWarning)
+    except (ValueError, TypeError, KeyError) as error:  # SummaryError is a ValueError
+        warnings.warn(f"a run was left out: {path} is no run summary ({type(error).__name__}: {error})", RuntimeWarning)
+    return None
 
 
 def _result(app: str, hours: float, unit: str, error: float, ap: float) -> str:

@@ -7,7 +7,6 @@ therefore plain data: the random states are converted to tensors, lists and numb
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
 import zipfile
@@ -16,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from dada.files import atomic_file
 
 
 class CorruptCheckpointError(RuntimeError):
@@ -36,11 +37,10 @@ KIND_KEYS = {"search": "space", "train": "history"}
 
 
 def save_atomic(state: dict[str, Any], path: str | Path) -> Path:
+    """Save ``state`` through a unique temporary file renamed into place, never through a link (`dada.files`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    with atomic_file(path) as file:
+        torch.save(state, file)
     return path
 
 

@@ -2,8 +2,10 @@
 
 Each app's root config starts from a schema registered here, so an unknown key or a wrong type fails at
 start-up with Hydra's own message, before any work begins. The numbers live in ``conf/``, not here.
-Hydra's ``+key=value`` adds keys past the schema, and a type cannot say "at least 1": `check_schema` and
-`check_run_config` (called by each app's validation) catch both.
+Hydra's ``+key=value`` adds keys past the schema, and a type cannot say "at least 1": every numeric field
+declares its valid range beside its type (``valid(">= 1")``), and `check_schema` (called by each app's
+validation) refuses unknown keys and values out of their range, naming the key. 0 means the same in every app:
+``grad_clip: 0`` clips nothing, ``cutout: 0`` cuts nothing out, ``num_workers: 0`` reads in the process.
 """
 
 from __future__ import annotations
@@ -19,37 +21,58 @@ from typing import Any, Optional, Sequence
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # the apps' config_path, from the repository root
+SEED_MAX = 2**32 - 1  # NumPy's seeds stop here; torch's and Python's go further
+
+
+def valid(bounds: str, default: Any = MISSING) -> Any:
+    """A dataclass field whose value (each value, for a list) must be finite and lie in ``bounds``: an interval
+    such as ``"[0, 1)"`` or ``"(0, 1]"``, or a bound such as ``"> 0"`` or ``">= 1"``. Checked by `check_schema`."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"range": bounds})
+    return field(default=default, metadata={"range": bounds})
+
+
+def within(value: Any, bounds: str) -> bool:
+    """Whether ``value`` is a finite number (no bool) inside ``bounds`` (as in `valid`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    if bounds.startswith(">"):
+        limit = float(bounds.lstrip(">= "))
+        return value >= limit if bounds.startswith(">=") else value > limit
+    low, high = (float(part) for part in bounds[1:-1].split(","))
+    above_low = value >= low if bounds[0] == "[" else value > low
+    return above_low and (value <= high if bounds[-1] == "]" else value < high)
 
 
 @dataclass
 class SearchPipelineConfig:
     """The official reduced-ImageNet search augmentation around the op (values in conf/dataset/imagenet.yaml)."""
 
-    random_resized_crop_scale: list[float] = MISSING
-    color_jitter: float = MISSING
-    lighting_std: float = MISSING
+    random_resized_crop_scale: list[float] = valid("(0, 1]")
+    color_jitter: float = valid(">= 0")
+    lighting_std: float = valid(">= 0")
     pca_eigval: list[float] = MISSING
     pca_eigvec: list[list[float]] = MISSING
-    val_resize: int = MISSING
+    val_resize: int = valid(">= 1")
 
 
 @dataclass
 class DatasetConfig:
     name: str = MISSING
     root: str = "${oc.env:DATA_ROOT,./data}"
-    num_classes: int = MISSING
-    image_size: int = 32
-    mean: list[float] = MISSING
-    std: list[float] = MISSING
+    num_classes: int = valid(">= 1")
+    image_size: int = valid(">= 1", 32)
+    mean: list[float] = valid("[0, 1]")
+    std: list[float] = valid("> 0")
     eval_train_split: str = "${.name}"  # svhn evaluates on train+extra
-    search_images: int = MISSING  # the reduced set the search runs on
-    search_classes: Optional[int] = None  # reduced ImageNet keeps a subset of classes
-    search_split_seed: int = 0
-    search_train_fraction: float = 0.5
-    cutout: int = 0  # Cutout side in pixels, applied in search and evaluation where the recipe says so
+    search_images: int = valid(">= 1")  # the reduced set the search runs on
+    search_classes: Optional[int] = valid(">= 1", None)  # reduced ImageNet keeps a subset of classes
+    search_split_seed: int = valid(f"[0, {SEED_MAX}]", 0)
+    search_train_fraction: float = valid("(0, 1)", 0.5)
+    cutout: int = valid(">= 0", 0)  # Cutout side in pixels (0: none), in search and evaluation where the recipe says
     search_pipeline: Optional[SearchPipelineConfig] = None  # None: pad-crop and flip (the CIFAR search)
 
 
@@ -66,7 +89,7 @@ class LoggerConfig:
     wandb_mode: str = "offline"
     wandb_project: str = "dada"
     experiment: str = "dada"
-    heatmap_every: int = 5
+    heatmap_every: int = valid(">= 1", 5)
 
 
 @dataclass
@@ -75,15 +98,15 @@ class ScaleConfig:
 
     name: str = MISSING
     model: Optional[str] = None
-    search_epochs: Optional[int] = None
-    search_images: Optional[int] = None
-    train_epochs: Optional[int] = None
-    train_images: Optional[int] = None
-    test_images: Optional[int] = None
-    test_every: Optional[int] = None  # evaluations test every N epochs and at the last; null: every epoch
-    batch_size: Optional[int] = None  # caps both apps' batch
-    train_batch_size: Optional[int] = None  # caps an evaluation's batch instead; null: batch_size
-    num_workers: Optional[int] = None  # DataLoader workers at this size (0: in process); null: the app's
+    search_epochs: Optional[int] = valid(">= 1", None)  # sizes: 0 is not "unset" (null is)
+    search_images: Optional[int] = valid(">= 1", None)
+    train_epochs: Optional[int] = valid(">= 1", None)
+    train_images: Optional[int] = valid(">= 1", None)
+    test_images: Optional[int] = valid(">= 1", None)
+    test_every: Optional[int] = valid(">= 1", None)  # evaluations test every N epochs and at the last; null: every
+    batch_size: Optional[int] = valid(">= 1", None)  # caps both apps' batch
+    train_batch_size: Optional[int] = valid(">= 1", None)  # caps an evaluation's batch instead; null: batch_size
+    num_workers: Optional[int] = valid(">= 0", None)  # DataLoader workers at this size (0: in process); null: the app's
 
 
 @dataclass
@@ -94,10 +117,10 @@ class RunConfig:
     model: ModelConfig = MISSING
     logger: LoggerConfig = MISSING
     scale: ScaleConfig = MISSING
-    seed: int = 0
+    seed: int = valid(f"[0, {SEED_MAX}]", 0)
     device: str = "auto"
     deterministic: bool = True
-    threads: Optional[int] = None  # torch's CPU threads; null: its default. CPU results depend on it (README)
+    threads: Optional[int] = valid(">= 1", None)  # torch's CPU threads; null: its default. CPU results depend on it
     table: str = "none"
     name: str = MISSING
     runs_root: str = "runs"
@@ -146,8 +169,10 @@ def _schema_of(annotation: Any) -> Optional[type]:
 
 
 def check_schema(cfg: DictConfig, schema: type, prefix: str = "") -> None:
-    """Refuse a key the schema does not define, also one added with Hydra's ``+key=value`` (which skips struct mode)."""
+    """Refuse a key the schema does not define, also one added with Hydra's ``+key=value`` (which skips struct mode),
+    and a value outside the range its field declares (`valid`), naming the key and the range."""
     hints = typing.get_type_hints(schema)
+    bounds = {item.name: item.metadata.get("range") for item in dataclasses.fields(schema)}
     for key in cfg.keys():
         name = f"{prefix}{key}"
         if key not in hints:
@@ -155,9 +180,26 @@ def check_schema(cfg: DictConfig, schema: type, prefix: str = "") -> None:
                 f"unknown config key {name!r}: {schema.__name__} has no field {key!r}; valid keys "
                 f"at this level: {', '.join(hints)}. Check the spelling, and drop the '+'"
             )
+        if bounds.get(key) and not OmegaConf.is_missing(cfg, key):
+            _check_bounds(name, cfg[key], bounds[key], nullable=type(None) in typing.get_args(hints[key]))
         inner = _schema_of(hints[key])
         if inner is not None and not OmegaConf.is_missing(cfg, key) and isinstance(cfg[key], DictConfig):
             check_schema(cfg[key], inner, f"{name}.")
+
+
+def _check_bounds(name: str, value: Any, bounds: str, nullable: bool) -> None:
+    if value is None and nullable:
+        return
+    values = OmegaConf.to_container(value) if isinstance(value, ListConfig) else None
+    if values is not None and all(within(item, bounds) for item in values):
+        return
+    if values is None and within(value, bounds):
+        return
+    shown = values if values is not None else value
+    finite = " (a finite number)" if isinstance(value, float) and not math.isfinite(value) else ""
+    verb = "lie in" if bounds[0] in "[(" else "be"
+    must = f"each value must {verb} {bounds}" if values is not None else f"it must {verb} {bounds}{finite}"
+    raise ConfigValueError(f"{name}={shown} is out of range: {must}{' or null' if nullable else ''}")
 
 
 def check_range(
@@ -167,33 +209,15 @@ def check_range(
     value = OmegaConf.select(cfg, key)
     if value is None and nullable:
         return
-    inside = value is not None and (value > low if above else value >= low) and value <= high
+    inside = value is not None and math.isfinite(value) and (value > low if above else value >= low) and value <= high
     if not inside:
         bounds = f"{'(' if above else '['}{low}, {high}]" if high < math.inf else f"{'> ' if above else '>= '}{low}"
         null = " or null (the recipe's value)" if nullable else ""
         raise ConfigValueError(f"{key}={value} is out of range: it must be {bounds}{null}")
 
 
-SCALE_SIZES = (
-    "search_epochs",
-    "search_images",
-    "train_epochs",
-    "train_images",
-    "test_images",
-    "test_every",
-    "batch_size",
-    "train_batch_size",
-)
-
-
 def check_run_config(cfg: DictConfig) -> None:
-    """What both apps need: positive scale sizes (0 is not "unset": null is), three-channel statistics, classes."""
-    for key in SCALE_SIZES:
-        check_range(cfg, f"scale.{key}", 1, nullable=True)
-    check_range(cfg, "scale.num_workers", 0, nullable=True)
-    check_range(cfg, "threads", 1, nullable=True)
-    check_range(cfg, "dataset.num_classes", 1)
-    check_range(cfg, "dataset.image_size", 1)
+    """What the search and the evaluation need beyond the ranges: three-channel statistics."""
     for key in ("mean", "std"):
         values = list(cfg.dataset[key])
         if len(values) != 3:
@@ -201,5 +225,3 @@ def check_run_config(cfg: DictConfig) -> None:
                 f"dataset.{key}={values} has {len(values)} values; it needs 3, one per RGB channel "
                 f"(every data set is read as 3-channel images, Fashion-MNIST included)"
             )
-    if not all(value > 0 for value in cfg.dataset.std):
-        raise ConfigValueError(f"dataset.std={list(cfg.dataset.std)} must be > 0 in every channel")

@@ -12,6 +12,7 @@ AutoAugment's policies apply the same way, so the released ones of both methods 
 from __future__ import annotations
 
 import json
+import numbers
 import random as _random
 from dataclasses import dataclass
 from importlib import resources
@@ -22,6 +23,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
+from dada.files import MiB, read_json, write_atomic
 from dada.ops import OP_NAMES, apply_indexed, apply_pil, check_image_range
 
 # The released policies in dada/policies/<family>-<data set>.json; each file's "source" cites its origin and licence.
@@ -30,6 +32,12 @@ SHIPPED_POLICIES: dict[str, tuple[str, ...]] = {
     "fastaa": ("cifar10", "svhn", "imagenet"),  # Lim et al. 2019, kakaobrain's archive.py
 }
 NAMED_POLICIES = SHIPPED_POLICIES["dada"]
+POLICY_CAP = MiB  # a policy of all 105 two-op sub-policies is 10 KiB
+
+
+def _is_number(value: Any) -> bool:
+    """A real number that is no bool (JSON's ``true`` would otherwise pass as 1)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,8 @@ class Operation:
             raise ValueError(f"unknown operation {self.name!r}; valid: {', '.join(OP_NAMES)}")
         for field in ("probability", "level"):
             value = getattr(self, field)
+            if not _is_number(value):
+                raise ValueError(f"{self.name}: {field}={value!r} is a {type(value).__name__}, not a number in [0, 1]")
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{self.name}: {field}={value} is outside [0, 1]")
 
@@ -55,6 +65,10 @@ class SubPolicy:
 
     operations: tuple[Operation, ...]
     weight: float | None = None
+
+    def __post_init__(self):
+        if self.weight is not None and not _is_number(self.weight):
+            raise ValueError(f"weight={self.weight!r} is a {type(self.weight).__name__}, not a number or null")
 
     def __str__(self) -> str:
         return " -> ".join(f"{op.name}(p={op.probability:.2f}, m={op.level:.2f})" for op in self.operations)
@@ -146,14 +160,12 @@ class Policy(v2.Transform):
         return cls(subs, name=data.get("name", "custom"), source=data.get("source"))
 
     def save(self, path: str | Path) -> Path:
-        """Write JSON, one sub-policy per line so that diffs stay readable."""
+        """Write JSON, one sub-policy per line so that diffs stay readable; atomically, never through a link."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         body = self.to_dict()
         lines = ",\n".join("  " + json.dumps(s) for s in body.pop("sub_policies"))
         head = json.dumps(body, indent=1)[:-2]
-        path.write_text(f'{head},\n "sub_policies": [\n{lines}\n ]\n}}\n')
-        return path
+        return write_atomic(path, f'{head},\n "sub_policies": [\n{lines}\n ]\n}}\n')
 
     @classmethod
     def load(cls, spec: str | Path) -> "Policy":
@@ -165,9 +177,10 @@ class Policy(v2.Transform):
         if not path.is_file():
             names = [f"{family}-{name}" for family, names in SHIPPED_POLICIES.items() for name in names]
             raise FileNotFoundError(f"no policy file at {path}; shipped policies: {', '.join(names)}")
+        document = read_json(path, "policy file", cap=POLICY_CAP)  # its errors name the file
         try:
-            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except ValueError as error:  # JSON and UTF-8 errors are ValueErrors too
+            return cls.from_dict(document)
+        except ValueError as error:
             raise ValueError(
                 f"policy file {path} cannot be read as a policy: {error}. Give a JSON file written by "
                 f"Policy.save or a search's policy.json, or a shipped name"

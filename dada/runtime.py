@@ -2,7 +2,6 @@
 
 import contextlib
 import fcntl
-import json
 import math
 import os
 import random
@@ -14,8 +13,13 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from dada.files import UnreadableFileError, UnsafeRunFileError, open_no_follow, read_json, refuse_link, write_atomic
+
 LOCK_FILE = ".lock"
 IDENTITY_IGNORED = ("dataset.root",)  # where the data lives is no setting of the run
+# Every app's identity holds these too: a CPU run's numbers depend on its thread count (README), so a resume under
+# another count would mix two runs under one record.
+IDENTITY_ALWAYS = ("threads",)
 
 
 class RunLockedError(RuntimeError):
@@ -78,7 +82,10 @@ def finished_summary(run_dir: str | os.PathLike) -> dict | None:
     path = Path(run_dir) / "summary.json"
     if not path.exists():
         return None
-    summary = json.loads(path.read_text())
+    try:
+        summary = read_json(path, "run summary")
+    except UnreadableFileError as error:
+        raise UnreadableFileError(f"{error}. Nothing was run: move it away to re-run {run_dir}") from None
     return summary if summary.get("status") == "FINISHED" else None
 
 
@@ -87,8 +94,13 @@ def run_lock(run_dir: "str | os.PathLike") -> Iterator[Path]:
     """Hold ``<run_dir>/.lock`` for the block, so a second process on the same folder is refused, naming the PID
     that holds it. The lock is ``flock``'s: the system drops it when the holder dies, so a killed run leaves none."""
     path = Path(run_dir) / LOCK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except PermissionError as error:
+        raise UnsafeRunFileError(
+            f"the run folder {run_dir} cannot be created ({error.strerror}); choose another run_dir"
+        )
+    descriptor = open_no_follow(path, os.O_RDWR | os.O_CREAT)
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -106,8 +118,9 @@ def run_lock(run_dir: "str | os.PathLike") -> Iterator[Path]:
 
 
 def run_identity(cfg: DictConfig, keys: Sequence[str]) -> dict[str, Any]:
-    """The settings of ``cfg`` under ``keys``, resolved: what a resume or a re-run must not change."""
-    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(keys)), resolve=True)
+    """The settings of ``cfg`` under ``keys`` and `IDENTITY_ALWAYS`, resolved: what a resume or a re-run must not
+    change."""
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [*keys, *IDENTITY_ALWAYS]), resolve=True)
 
 
 def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -121,14 +134,20 @@ def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def check_identity(run_dir: "str | os.PathLike", saved: "Mapping[str, Any] | None", current: Mapping[str, Any]) -> None:
-    """Refuse to resume or re-run ``run_dir`` with settings other than ``saved``, naming each changed key."""
+    """Refuse to resume or re-run ``run_dir`` with settings other than ``saved``, naming each changed key.
+
+    The keys of `IDENTITY_ALWAYS` count only where ``saved`` holds them (checkpoints older than them do not) and the
+    run is unfinished: re-running a finished run only reads its summary."""
     if saved is None:
         return
     old, new = _flat(saved), _flat(current)
+    always = () if finished_summary(run_dir) is not None else tuple(key for key in IDENTITY_ALWAYS if key in old)
     changed = [
         f"{key} ({old.get(key, 'unset')} -> {new.get(key, 'unset')})"
         for key in sorted(old.keys() | new.keys())
-        if key not in IDENTITY_IGNORED and old.get(key) != new.get(key)
+        if key not in IDENTITY_IGNORED
+        and old.get(key) != new.get(key)
+        and (key not in IDENTITY_ALWAYS or key in always)
     ]
     if changed:
         raise RunMismatchError(
@@ -148,10 +167,10 @@ def save_hydra_record(run_dir: "str | os.PathLike", cfg: DictConfig) -> None:
         return
     hydra = HydraConfig.get()
     folder = Path(run_dir) / ".hydra"
-    folder.mkdir(parents=True, exist_ok=True)
+    refuse_link(folder)
     for name, node in (
         ("config.yaml", cfg),
         ("hydra.yaml", OmegaConf.create({"hydra": hydra})),
         ("overrides.yaml", hydra.overrides.task),
     ):
-        (folder / name).write_text(OmegaConf.to_yaml(node), encoding="utf-8")
+        write_atomic(folder / name, OmegaConf.to_yaml(node))

@@ -7,10 +7,11 @@ out of an f-string. ``SCHEMA_VERSION`` goes up when a field changes meaning; a r
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+
+from dada.files import read_json
 
 SCHEMA_VERSION = 1
 
@@ -188,9 +189,9 @@ def parse_summary(data: dict[str, Any]) -> SearchSummary | TrainSummary | Detect
 def read_summary(path: str | Path) -> SearchSummary | TrainSummary | DetectSummary:
     path = Path(path)
     try:
-        return parse_summary(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError) as error:
-        raise SummaryError(f"{path} is not a readable run summary ({error}); move it away to re-run") from error
+        return parse_summary(read_json(path, "run summary"))
+    except (ValueError, TypeError, KeyError) as error:  # UnreadableFileError and SummaryError are ValueErrors
+        raise SummaryError(f"{path} is not a readable run summary ({error}); move it away to re-run") from None
 
 
 # -- metric names in metrics.jsonl ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from dada.config import SEED_MAX
 from reproduce.plan import FIGURES, SCALES, TARGETS, plan_many
 from reproduce.runner import execute, summarize
 
@@ -26,6 +27,9 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers like 0,1,2, got {text!r}") from None
     if not seeds:
         raise argparse.ArgumentTypeError("give at least one seed, e.g. --seeds 0")
+    outside = [seed for seed in seeds if not 0 <= seed <= SEED_MAX]
+    if outside:
+        raise argparse.ArgumentTypeError(f"seeds {outside} are out of range: each must lie in [0, {SEED_MAX}]")
     return seeds
 
 

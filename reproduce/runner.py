@@ -16,6 +16,7 @@ from typing import Sequence
 
 from tqdm import tqdm
 
+from dada.files import UnreadableFileError, open_no_follow
 from dada.runtime import finished_summary
 from reproduce.plan import Run, missing_data
 
@@ -46,13 +47,16 @@ class Outcome:
 
 def skip_reason(run: Run, data_root: Path) -> str | None:
     """Why ``run`` need not or cannot run now, or None when it should run."""
-    if finished_summary(run.run_dir) is not None:
-        return "finished earlier"
-    missing = missing_data(run.dataset, data_root)
-    if missing is not None:
-        return f"not run: no data at {missing}"
-    if run.needs is not None and finished_summary(run.needs) is None:
-        return f"{WAITING}{'backbone' if run.app == 'detect' else 'search'} {run.needs} did not finish"
+    try:
+        if finished_summary(run.run_dir) is not None:
+            return "finished earlier"
+        missing = missing_data(run.dataset, data_root)
+        if missing is not None:
+            return f"not run: no data at {missing}"
+        if run.needs is not None and finished_summary(run.needs) is None:
+            return f"{WAITING}{'backbone' if run.app == 'detect' else 'search'} {run.needs} did not finish"
+    except UnreadableFileError as error:  # a bad summary.json: named, and the other runs go on
+        return f"not run: {error}"
     return None
 
 
@@ -84,7 +88,7 @@ def launch(
     run.run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run.run_dir / LOG_NAME
     started = time.perf_counter()
-    with open(log_path, "w", encoding="utf-8") as log:
+    with os.fdopen(open_no_follow(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w", encoding="utf-8") as log:
         log.write(" ".join(command) + "\n")
         log.flush()
         result = subprocess.run(

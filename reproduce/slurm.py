@@ -9,7 +9,6 @@ the app resumes from its ``checkpoint.pt``."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import signal
 import subprocess
@@ -22,6 +21,7 @@ from typing import Sequence
 import submitit
 import yaml
 
+from dada.files import UnreadableFileError, read_json, write_atomic
 from dada.runtime import finished_summary
 from reproduce.plan import Run, missing_data
 from reproduce.runner import WAITING, Outcome, launch, log_tail, skip_reason
@@ -92,14 +92,11 @@ def jobs_file(run: Run) -> Path:
 
 
 def read_jobs(path: Path) -> dict[str, str]:
-    return json.loads(path.read_text()) if path.exists() else {}
+    return read_json(path, "Slurm job list") if path.exists() else {}
 
 
 def _write_jobs(path: Path, jobs: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(jobs, indent=1, sort_keys=True) + "\n")
-    temporary.replace(path)
+    write_atomic(path, json.dumps(jobs, indent=1, sort_keys=True) + "\n")
 
 
 def job_log(run: Run, job_id: str) -> Path:
@@ -237,8 +234,11 @@ def _ended(run: Run, job_id: str) -> RunStatus:
 
 def run_status(run: Run, data_root: Path, job_id: str | None, slurm: dict[str, tuple[str, str]] | None) -> RunStatus:
     """The run's state from its ``summary.json``, Slurm's queue (or, without ``squeue``, the job's files)."""
-    if finished_summary(run.run_dir) is not None:
-        return RunStatus(run, "finished", job_id)
+    try:
+        if finished_summary(run.run_dir) is not None:
+            return RunStatus(run, "finished", job_id)
+    except UnreadableFileError as error:
+        return RunStatus(run, "failed", job_id, str(error))
     missing = missing_data(run.dataset, data_root)
     if missing is not None:
         return RunStatus(run, "not run", job_id, f"no data at {missing}")

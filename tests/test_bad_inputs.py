@@ -6,6 +6,7 @@ fault, that the message names it. A fault that is now handled without an error (
 no exception: its ``run`` returns a line saying what happened, which the phrase must match.
 """
 
+import argparse
 import gzip
 import json
 import os
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -32,11 +34,12 @@ from dada.config import ConfigValueError
 from dada.data._errors import CorruptDataError, UnsafeDataError
 from dada.data.fashion_mnist import RAW_FILES, raw_folder, read_fashion_mnist
 from dada.policy import Policy, load_named
-from dada.runtime import RunLockedError, RunMismatchError, refuse_non_finite, run_lock
+from dada.runtime import RunLockedError, RunMismatchError, finished_summary, refuse_non_finite, run_lock
 from dada.search.loop import SearchRun, top_overlap
 from dada.search.space import SearchSpace
 from dada.tracking import TrackingWarning, create_tracker
 from dada.train import TrainRun
+from reproduce.cli import parse_seeds
 
 IDX_HEADER = b"\x00\x00\x08\x01" + (3).to_bytes(4, "big")  # a uint8 IDX vector of 3 entries
 RANGE = r"must lie in \[0, 1\]"
@@ -409,6 +412,220 @@ def _yaml_with_a_python_tag(tmp_path: Path):
         assert not marker.exists(), "the payload ran"
 
 
+# -- 23: settings out of range, files read from run folders and data roots, data-set invariants ---------------------
+
+
+def _detect_config(*overrides: str):
+    from dada.detect._config import validate
+
+    validate(compose_config("detect", ["backbone.run=unused", *overrides]))
+
+
+def _search_network_step_with_grad_clip_zero(_) -> str:
+    """grad_clip=0 means no clipping in the search, as in train and detect (it zeroed the gradients)."""
+    from dada.search.bilevel import BiLevelOptimizer
+
+    step = BiLevelOptimizer.__new__(BiLevelOptimizer)
+    step.model = torch.nn.Linear(2, 1, bias=False)
+    torch.nn.init.zeros_(step.model.weight)
+    step.network_optimizer, step.grad_clip = torch.optim.SGD(step.model.parameters(), lr=1.0), 0.0
+    step._network_step((torch.full((1, 2), 10.0),))
+    return f"weights {step.model.weight.flatten().tolist()}"
+
+
+def _resumed_under_other_threads(tmp_path: Path):
+    _plant_run(tmp_path / "run", "search", _search(tmp_path, "threads=1").identity, finished=False)
+    _search(tmp_path, "threads=2").run()
+
+
+def _finished_run_under_other_threads(tmp_path: Path) -> str:
+    """A finished run re-run under another thread count is a no-op: nothing is resumed, its record stands."""
+    _plant_run(tmp_path / "run", "search", _search(tmp_path, "threads=1").identity, finished=True)
+    return f"status {_search(tmp_path, 'threads=2').run()['status']}"
+
+
+def _plant_summary(run_dir: Path, text: str) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "summary.json").write_text(text)
+    return run_dir
+
+
+def _bad_summaries(tmp_path: Path) -> Path:
+    """A runs root with one finished search and a truncated summary beside it."""
+    runs = tmp_path / "runs"
+    good = _plant_summary(runs / "smoke" / "search_x" / "relax" / "seed0", "{}")
+    summary = {"status": "FINISHED", "app": "search", "name": "s", "seed": 0, "dataset": "d", "model": "m"}
+    summary |= {"scale": "smoke", "epochs": 1, "estimator": "relax", "variant": "official", "policy": "p"}
+    summary |= {"search_seconds": 1.0}
+    (good / "summary.json").write_text(json.dumps(summary))
+    _plant_summary(runs / "smoke" / "search_x" / "relax" / "seed1", '{"status": "FINI')
+    return runs
+
+
+def _analysis_reads_around_bad_summaries(tmp_path: Path) -> str:
+    from analysis.runs import read_runs, runs_listing
+
+    runs = read_runs(_bad_summaries(tmp_path))
+    return f"{len(runs)} run(s) read: {runs_listing(runs).splitlines()[0]}"
+
+
+def _reproduce_skips_a_bad_summary(tmp_path: Path) -> str:
+    from reproduce.plan import plan
+    from reproduce.runner import skip_reason
+
+    run = plan("table1", "smoke", (0,), tmp_path / "runs")[0]
+    _plant_summary(run.run_dir, "[1, 2]")
+    return skip_reason(run, tmp_path / "data")
+
+
+def _analysis_over_a_measured_table(tmp_path: Path):
+    from analysis.report import Context, write_table
+
+    measured = (REPOSITORY / "results" / "table1_smoke.csv").read_text()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table1_smoke.csv").write_text(measured)
+    try:
+        write_table("table1", read_runs_of(tmp_path / "runs"), Context(results_dir=tmp_path / "results", seeds=[7]))
+    finally:
+        assert (tmp_path / "results" / "table1_smoke.csv").read_text() == measured
+        assert sorted(path.name for path in (tmp_path / "results").iterdir()) == ["table1_smoke.csv"]
+
+
+def read_runs_of(root: Path):
+    from analysis.runs import read_runs
+
+    return read_runs(root)
+
+
+def _backbone_run(tmp_path: Path, config: str | None) -> Path:
+    """A finished train run of resnet50 as the detection app reads it, with ``config`` as its config.yaml."""
+    from dada.schemas import PolicyInfo, TrainSummary
+
+    run_dir = tmp_path / "backbone"
+    summary = TrainSummary("t", 0, "fashion-mnist", "resnet50", "smoke", 1, policy=PolicyInfo("dada")).to_dict()
+    _plant_summary(run_dir, json.dumps({"status": "FINISHED", **summary}))
+    checkpoint.save_atomic({"kind": "train", "epoch": 0, "model": {}}, run_dir / "checkpoint.pt")
+    if config is not None:
+        (run_dir / "config.yaml").write_text(config)
+    return run_dir
+
+
+def _read_backbone(tmp_path: Path, config: str | None):
+    from dada.detect.backbone import read_backbone_run
+
+    read_backbone_run(_backbone_run(tmp_path, config))
+
+
+def _instances(annotations: list, categories: list | None = None) -> dict:
+    """A one-image COCO instance document (64x48) with ``annotations`` (bbox and category id 1 unless given)."""
+    annotations = [{"id": i, "image_id": 1, "category_id": 1, "iscrowd": 0, **a} for i, a in enumerate(annotations)]
+    return {
+        "images": [{"id": 1, "file_name": "1.png", "width": 64, "height": 48}],
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "a"}] if categories is None else categories,
+    }
+
+
+GOOD_BOX = {"bbox": [4, 4, 10, 10]}
+NAN = float("nan")
+
+
+def _read_instances(tmp_path: Path, document: dict, split: str = "train") -> str:
+    from dada.detect.annotations import read_instances
+
+    (tmp_path / "instances.json").write_text(json.dumps(document))
+    coco = read_instances(tmp_path / "instances.json", split)
+    return f"{len(coco.anns)} instance(s) kept"
+
+
+def _folder_splits(tmp_path: Path, train: list[str], val: list[str]):
+    write_image_folder(tmp_path / "train", train, per_class=1)
+    write_image_folder(tmp_path / "val", val, per_class=1)
+    data.load_image_folder("folder", tmp_path, train=False)
+
+
+def _sixteen_bit_grey(tmp_path: Path) -> str:
+    from PIL import Image
+
+    from dada.data.folders import open_image
+
+    Image.fromarray(np.full((4, 4), 32896, dtype=np.uint16)).save(tmp_path / "grey16.png")  # 32896 = 128 * 257
+    return f"pixels {sorted(set(np.asarray(open_image(str(tmp_path / 'grey16.png'))).flatten().tolist()))}"
+
+
+def _png_header(tmp_path: Path, width: int, height: int) -> Path:
+    """A PNG of ``width`` x ``height`` pixels without its pixels: PIL reads the size from the header."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path = tmp_path / "huge.png"
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def _huge_png(tmp_path: Path):
+    from dada.data.folders import open_image
+
+    open_image(str(_png_header(tmp_path, 15000, 15000)))
+
+
+def _gigabyte_policy(tmp_path: Path):
+    with open(tmp_path / "policy.json", "wb") as file:
+        file.truncate(2**30)  # sparse: no gigabyte is written, and none may be read
+    Policy.load(tmp_path / "policy.json")
+
+
+def _read_only_run_folder(tmp_path: Path):
+    if os.geteuid() == 0:
+        pytest.skip("root writes into a read-only folder: the refusal cannot be seen as root")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run").chmod(0o555)
+    try:
+        _train(tmp_path).run()
+    finally:
+        (tmp_path / "run").chmod(0o755)
+
+
+def _app_with_links_at_its_hydra_files(tmp_path: Path) -> subprocess.CompletedProcess:
+    """The app as a process with links at Hydra's run log and at its record: the record is refused naming the link,
+    and the target does not change."""
+    run_dir, victim = tmp_path / "run", tmp_path / "outside" / "victim"
+    victim.parent.mkdir()
+    victim.write_text("precious\n")
+    for name in ("__main__.log", ".hydra/config.yaml"):
+        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (run_dir / name).symlink_to(victim)
+    result = _app("search", *SEARCH_SMOKE, f"run_dir={run_dir}")
+    assert victim.read_text() == "precious\n"
+    return result
+
+
+def _run_log_through_a_link(tmp_path: Path) -> str:
+    """Hydra's run log (dada.files.RunLogHandler) at a planted link: said once on stderr, the target unchanged."""
+    import contextlib
+    import io
+    import logging
+
+    from dada.files import RunLogHandler
+
+    victim, link = tmp_path / "victim", tmp_path / "run" / "__main__.log"
+    victim.write_text("precious\n")
+    link.parent.mkdir()
+    link.symlink_to(victim)
+    handler, said = RunLogHandler(str(link)), io.StringIO()
+    with contextlib.redirect_stderr(said):
+        handler.emit(logging.LogRecord("dada", logging.INFO, __file__, 1, "a line", None, None))
+    handler.close()
+    assert victim.read_text() == "precious\n"
+    return said.getvalue()
+
+
 CASES = [
     Case(
         "1-zero-train-epochs",
@@ -546,7 +763,7 @@ CASES = [
         "9-policy-file-not-json",
         lambda tmp: _load_policy_file(tmp, b"\x89PNG\r\n\x1a\n\xff\xfe"),
         ValueError,
-        r"policy file .*policy.json cannot be read as a policy: .*codec",
+        r"policy file .*policy.json is not UTF-8 text .*codec",
         names_file=True,
     ),
     Case(
@@ -738,6 +955,232 @@ CASES = [
         yaml.YAMLError,
         "could not determine a constructor for the tag",
     ),
+    *[
+        Case(f"23-range-{override.split('=')[0]}", lambda tmp, o=override, m=make: m(tmp, o), ConfigValueError, phrase)
+        for make, override, phrase in [
+            (_search, "search.grad_clip=-1", r"search.grad_clip=-1.0 is out of range: it must be >= 0$"),
+            (_train, "recipe.gamma=-1", r"recipe.gamma=-1.0 is out of range: it must lie in \(0, 1\]"),
+            (_train, "recipe.momentum=5", r"recipe.momentum=5.0 is out of range: it must lie in \[0, 1\)"),
+            (_train, "recipe.warmup_multiplier=-3", r"recipe.warmup_multiplier=-3.0 is out of range: it must be >= 1"),
+            (_search, "dataset.cutout=-5", r"dataset.cutout=-5 is out of range: it must be >= 0"),
+            (_train, "dataset.cutout=-5", r"dataset.cutout=-5 is out of range: it must be >= 0"),
+            (_search, "seed=99999999999999999999", r"seed=99999999999999999999 is out of range: .*\[0, 4294967295\]"),
+            (_train, "recipe.lr=inf", r"recipe.lr=inf is out of range: it must be > 0 \(a finite number\)"),
+            (_search, "search.policy_betas=[0.5,1.0]", r"search.policy_betas=\[0.5, 1.0\] .*each value must lie in"),
+            (_train, "recipe.milestones=[0,5]", r"recipe.milestones=\[0, 5\] is out of range: each value must be >= 1"),
+        ]
+    ],
+    Case(
+        "23-range-detect-milestones",
+        lambda _: _detect_config("schedule.milestones=[-1]"),
+        ConfigValueError,
+        r"schedule.milestones=\[-1\] is out of range: each value must be >= 1",
+    ),
+    Case(
+        "23-range-detect-seed",
+        lambda _: _detect_config("seed=-1"),
+        ConfigValueError,
+        r"seed=-1 is out of range: it must lie in \[0, 4294967295\]",
+    ),
+    Case(
+        "23-range-reproduce-seeds",
+        lambda _: parse_seeds("0,-1"),
+        argparse.ArgumentTypeError,
+        r"seeds \[-1\] are out of range: each must lie in \[0, 4294967295\]",
+    ),
+    Case(
+        "23-search-grad-clip-zero-clips-nothing",
+        _search_network_step_with_grad_clip_zero,
+        None,
+        r"^weights \[-10.0, -10.0\]$",
+    ),
+    Case(
+        "23-resume-under-other-threads",
+        _resumed_under_other_threads,
+        RunMismatchError,
+        r"other settings: threads \(1 -> 2\)",
+        names_file=True,
+    ),
+    Case(
+        "23-finished-run-under-other-threads-is-a-no-op", _finished_run_under_other_threads, None, "^status FINISHED$"
+    ),
+    Case(
+        "23-policy-probability-true",
+        lambda tmp: _load_policy_file(tmp, b'{"sub_policies": [{"operations": [["Rotate", true, 0.5]]}]}'),
+        ValueError,
+        r"policy.json cannot be read as a policy: Rotate: probability=True is a bool, not a number",
+        names_file=True,
+    ),
+    Case(
+        "23-policy-string-weight",
+        lambda tmp: _load_policy_file(
+            tmp, b'{"sub_policies": [{"operations": [["Rotate", 0.5, 0.5]], "weight": "1"}]}'
+        ),
+        ValueError,
+        r"policy.json cannot be read as a policy: weight='1' is a str, not a number or null",
+        names_file=True,
+    ),
+    Case(
+        "23-policy-nested-deeply",
+        lambda tmp: _load_policy_file(tmp, b"[" * 100_000 + b"]" * 100_000),
+        ValueError,
+        r"policy file .*policy.json nests deeper than any policy file",
+        names_file=True,
+    ),
+    Case(
+        "23-policy-of-a-gigabyte-refused-unread",
+        _gigabyte_policy,
+        ValueError,
+        r"policy file .*policy.json is 1024.0 MiB, above the 1 MiB a policy file may hold; it was not read",
+        names_file=True,
+    ),
+    Case(
+        "23-truncated-summary",
+        lambda tmp: finished_summary(_plant_summary(tmp / "run", '{"status": "FINI')),
+        ValueError,
+        r"run summary .*run/summary.json cannot be parsed .*Nothing was run: move it away",
+        names_file=True,
+    ),
+    Case(
+        "23-list-valued-summary",
+        lambda tmp: finished_summary(_plant_summary(tmp / "run", "[1, 2]")),
+        ValueError,
+        r"run summary .*run/summary.json holds a list, not the dict a run summary holds",
+        names_file=True,
+    ),
+    Case(
+        "23-analysis-leaves-out-a-bad-summary",
+        _analysis_reads_around_bad_summaries,
+        RuntimeWarning,
+        r"^a run was left out: run summary .*seed1/summary.json cannot be parsed",
+        names_file=True,
+    ),
+    Case(
+        "23-reproduce-goes-on-past-a-bad-summary",
+        _reproduce_skips_a_bad_summary,
+        None,
+        r"^not run: run summary .*summary.json holds a list",
+    ),
+    Case(
+        "23-analysis-keeps-a-measured-table",
+        _analysis_over_a_measured_table,
+        ValueError,
+        r"table1_smoke.csv counts \d+ runs, and no run of this scale and these seeds has finished: it was left",
+        names_file=True,
+    ),
+    Case(
+        "23-backbone-config-with-a-yaml-tag",
+        lambda tmp: _read_backbone(tmp, "dataset: !!python/object/apply:os.system ['true']\n"),
+        ValueError,
+        r"backbone run config .*config.yaml does not say how .*could not determine a constructor",
+        names_file=True,
+    ),
+    Case(
+        "23-backbone-without-config",
+        lambda tmp: _read_backbone(tmp, None),
+        ValueError,
+        r"backbone run config .*config.yaml does not say how .*cannot be read \(No such file",
+        names_file=True,
+    ),
+    Case(
+        "23-backbone-mean-of-two-values",
+        lambda tmp: _read_backbone(tmp, "dataset:\n  mean: [0.5, 0.5]\n  std: [0.2, 0.2, 0.2]\n"),
+        ValueError,
+        r"config.yaml has dataset.mean=\[0.5, 0.5\] and dataset.std=\[0.2, 0.2, 0.2\]: each needs 3 numbers",
+        names_file=True,
+    ),
+    *[
+        Case(f"23-annotations-{name}", lambda tmp, d=document, s=split: _read_instances(tmp, d, s), error, phrase)
+        for name, document, split, error, phrase in [
+            (
+                "invalid-boxes-dropped-and-counted",
+                _instances([GOOD_BOX, {"bbox": [1, 1, -5, 4]}, {"bbox": [100, 1, 4, 4]}, {"bbox": [1, 1, NAN, 2]}]),
+                "train",
+                RuntimeWarning,
+                r"3 annotations dropped \(1 zero or negative width or height, 1 outside the image, 1 NaN or infinite\)",
+            ),
+            (
+                "all-boxes-invalid",
+                _instances([{"bbox": [1, 1, -5, 4]}, {"bbox": "1,1,4,4"}]),
+                "train",
+                ValueError,
+                r"holds no usable instance in its train split \(2 annotations, 2 dropped\): .*train on nothing",
+            ),
+            ("empty-val", _instances([]), "val", ValueError, r"no usable instance in its val split .*every AP None"),
+            ("empty-train", _instances([]), "train", ValueError, r"no usable instance in its train split"),
+            (
+                "category-id-0",
+                _instances([GOOD_BOX], [{"id": 0, "name": "a"}]),
+                "train",
+                ValueError,
+                r"declares category ids 0: ids must be integers from 1 \(0 is the detectors' background label\)",
+            ),
+            (
+                "huge-category-id",
+                _instances([GOOD_BOX], [{"id": 10**7, "name": "a"}]),
+                "train",
+                ValueError,
+                r"declares category ids 10000000: ids must be integers from 1 .* to 10000",
+            ),
+            (
+                "undeclared-category",
+                _instances([{**GOOD_BOX, "category_id": 3}]),
+                "train",
+                ValueError,
+                r"annotation 0 has category id 3, which its categories do not declare \(declared: 1\)",
+            ),
+            (
+                "string-bbox-dropped",
+                _instances([GOOD_BOX, {"bbox": "1,1"}]),
+                "train",
+                RuntimeWarning,
+                "1 not four numbers",
+            ),
+        ]
+    ],
+    Case(
+        "23-folder-val-classes-differ",
+        lambda tmp: _folder_splits(tmp, ["cat", "dog"], ["cat", "wolf"]),
+        ValueError,
+        r"class folders of .*val differ from those of .*train: missing \['dog'\], extra \['wolf'\]",
+        names_file=True,
+    ),
+    Case(
+        "23-folder-extra-val-class",
+        lambda tmp: _folder_splits(tmp, ["cat", "dog"], ["cat", "dog", "emu"]),
+        ValueError,
+        r"missing none, extra \['emu'\] \(0 missing, 1 extra\)",
+        names_file=True,
+    ),
+    Case("23-sixteen-bit-grey-png-scaled", _sixteen_bit_grey, None, r"^pixels \[128\]$"),
+    Case(
+        "23-png-of-15000x15000-pixels",
+        _huge_png,
+        CorruptDataError,
+        r"image .*huge.png cannot be decoded \(DecompressionBombError: .*Delete the file or replace it",
+        names_file=True,
+    ),
+    Case(
+        "23-read-only-run-folder",
+        _read_only_run_folder,
+        OSError,
+        r"run/.lock cannot be written .*the run folder .* is not writable by this user",
+        names_file=True,
+    ),
+    Case(
+        "23-run-log-at-a-link-is-off",
+        _run_log_through_a_link,
+        None,
+        r"^the run log is off: .*run/__main__.log is a symbolic link",
+    ),
+    Case(
+        "23-links-at-hydra-log-and-record",
+        _app_with_links_at_its_hydra_files,
+        1,
+        r"UnsafeRunFileError: .*run/.hydra/config.yaml is a symbolic link .*; a run file is never written through",
+        names_file=True,
+        slow=True,
+    ),
 ]
 
 
@@ -745,6 +1188,18 @@ CASES = [
     "case", [pytest.param(case, id=case.id, marks=[pytest.mark.slow] if case.slow else []) for case in CASES]
 )
 def test_bad_input_fails_loudly(case, tmp_path):
+    results = _snapshot(REPOSITORY / "results")  # the committed results: outside every run folder of the cases
+    try:
+        _check_case(case, tmp_path)
+    finally:
+        assert _snapshot(REPOSITORY / "results") == results, "a case changed the committed results"
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(path): (path.stat().st_size, path.stat().st_mtime_ns) for path in folder.rglob("*") if path.is_file()}
+
+
+def _check_case(case: Case, tmp_path: Path) -> None:
     if case.raises is None:
         message = case.run(tmp_path)
     elif isinstance(case.raises, int):
@@ -774,3 +1229,58 @@ def test_refuse_non_finite_names_the_metric_and_the_tensor_and_says_what_was_kep
         layer.bias[0] = float("inf")
     with pytest.raises(FloatingPointError, match=r"after epoch 2: train/loss, detector bias\. kept"):
         refuse_non_finite("after epoch 2", {"train/loss": float("nan")}, {"detector": layer}, "kept")
+
+
+# -- 23: links planted at the run files' names ------------------------------------------------------------------------
+
+# Every name the apps write in a run folder (as a process, Hydra adds its run log and .hydra/), and the temporary
+# names earlier versions wrote through. The test also checks that a run writes no name outside this list.
+RUN_FILES = {
+    "common": (".lock", "checkpoint.pt", "config.yaml", "run_info.json", "metrics.jsonl", "summary.json"),
+    "search": ("policy.json", "policy_archive.json", "figures/policy_epoch001.png", "figures/policy_epoch001.pdf"),
+    "train": (),
+    "detect": (),  # tests/test_detect.py plants them for a detection run
+    "old temporary names": (".checkpoint.pt.tmp", ".config.yaml.partial", ".summary.json.partial"),
+}
+
+
+def _written_names(run_dir: Path) -> set[str]:
+    return {str(path.relative_to(run_dir)) for path in run_dir.rglob("*") if path.is_file() and not path.is_symlink()}
+
+
+def refuse_links_until_finished(run: Callable[[], object], tmp_path: Path, names: list[str]) -> list[str]:
+    """Plant a link at each of ``names`` in ``tmp_path/run``, all at once; ``run()`` refuses the first it meets, naming
+    it; that link is removed and ``run()`` starts again, until the run finishes. Check that no target outside the run
+    folder changed, whatever the order, and that the run wrote no name outside ``names``; return the refused links."""
+    run_dir, victims = tmp_path / "run", tmp_path / "outside" / "victims"  # no sibling seed of the run
+    victims.mkdir(parents=True)
+    for name in names:
+        victim = victims / name.replace("/", "_")
+        victim.write_text(f"precious: {name}\n")
+        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (run_dir / name).symlink_to(victim)
+    refused = []
+    for _ in range(len(names) + 1):
+        try:
+            run()
+            break
+        except Exception as error:  # each refusal names the link it met
+            link = next((name for name in names if f"{run_dir / name} " in f"{error} "), None)
+            assert link is not None and link not in refused, f"{type(error).__name__}: {error}"
+            refused.append(link)
+            (run_dir / link).unlink()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "FINISHED"
+    assert {path.name: path.read_text() for path in victims.iterdir()} == {
+        name.replace("/", "_"): f"precious: {name}\n" for name in names
+    }
+    assert _written_names(run_dir) <= set(names), "a run file without a planted link: add it to RUN_FILES"
+    assert len(refused) >= len(RUN_FILES["common"]), refused
+    return refused
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("app", ["search", "train"])
+def test_links_planted_at_every_run_file_leave_their_targets_untouched(app, tmp_path):
+    make = {"search": _search, "train": _train}[app]
+    names = [*RUN_FILES["common"], *RUN_FILES[app], *RUN_FILES["old temporary names"]]
+    refuse_links_until_finished(lambda: make(tmp_path).run(), tmp_path, names)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
+from test_bad_inputs import RUN_FILES, refuse_links_until_finished
 
 from dada import checkpoint, models
 from dada.config import ConfigValueError, compose_app_config
@@ -271,3 +272,11 @@ def test_the_app_runs_as_a_process(tmp_path, tiny_root, backbone_run):
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = tmp_path / "smoke" / "detect_fashion-mnist-detection_mask_rcnn" / "dada-relax" / "seed0"
     assert {"summary.json", "metrics.jsonl", "config.yaml", "checkpoint.pt"} <= set(os.listdir(run_dir))
+
+
+@pytest.mark.slow
+def test_links_planted_at_every_run_file_leave_their_targets_untouched(tmp_path, tiny_root, backbone_run):
+    overrides = ["detect_dataset=fashion-mnist-detection", f"dataset.root={tiny_root}", *TINY]
+    overrides += [f"backbone.run={backbone_run[0]}", f"run_dir={tmp_path / 'run'}", "detector=retinanet"]
+    names = [*RUN_FILES["common"], *RUN_FILES["detect"], *RUN_FILES["old temporary names"]]
+    refuse_links_until_finished(lambda: DetectRun(compose_app_config("detect", overrides)).run(), tmp_path, names)

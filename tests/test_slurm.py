@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import submitit
 
 from reproduce import Run, plan, slurm
 from reproduce.cli import main
@@ -39,7 +40,10 @@ def test_resources_come_from_the_config_by_app_dataset_and_scale():
     )
 
 
-def test_the_job_script_asks_for_the_resources_and_waits_for_the_search(tmp_path):
+def test_the_job_script_asks_for_the_resources_and_waits_for_the_search(tmp_path, monkeypatch):
+    # Only the script's text is built, nothing is submitted: submitit's check for srun is stubbed, so this runs where
+    # Slurm is not installed (the `slurm`-marked tests submit to a real one).
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1))
     run = _runs(tmp_path, "paper")["table4_imagenet_resnet50/dada-relax"]
     res = slurm.resources(run, slurm.load_config())
     executor = slurm._executor(run, res, slurm.load_config(), "41", "gpu", "lab")

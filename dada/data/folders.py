@@ -2,13 +2,16 @@
 
 They stay on disk for evaluation (``load_image_folder``). The search holds its reduced set in memory, so it
 decodes just those images once, resized and centre-cropped to one side (``decode_images``). An image that
-cannot be decoded raises `CorruptDataError` naming the file (``open_image``).
+cannot be decoded, or holds more pixels than PIL's decompression-bomb limit, raises `CorruptDataError` naming the
+file (``open_image``); 16-bit grayscale images are scaled to 8 bits. A label is a class folder's position in the
+sorted names, so the validation split must hold the training split's class folders, no more and no fewer.
 """
 
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
@@ -19,12 +22,23 @@ from tqdm import tqdm
 from dada.data._errors import CorruptDataError, missing_paths_error
 from dada.data.datasets import LabeledImages, get_spec
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I")  # PIL's modes of a 16-bit grayscale PNG
+
+
+def _as_rgb(image: Image.Image) -> Image.Image:
+    """RGB at 8 bits per channel; 16-bit grayscale is scaled (value / 257) where PIL's conversion would clip it."""
+    if image.mode in SIXTEEN_BIT_MODES:
+        pixels = np.asarray(image, dtype=np.float64) / 257
+        image = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
+    return image.convert("RGB")
+
 
 def open_image(path: str) -> Image.Image:
-    """The image at ``path`` as RGB, read as ImageFolder does; an unreadable file raises naming it."""
+    """The image at ``path`` as RGB; an unreadable file, or one above PIL's pixel limit, raises naming it."""
     try:
-        return datasets.folder.default_loader(path)
-    except OSError as error:  # PIL.UnidentifiedImageError, a truncated file, an unreadable one
+        with open(path, "rb") as file, Image.open(file) as image:
+            return _as_rgb(image)
+    except (OSError, Image.DecompressionBombError) as error:  # unidentified, truncated, unreadable, or a bomb
         raise CorruptDataError(
             f"image {path} cannot be decoded ({type(error).__name__}: {error}). Delete the file "
             f"or replace it with a valid image, then run again."
@@ -46,6 +60,8 @@ def load_image_folder(
     folder = root / (spec.train_paths if train else spec.test_paths)[0]
     if not any(entry.is_dir() for entry in folder.iterdir()):
         raise missing_paths_error(spec.name, root, [folder / "<class>"], spec.layout)
+    if not train:
+        _check_same_classes(folder, root / spec.train_paths[0])
     images = datasets.ImageFolder(folder, transform=transform, loader=open_image)
     if num_classes is not None and len(images.classes) != num_classes:
         raise ValueError(
@@ -53,6 +69,27 @@ def load_image_folder(
             f"folders; set dataset.num_classes={len(images.classes)}"
         )
     return images
+
+
+def _class_names(folder: Path) -> set[str]:
+    return set(datasets.folder.find_classes(str(folder))[0])
+
+
+def _check_same_classes(val_folder: Path, train_folder: Path) -> None:
+    """Refuse a validation split whose class folders differ from the training split's: labels are positions in
+    the sorted names, so one missing or extra class would shift every label after it."""
+    if not train_folder.is_dir():
+        return
+    train_classes, val_classes = (
+        set(datasets.folder.find_classes(str(path))[0]) for path in (train_folder, val_folder)
+    )
+    if train_classes != val_classes:
+        missing, extra = sorted(train_classes - val_classes), sorted(val_classes - train_classes)
+        raise ValueError(
+            f"the class folders of {val_folder} differ from those of {train_folder}: missing {missing[:10] or 'none'}, "
+            f"extra {extra[:10] or 'none'} ({len(missing)} missing, {len(extra)} extra). A label is the "
+            f"class's position in the sorted names, so both splits need the same class folders: make them match"
+        )
 
 
 def decode_images(

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from dada.config import SCALE_SIZES, ConfigValueError, LoggerConfig, ScaleConfig, check_range, check_schema
+from dada.config import SEED_MAX, ConfigValueError, LoggerConfig, ScaleConfig, check_range, check_schema, valid
 from dada.detect.datasets import DETECTION_DATASETS
 from dada.detect.models import DETECTORS, STAGES
 
@@ -18,15 +18,15 @@ class DetectDatasetConfig:
 
     name: str = MISSING  # coco | fashion-mnist-detection
     root: str = "${oc.env:DATA_ROOT,./data}"
-    min_size: int = MISSING  # the shorter side after resizing (MMDetection's Resize(1333, 800), keep_ratio)
-    max_size: int = MISSING  # the cap on the longer side
-    flip: float = MISSING  # horizontal flip probability in training
+    min_size: int = valid(">= 1")  # the shorter side after resizing (MMDetection's Resize(1333, 800), keep_ratio)
+    max_size: int = valid(">= 1")  # the cap on the longer side, at least min_size
+    flip: float = valid("[0, 1]")  # horizontal flip probability in training
 
 
 @dataclass
 class DetectorConfig:
     name: str = MISSING  # retinanet | faster_rcnn | mask_rcnn
-    lr: float = MISSING  # at the schedule's batch_size; scaled linearly with a smaller batch
+    lr: float = valid("> 0")  # at the schedule's batch_size; scaled linearly with a smaller batch
     kwargs: dict[str, Any] = field(default_factory=dict)  # to torchvision's detector class
 
 
@@ -34,22 +34,24 @@ class DetectorConfig:
 class DetectScheduleConfig:
     """MMDetection's step schedule (conf/detect_schedule/)."""
 
-    epochs: int = MISSING
-    batch_size: int = MISSING  # the batch the detector's lr is given at
-    momentum: float = MISSING
-    weight_decay: float = MISSING
-    milestones: list[int] = MISSING  # epochs after which the lr drops by gamma
-    gamma: float = MISSING
-    warmup_iters: int = MISSING  # iterations of linear warmup, 0 for none
-    warmup_ratio: float = MISSING  # the warmup's starting fraction of the lr
-    grad_clip: float = MISSING  # the gradients' largest L2 norm; 0: no clipping
+    epochs: int = valid(">= 1")
+    batch_size: int = valid(">= 1")  # the batch the detector's lr is given at
+    momentum: float = valid("[0, 1)")
+    weight_decay: float = valid(">= 0")
+    milestones: list[int] = valid(">= 1")  # epochs after which the lr drops by gamma
+    gamma: float = valid("(0, 1]")
+    warmup_iters: int = valid(">= 0")  # iterations of linear warmup, 0 for none
+    warmup_ratio: float = valid("(0, 1]")  # the warmup's starting fraction of the lr
+    grad_clip: float = valid(">= 0")  # the gradients' largest L2 norm; 0: no clipping
 
 
 @dataclass
 class BackboneConfig:
     run: str = MISSING  # a finished dada.train run folder of model=resnet50
     name: str = "resnet50"  # a label: the run folder's variant unless variant_name is set
-    frozen_stages: int = MISSING  # MMDetection's: -1 none, 0 the stem, k the stem and the first k stages
+    frozen_stages: int = valid(
+        f"[-1, {len(STAGES)}]"
+    )  # MMDetection's: -1 none, 0 the stem, k the stem and the first k stages
     norm_eval: bool = MISSING  # BatchNorm statistics frozen at the backbone's, affine weights trained
 
 
@@ -61,19 +63,21 @@ class DetectAppConfig:
     backbone: BackboneConfig = MISSING
     logger: LoggerConfig = MISSING
     scale: ScaleConfig = MISSING  # train_epochs, train_images, test_images, (train_)batch_size, num_workers apply
-    seed: int = 0
+    seed: int = valid(f"[0, {SEED_MAX}]", 0)
     device: str = "auto"
     deterministic: bool = True
-    threads: Optional[int] = None  # torch's CPU threads; null: its default
+    threads: Optional[int] = valid(">= 1", None)  # torch's CPU threads; null: its default
     table: str = "none"
     name: str = MISSING
     runs_root: str = "runs"
     run_dir: str = MISSING
     experiment_name: str = "detect_${dataset.name}_${detector.name}"
     variant_name: str = "${backbone.name}${tag}"  # run_dir's variant: the backbone's column
-    subset_seed: int = 0  # scaled-down runs: the same train/test images for every seed and backbone
-    num_workers: int = 4  # DataLoader workers (scale.num_workers replaces it when set)
-    log_every: int = 20  # iterations between step-level metrics
+    subset_seed: int = valid(
+        f"[0, {SEED_MAX}]", 0
+    )  # scaled-down runs: the same train/test images for every seed and backbone
+    num_workers: int = valid(">= 0", 4)  # DataLoader workers (scale.num_workers replaces it when set)
+    log_every: int = valid(">= 1", 20)  # iterations between step-level metrics
     tag: str = ""
 
 
@@ -85,21 +89,8 @@ def validate(cfg: DictConfig) -> None:
             "backbone.run is required: the run folder of a finished dada.train run of model=resnet50, e.g. "
             "backbone.run=runs/paper/table4_imagenet_resnet50/none/seed0"
         )
-    for key, valid in (("dataset.name", DETECTION_DATASETS), ("detector.name", DETECTORS)):
+    for key, choices in (("dataset.name", DETECTION_DATASETS), ("detector.name", DETECTORS)):
         value = OmegaConf.select(cfg, key)
-        if value not in valid:
-            raise ConfigValueError(f"{key}={value!r} is unknown; valid choices: {', '.join(valid)}")
-    for key in SCALE_SIZES:
-        check_range(cfg, f"scale.{key}", 1, nullable=True)
-    check_range(cfg, "scale.num_workers", 0, nullable=True)
-    check_range(cfg, "threads", 1, nullable=True)
-    for key in ("schedule.epochs", "schedule.batch_size", "dataset.min_size", "log_every"):
-        check_range(cfg, key, 1)
+        if value not in choices:
+            raise ConfigValueError(f"{key}={value!r} is unknown; valid choices: {', '.join(choices)}")
     check_range(cfg, "dataset.max_size", cfg.dataset.min_size)
-    check_range(cfg, "detector.lr", 0, above=True)
-    check_range(cfg, "schedule.gamma", 0, 1, above=True)
-    check_range(cfg, "schedule.warmup_ratio", 0, 1, above=True)
-    for key in ("schedule.momentum", "schedule.weight_decay", "schedule.warmup_iters", "schedule.grad_clip"):
-        check_range(cfg, key, 0)
-    check_range(cfg, "dataset.flip", 0, 1)
-    check_range(cfg, "backbone.frozen_stages", -1, len(STAGES))

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 from dada import checkpoint
+from dada.files import UnreadableFileError, read_yaml
 from dada.runtime import finished_summary
 from dada.schemas import TrainSummary, parse_summary
 
@@ -56,12 +56,26 @@ def read_backbone_run(run_dir: str | Path) -> BackboneRun:
     state = checkpoint.load(run_dir / "checkpoint.pt", kind="train")
     if state is None:
         raise BackboneRunError(f"backbone run {run_dir} has no checkpoint.pt: its weights are gone; train it again")
-    dataset = OmegaConf.load(run_dir / "config.yaml").dataset
+    mean, std = _normalisation(run_dir / "config.yaml")
     return BackboneRun(
-        run_dir,
-        typed.policy.name if typed.policy else "unknown",
-        typed.dataset,
-        tuple(dataset.mean),
-        tuple(dataset.std),
-        state["model"],
+        run_dir, typed.policy.name if typed.policy else "unknown", typed.dataset, mean, std, state["model"]
     )
+
+
+def _normalisation(path: Path) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The backbone run's ``dataset.mean`` and ``dataset.std`` from its ``config.yaml``: 3 numbers each, std > 0."""
+    try:
+        dataset = read_yaml(path, "backbone run config")["dataset"]
+        mean, std = (tuple(dataset[key]) for key in ("mean", "std"))
+    except (UnreadableFileError, KeyError, TypeError) as error:
+        raise BackboneRunError(
+            f"backbone run config {path} does not say how the backbone's inputs were normalised ({error}): "
+            f"it needs dataset.mean and dataset.std; train the backbone again, or restore its config.yaml"
+        ) from None
+    numbers = all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in mean + std)
+    if not numbers or len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise BackboneRunError(
+            f"backbone run config {path} has dataset.mean={list(mean)} and dataset.std={list(std)}: each needs 3 "
+            f"numbers, one per RGB channel, and std > 0"
+        )
+    return mean, std

@@ -16,12 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pycocotools.coco import COCO
 from torch.utils.data import Subset
 from torchvision import datasets
 from torchvision.transforms import v2
 
 from dada.data._errors import missing_paths_error
 from dada.data.fashion_mnist import missing_fashion_mnist
+from dada.data.folders import open_image
+from dada.detect.annotations import read_instances
 
 SPLITS = ("train", "val")
 
@@ -122,8 +125,21 @@ def coco_split(images: Path, annotations: Path, train: bool, masks: bool = False
     ``boxes``, category-id ``labels`` and, with ``masks``, instance masks; the test split's target is its image id."""
     keys = {"image_id", "boxes", "labels", "iscrowd", *(("masks",) if masks else ())} if train else {"image_id"}
     transforms = train_transform(flip) if train else test_transform()
-    dataset = datasets.CocoDetection(str(images), str(annotations), transforms=transforms)
-    return datasets.wrap_dataset_for_transforms_v2(dataset, target_keys=keys)
+    instances = read_instances(annotations, "train" if train else "val")
+    return datasets.wrap_dataset_for_transforms_v2(CheckedCocoDetection(images, instances, transforms), keys)
+
+
+class CheckedCocoDetection(datasets.CocoDetection):
+    """torchvision's ``CocoDetection`` over an instance file already read and checked (`read_instances`)."""
+
+    def __init__(self, root: Path, coco: COCO, transforms=None):
+        datasets.VisionDataset.__init__(self, str(root), transforms=transforms)  # CocoDetection's would re-read it
+        self.coco = coco
+        self.ids = sorted(coco.imgs)
+
+    def _load_image(self, id: int):  # noqa: A002 (torchvision's name)
+        """The image as RGB through `open_image`: an undecodable file or a decompression bomb is named."""
+        return open_image(str(Path(self.root) / self.coco.loadImgs(id)[0]["file_name"]))
 
 
 def with_instances(dataset) -> list[int]:

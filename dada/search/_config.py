@@ -8,7 +8,7 @@ from typing import Optional
 
 from omegaconf import MISSING, DictConfig
 
-from dada.config import ConfigValueError, RunConfig, check_range, check_run_config, check_schema
+from dada.config import ConfigValueError, RunConfig, check_run_config, check_schema, valid
 from dada.ops import OP_NAMES
 
 
@@ -17,9 +17,9 @@ class EstimatorConfig:
     """Values in ``conf/estimator/``; fields left null are not passed, so each estimator keeps its own default."""
 
     name: str = MISSING  # gumbel | relax | reinforce
-    temperature: float = MISSING  # tau of the relaxation
-    hidden_size: Optional[int] = None  # relax: width of the surrogate c_phi
-    baseline_decay: Optional[float] = None  # reinforce: moving-average baseline
+    temperature: float = valid("> 0")  # tau of the relaxation
+    hidden_size: Optional[int] = valid(">= 1", None)  # relax: width of the surrogate c_phi
+    baseline_decay: Optional[float] = valid("[0, 1]", None)  # reinforce: moving-average baseline
 
 
 @dataclass
@@ -30,28 +30,28 @@ class SearchRecipe:
     Cutout per data set in ``<dataset>.yaml``.
     """
 
-    epochs: int = MISSING
-    batch_size: int = MISSING
-    lr: float = MISSING
-    lr_min: float = MISSING
-    momentum: float = MISSING
-    weight_decay: float = MISSING
-    grad_clip: float = MISSING
-    crop_padding: int = MISSING  # pad-and-crop of the 32x32 sets before the op
-    cutout: Optional[int] = MISSING  # null: the data set's Cutout
-    policy_lr: float = MISSING
-    policy_betas: list[float] = MISSING
-    policy_weight_decay: float = MISSING
+    epochs: int = valid(">= 1")
+    batch_size: int = valid(">= 1")
+    lr: float = valid("> 0")
+    lr_min: float = valid(">= 0")
+    momentum: float = valid("[0, 1)")
+    weight_decay: float = valid(">= 0")
+    grad_clip: float = valid(">= 0")  # the network gradient's largest L2 norm; 0: no clipping
+    crop_padding: int = valid(">= 0")  # pad-and-crop of the 32x32 sets before the op
+    cutout: Optional[int] = valid(">= 0")  # null: the data set's Cutout; 0: none
+    policy_lr: float = valid("> 0")
+    policy_betas: list[float] = valid("[0, 1)")
+    policy_weight_decay: float = valid(">= 0")
     ops_per_sub_policy: int = MISSING
     ordered: bool = MISSING
     sampling: str = MISSING  # batch: one sub-policy per mini-batch (official) | image: one per image
     mode: str = MISSING  # unrolled: Eq. 17-19 | first_order: d from the augmented validation batch
     variant: str = MISSING  # official: as VDIGPKU/DADA's code | paper: as the equations read (FIDELITY.md)
     alpha_init: float = MISSING
-    probability_init: float = MISSING
-    magnitude_init: float = MISSING
+    probability_init: float = valid("[0, 1]")
+    magnitude_init: float = valid("[0, 1]")
     top_k: int = MISSING
-    log_every: int = MISSING
+    log_every: int = valid(">= 1")
 
 
 @dataclass
@@ -66,16 +66,6 @@ def validate(cfg: DictConfig) -> None:
     """Refuse unknown keys and out-of-range values at start-up, naming the key and the valid range."""
     check_schema(cfg, SearchAppConfig)
     check_run_config(cfg)
-    for key in (
-        "dataset.search_images",
-        "search.epochs",
-        "search.batch_size",
-        "search.log_every",
-        "logger.heatmap_every",
-    ):
-        check_range(cfg, key, 1)
-    for key in ("search.lr", "search.policy_lr", "estimator.temperature"):
-        check_range(cfg, key, 0, above=True)
     recipe = cfg.search
     if not 1 <= recipe.ops_per_sub_policy <= len(OP_NAMES):
         raise ConfigValueError(

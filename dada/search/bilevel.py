@@ -243,5 +243,6 @@ class BiLevelOptimizer:
         self.network_optimizer.zero_grad(set_to_none=True)
         for weight, grad in zip(params.values(), grads):
             weight.grad = grad.detach()
-        nn.utils.clip_grad_norm_(list(params.values()), self.grad_clip)
+        if self.grad_clip > 0:  # 0: no clipping, as in the evaluation and the detection
+            nn.utils.clip_grad_norm_(list(params.values()), self.grad_clip)
         self.network_optimizer.step()

@@ -14,7 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from dada import checkpoint, data, estimators, models, transforms
+from dada.files import read_json, write_atomic
 from dada.plots import policy_heatmap
+from dada.policy import POLICY_CAP
 from dada.runtime import (
     check_identity,
     finished_summary,
@@ -422,7 +424,7 @@ class SearchRun:
         self._check_finite_state("at the policy export")
         policy = self.space.export(self.cfg.search.top_k, name=f"{self.cfg.name}-seed{self.cfg.seed}")
         policy_path = policy.save(self.run_dir / "policy.json")
-        (self.run_dir / "policy_archive.json").write_text(json.dumps(policy.to_archive()))
+        write_atomic(self.run_dir / "policy_archive.json", json.dumps(policy.to_archive()))
         # FLOPs: one step counted (hypergradient runs a step's passes and updates nothing), times the steps; the
         # network part is the step's training forward and backward, the policy part the rest of the step.
         index = torch.arange(self.batch_size, device=self.device)
@@ -481,7 +483,8 @@ def top_overlap(run_dir: Path, policy) -> dict[str, float]:
         if other.parent == run_dir:
             continue
         try:
-            theirs = {tuple(op[0] for op in s["operations"]) for s in json.loads(other.read_text())["sub_policies"]}
+            document = read_json(other, "policy file", cap=POLICY_CAP)
+            theirs = {tuple(op[0] for op in s["operations"]) for s in document["sub_policies"]}
         except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
             warnings.warn(
                 f"{other} was skipped in the top-k overlap with other seeds: it cannot be read "

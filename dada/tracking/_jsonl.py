@@ -1,14 +1,16 @@
 """The run folder: ``metrics.jsonl`` (the source of truth), ``config.yaml``, ``run_info.json``, ``summary.json``."""
 
 import json
-import os
 import time
 from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
 import yaml
 
+from dada.files import MiB, open_append, read_bytes, refuse_link, write_atomic
 from dada.tracking._backend import Backend, RunSpec
+
+METRICS_CAP = 1024 * MiB  # a paper search logs a few MiB
 
 
 class JsonlBackend(Backend):
@@ -31,14 +33,15 @@ class JsonlBackend(Backend):
         self.metrics_path = self.run_dir / "metrics.jsonl"
         if spec.resume_epoch is not None:
             self._cut_after_epoch(spec.resume_epoch)
-        self._metrics_file = open(self.metrics_path, "a", encoding="utf-8")
+        self._metrics_file = open_append(self.path("metrics.jsonl"))
         self._summary: dict[str, Any] = {}
 
     def _cut_after_epoch(self, epoch: int) -> None:
         """Keep the records up to the last one of an epoch <= ``epoch``; a half-written line ends the kept part."""
         if not self.metrics_path.exists():
             return
-        lines = self.metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)
+        lines = read_bytes(self.path("metrics.jsonl"), METRICS_CAP, "metrics log").decode(errors="replace")
+        lines = lines.splitlines(keepends=True)
         kept = 0
         for index, line in enumerate(lines):
             try:
@@ -50,21 +53,21 @@ class JsonlBackend(Backend):
         self.write_text("metrics.jsonl", "".join(lines[:kept]))
 
     def path(self, name: str) -> Path:
-        """``run_dir / name`` for a relative name that stays inside the run folder; parents are created."""
+        """``run_dir / name`` for a relative name that stays inside the run folder; parents are created, and a link at
+        the name is refused (nothing in the run folder is written through one)."""
         relative = PurePosixPath(name)
         if not name or relative.is_absolute() or ".." in relative.parts:
             raise ValueError(f"file names must be relative paths inside the run folder, got {name!r}")
-        path = self.run_dir.joinpath(*relative.parts)
+        path = self.run_dir
+        for part in relative.parts:  # a linked sub-folder would lead out of the run folder as well
+            path = path / part
+            refuse_link(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
     def write_text(self, name: str, text: str) -> Path:
         """Write a file in the run folder atomically (a reader never sees half of it)."""
-        path = self.path(name)
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-        return path
+        return write_atomic(self.path(name), text)
 
     def write_json(self, name: str, data: Mapping[str, Any]) -> Path:
         return self.write_text(name, json.dumps(data, indent=2) + "\n")

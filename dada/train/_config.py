@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from dada.config import ConfigValueError, RunConfig, check_range, check_run_config, check_schema
+from dada.config import SEED_MAX, ConfigValueError, RunConfig, check_run_config, check_schema, valid
 
 RECIPE_DIR = Path(__file__).resolve().parents[2] / "conf" / "recipe"
 
@@ -18,22 +18,22 @@ RECIPE_DIR = Path(__file__).resolve().parents[2] / "conf" / "recipe"
 class RecipeConfig:
     """Section 4.1 "Policy Evaluation": Fast AA's training hyper-parameters (``conf/recipe/``)."""
 
-    epochs: int = MISSING
-    batch_size: int = MISSING  # global: split over the ranks under torchrun
-    lr: float = MISSING  # the lr before warmup; the peak is lr * warmup_multiplier
-    weight_decay: float = MISSING
-    momentum: float = MISSING
+    epochs: int = valid(">= 1")
+    batch_size: int = valid(">= 1")  # global: split over the ranks under torchrun
+    lr: float = valid("> 0")  # the lr before warmup; the peak is lr * warmup_multiplier
+    weight_decay: float = valid(">= 0")
+    momentum: float = valid("[0, 1)")
     nesterov: bool = MISSING
-    grad_clip: float = MISSING  # 0: no clipping
+    grad_clip: float = valid(">= 0")  # the gradients' largest L2 norm; 0: no clipping
     schedule: str = MISSING  # cosine | multistep, stepped per iteration
-    warmup_multiplier: float = 1.0  # GradualWarmupScheduler: lr ramps to lr * multiplier (from 0 when 1)
-    warmup_epochs: float = 0.0
-    milestones: list[int] = field(default_factory=list)  # multistep: epochs after the warmup
-    gamma: float = 0.1  # multistep decay factor
-    crop_padding: int = 4  # pad-and-crop of the 32x32 sets
-    color_jitter: float = 0.0  # ImageNet: brightness, contrast and saturation strength
-    lighting: float = 0.0  # ImageNet: standard deviation of the PCA lighting noise
-    eval_batch_size: int = 1024
+    warmup_multiplier: float = valid(">= 1", 1.0)  # GradualWarmupScheduler: lr ramps to lr * multiplier (from 0 at 1)
+    warmup_epochs: float = valid(">= 0", 0.0)
+    milestones: list[int] = valid(">= 1", [])  # multistep: epochs after the warmup
+    gamma: float = valid("(0, 1]", 0.1)  # multistep decay factor
+    crop_padding: int = valid(">= 0", 4)  # pad-and-crop of the 32x32 sets
+    color_jitter: float = valid(">= 0", 0.0)  # ImageNet: brightness, contrast and saturation strength
+    lighting: float = valid(">= 0", 0.0)  # ImageNet: standard deviation of the PCA lighting noise
+    eval_batch_size: int = valid(">= 1", 1024)
 
 
 @dataclass
@@ -42,9 +42,9 @@ class PolicyConfig:
 
     name: str = MISSING  # none | cutout | autoaugment | randaugment | trivialaugment | random | dada | fastaa
     source: Optional[str] = None  # dada: shipped name or policy.json; autoaugment, fastaa: cifar10 | svhn | imagenet
-    num_ops: Optional[int] = None  # randaugment: N; random: operations per sub-policy
-    magnitude: Optional[int] = None  # randaugment: M
-    num_sub_policies: Optional[int] = None  # random
+    num_ops: Optional[int] = valid(">= 1", None)  # randaugment: N; random: operations per sub-policy
+    magnitude: Optional[int] = valid(">= 0", None)  # randaugment: M
+    num_sub_policies: Optional[int] = valid(">= 1", None)  # random
     cutout: bool = True  # the data set's Cutout after normalisation
     on_device: Optional[bool] = None  # null: batched on the device whenever the policy and the data allow
 
@@ -55,12 +55,12 @@ class TrainAppConfig(RunConfig):
     policy: PolicyConfig = MISSING
     experiment_name: str = "train_${dataset.name}_${model.name}"  # run_dir's experiment (experiments set their own)
     variant_name: str = "${policy.name}${tag}"  # run_dir's variant: the policy, or a table's column
-    subset_seed: int = 0  # scaled-down runs: the same stratified train/test subsets for every seed and policy
+    subset_seed: int = valid(f"[0, {SEED_MAX}]", 0)  # scaled-down runs: the same subsets for every seed and policy
     amp: bool = True  # bf16 autocast (CUDA only)
     channels_last: bool = True  # CUDA only
     compile: bool = False  # torch.compile the model
-    num_workers: int = 4  # DataLoader workers, where a loader is used
-    log_every: int = 50  # steps between step-level metrics
+    num_workers: int = valid(">= 0", 4)  # DataLoader workers, where a loader is used (0: in the process)
+    log_every: int = valid(">= 1", 50)  # steps between step-level metrics
     tag: str = ""  # appended to the run name, e.g. tag=-relax-seed1
 
 
@@ -70,11 +70,6 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigValueError(_no_recipe_message(cfg))
     check_schema(cfg, TrainAppConfig)
     check_run_config(cfg)
-    for key in ("recipe.epochs", "recipe.batch_size", "recipe.eval_batch_size", "log_every"):
-        check_range(cfg, key, 1)
-    check_range(cfg, "recipe.lr", 0, above=True)  # before the warmup multiplies it
-    for key in ("recipe.momentum", "recipe.weight_decay", "recipe.grad_clip", "recipe.warmup_epochs"):
-        check_range(cfg, key, 0)
 
 
 def _no_recipe_message(cfg: DictConfig) -> str:
