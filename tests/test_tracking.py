@@ -142,6 +142,7 @@ def test_tracker_for_reads_the_logger_node_and_names_the_run(tmp_path, monkeypat
                 "wandb_mode": "online",
                 "wandb_project": "project",
                 "resume_epoch": 2,
+                "used_policy": None,
             },
         )
     ]
@@ -283,3 +284,25 @@ def test_device_clock_on_cpu_counts_cpu_hours():
         clock.stop()
     with pytest.raises(ValueError, match="at least 1"):
         DeviceClock("cpu", device_count=0)
+
+
+def test_lineage_tags_link_an_evaluation_to_its_search(tmp_path):
+    from dada.tracking.lineage import lineage_tags, searched_policy
+
+    search = tmp_path / "runs" / "smoke" / "search_fashion-mnist" / "gumbel" / "seed0"
+    search.mkdir(parents=True)
+    (search / "policy.json").write_text("{}")
+    (search / "summary.json").write_text(json.dumps({"estimator": "gumbel", "status": "FINISHED"}))
+    (search / "tracking_ids.json").write_text(json.dumps({"mlflow": {"run_id": "abc", "tracking_uri": "x"}}))
+    cfg = OmegaConf.create(
+        {"experiment_name": "table1_fashion-mnist", "policy": {"source": str(search / "policy.json")}}
+    )
+    assert lineage_tags(cfg) == {
+        "experiment": "table1_fashion-mnist",
+        "search.run_dir": str(search.resolve()),
+        "estimator": "gumbel",
+        "search.mlflow_run_id": "abc",
+    }
+    assert searched_policy(cfg) == (search / "policy.json").resolve()
+    shipped = OmegaConf.create({"experiment_name": "e", "policy": {"source": "cifar10"}})
+    assert lineage_tags(shipped) == {"experiment": "e"} and searched_policy(shipped) is None
