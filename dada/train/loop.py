@@ -358,7 +358,7 @@ class TrainRun:
             batch_size=self.schedule.batch_size,
             world_size=self.dist.world_size,
             test_error_top1=final["test/error_top1"],
-            test_error_top5=final["test/error_top5"],
+            test_error_top5=final.get("test/error_top5"),
             test_error_best_epoch_selected_on_test=best["test/error_top1"],
             best_epoch_selected_on_test=best["epoch"],
             train_loss=final["train/loss"],
