@@ -157,6 +157,8 @@ def _mlflow_summary(run) -> dict[str, Any]:
         **run.data.metrics,
         **{key[len("summary.") :]: value for key, value in tags.items() if key.startswith("summary.")},
     }
+    if "schema_version" in flat:  # a tag, so a string
+        flat["schema_version"] = int(flat["schema_version"])
     summary = {**_nested(flat), "status": run.info.status, "dataset": tags.get("dataset"), "model": tags.get("model")}
     if tags.get("app") == "search":
         summary["estimator"] = tags.get("estimator")

@@ -167,7 +167,7 @@ class MlflowBackend(Backend):
         )
 
     def set_summary(self, summary: Mapping[str, Any], step: int) -> None:
-        flat = dict(flatten(summary))
+        flat = {key: value for key, value in flatten(summary) if value is not None}  # None: not measured
         numeric = {key: float(value) for key, value in flat.items() if _is_number(value) and key not in NOT_METRICS}
         self.log_metrics(numeric, step)
         self._log_batch(tags=self._tags({f"summary.{key}": value for key, value in flat.items() if key not in numeric}))
