@@ -163,3 +163,19 @@ def test_submitit_local_launcher_runs_a_sweep(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "FINISHED"
     assert list((tmp_path / "sweep").rglob("*_submitted.pkl"))
+
+
+def test_wandb_sync_finds_the_offline_runs_inside_the_run_folders(tmp_path, monkeypatch, capfd):
+    """What `make wandb-sync DRY_RUN=1` runs, on a real offline run: `wandb sync --dry-run` lists it."""
+    from dada.tracking import create_tracker
+    from dada.tracking.sync import main as sync
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run_dir = tmp_path / "runs" / "smoke" / "search_x" / "relax" / "seed0"
+    with create_tracker(("wandb",), run_dir=run_dir, tags={"app": "search", "experiment": "search_x"}) as tracker:
+        tracker.log_metrics({"search/val_loss": 1.0}, step=1)
+    capfd.readouterr()
+    assert sync(["--dry-run", str(tmp_path / "runs")]) == 0
+    output = "".join(capfd.readouterr())
+    assert "Would sync 1 run(s)" in output and str(run_dir / "wandb" / "offline-run-") in output
+    assert sync(["--dry-run", str(tmp_path / "empty")]) == 0 and "no offline W&B runs" in capfd.readouterr().out

@@ -14,7 +14,9 @@ MAX_TAG_LENGTH = 64  # W&B rejects tags longer than 64 characters.
 class WandbBackend(Backend):
     """Config (with the run info under ``run_info``), ``key:value`` tags, metrics, figures as images, files.
 
-    The run is grouped by experiment name; offline runs land in ``<run_dir>/wandb/offline-run-*``,
+    The group is the run layout's experiment and the job type the app (search, train, detect); an evaluation on a
+    searched policy uses that search's policy artifact when online (offline W&B refuses it: the
+    ``search.wandb_run_id`` tag links them). Offline runs land in ``<run_dir>/wandb/offline-run-*``,
     to be uploaded later with ``wandb sync``. W&B needs steps that never decrease within a run.
     A resumed run (``spec.resume_ids["wandb"]``) continues under the same run id (``resume="allow"``).
     """
@@ -40,7 +42,7 @@ class WandbBackend(Backend):
             resume="allow" if "wandb" in spec.resume_ids else None,
         )
 
-        if spec.used_policy is not None:
+        if spec.used_policy is not None and mode == "online":  # offline W&B refuses use_artifact; the tags stay
             search_id = spec.tags.get("search.wandb_run_id", "unknown")
             self.run.use_artifact(_policy_artifact(spec.used_policy, search_id))
 
