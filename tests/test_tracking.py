@@ -306,3 +306,26 @@ def test_lineage_tags_link_an_evaluation_to_its_search(tmp_path):
     assert searched_policy(cfg) == (search / "policy.json").resolve()
     shipped = OmegaConf.create({"experiment_name": "e", "policy": {"source": "cifar10"}})
     assert lineage_tags(shipped) == {"experiment": "e"} and searched_policy(shipped) is None
+
+
+def test_dashboards_get_an_epochs_step_records_only_once_the_epoch_is_recorded(tmp_path):
+    """A run killed mid-epoch sent none of that epoch's step records, so its resume adds no second point."""
+    from dada.tracking._backend import Backend
+
+    class Recorder(Backend):
+        def __init__(self):
+            self.steps = []
+
+        def log_metrics(self, metrics, step):
+            self.steps.append(step)
+
+    recorder = Recorder()
+    with pytest.raises(KeyboardInterrupt):
+        with create_tracker(("jsonl",), run_dir=tmp_path) as killed:
+            killed._backends.append(recorder)
+            killed.log_metrics({"step/loss": 1.0}, step=1)
+            killed.log_metrics({"epoch": 1, "loss": 1.0}, step=2)
+            killed.log_metrics({"step/loss": 0.9}, step=3)
+            raise KeyboardInterrupt
+    assert recorder.steps == [1, 2]  # step 3 (epoch 2, interrupted) stayed back
+    assert [record["step"] for record in read_metrics(tmp_path)] == [1, 2, 3]  # the run folder has every record

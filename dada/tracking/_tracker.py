@@ -34,6 +34,7 @@ class Tracker:
         self._local = local
         self._backends = list(backends)
         self._last_step = 0
+        self._pending: list[tuple[dict[str, float], int]] = []  # dashboard records waiting for their epoch's
         self.closed = False
 
     def __repr__(self) -> str:
@@ -103,11 +104,22 @@ class Tracker:
         self._last_step = step
         self._check_open()
         self._local.log_metrics(local, step)
-        self._fan_out(lambda backend: backend.log_metrics(values, step), "log_metrics()")
+        self._pending.append((values, step))
+        if "epoch" in values:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Send the held records to the dashboards. Records wait for their epoch's record (the one with ``epoch``),
+        after which the app saves its checkpoint: a run killed mid-epoch sent none of that epoch's step records,
+        so a resume, which repeats the epoch, gives MLflow and W&B no second point at the same step."""
+        pending, self._pending = self._pending, []
+        for values, step in pending:
+            self._fan_out(lambda backend: backend.log_metrics(values, step), "log_metrics()")
 
     def log_table(self, name: str, rows: Sequence[Mapping[str, Any]], step: int) -> Path:
         """A table (rows of the same columns): ``<run_dir>/tables/<name>.json`` holds the latest; MLflow appends the
         rows to its table artifact ``tables/<name>.json`` (the run's Artifacts tab); W&B logs a ``wandb.Table``."""
+        self._flush()
         rows = [plain_data(row) for row in rows]
         path = self._local.write_json(f"tables/{name}.json", {"step": int(step), "rows": rows})
         self._fan_out(lambda backend: backend.log_table(name, rows, int(step)), "log_table()")
@@ -142,6 +154,7 @@ class Tracker:
         The figure is left open; closing it is the caller's call.
         """
         self._check_open()
+        self._flush()
         paths = [self._local.path(f"figures/{name}.{extension}") for extension in formats]
         if not paths:
             raise ValueError("log_figure needs at least one format, e.g. formats=('png', 'pdf')")
@@ -162,6 +175,7 @@ class Tracker:
         if "status" in summary:
             raise ValueError("summary key 'status' is reserved: close(status=...) sets it")
         step = self._last_step
+        self._flush()
         self._send(lambda backend: backend.set_summary(summary, step), "set_summary()")
 
     def close(self, status: str = "FINISHED") -> None:
@@ -170,6 +184,9 @@ class Tracker:
             raise ValueError(f"unknown run status {status!r}; choose one of {STATUSES}")
         if self.closed:
             return
+        if status == "KILLED":  # interrupted mid-epoch: the resume repeats the epoch, so its records are not sent
+            self._pending.clear()
+        self._flush()  # a failed run shows its records up to the failure
         self._local.close(status)
         self.closed = True
 
