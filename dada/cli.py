@@ -60,7 +60,7 @@ def run_app(app: str, main: Callable[[], None]) -> None:
     register_app_schemas(app)
     arguments = sys.argv[1:]
     if "--help" in arguments or "-h" in arguments:
-        print(app_help(app, [argument for argument in arguments if argument not in ("--help", "-h")]))
+        print(app_help(app, [argument for argument in arguments if not argument.startswith("-")]))  # overrides only
         return
     main()
 

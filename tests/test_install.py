@@ -13,7 +13,7 @@ import tomllib
 from conftest import SEARCH_SMOKE
 from setuptools import find_packages
 
-from dada.cli import app_groups
+from dada.cli import app_groups, app_help
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "README.md", "conf", "dada", "analysis", "reproduce")
@@ -33,6 +33,8 @@ def test_each_app_help_shows_its_own_groups():
     assert {"policy", "recipe"} <= train and not train & {"estimator", "detector"}
     assert {"detector", "detect_dataset"} <= detect and not detect & {"estimator", "policy"}
     assert all(name.startswith("search_") for name in app_groups("search")["experiment"])
+    text = app_help("search", ["estimator=gumbel"])
+    assert "estimator: gumbel, reinforce, relax" in text and "name: gumbel" in text and "detector" not in text
 
 
 @pytest.mark.slow
