@@ -69,6 +69,10 @@ device-check: setup ## the GPU path in one command (<= 8 min on CUDA): ops parit
 mlflow-ui: setup ## serve the MLflow UI on 127.0.0.1:5000 over the project's store (mlruns.db)
 	$(PY) -m mlflow ui --backend-store-uri sqlite:///mlruns.db --host 127.0.0.1 --port 5000
 
+.PHONY: wandb-sync
+wandb-sync: setup ## upload the offline W&B runs under runs/ (each run keeps them in <run>/wandb/); DRY_RUN=1 lists them
+	$(PY) -m dada.tracking.sync $(if $(DRY_RUN),--dry-run) runs
+
 # -- reproducing the paper: reproduce/ runs what a target needs (finished runs are skipped), analysis/ writes results/
 # Each takes SCALE=smoke|mini|paper, SEEDS (default 0,1,2) and DATA_ROOT=./data; rows whose data set is
 # missing say "not run".

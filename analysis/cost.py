@@ -191,6 +191,12 @@ def cost_markdown(report: pd.DataFrame, paper: pd.DataFrame, scale: str) -> str:
         'and backward (unrolled validation pass, finite difference, estimator) over both. "not measured": runs '
         "written before FLOPs were counted.",
     ]
+    measured_on = {cell.split(" on ", 1)[1] for column in hours for cell in report[column] if " on " in str(cell)}
+    if len(measured_on) > 1:
+        lines.append(
+            f"Ours were measured on different devices ({'; '.join(sorted(measured_on))}): compare hours only between "
+            "cells on the same device."
+        )
     if scale != "paper":
         lines.append(
             f"At {scale} scale the search is shortened (conf/scale/{scale}.yaml), so these hours are not "

@@ -16,6 +16,7 @@ import torch
 from omegaconf import OmegaConf
 
 from analysis.style import save_figure, use_file_backend
+from dada.config import CONF_DIR
 from dada.estimators import create, toy
 
 ESTIMATOR_LABELS = {
@@ -26,7 +27,6 @@ ESTIMATOR_LABELS = {
 }
 COLORS = {"gumbel": "tab:orange", "reinforce": "tab:blue", "relax_untrained": "tab:gray", "relax_trained": "tab:green"}
 PROBLEMS = ("categorical", "bernoulli", "joint")
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def _statistics(problem: toy.ToyProblem, key: str, grads: tuple[torch.Tensor, torch.Tensor]) -> list[dict]:

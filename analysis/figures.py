@@ -194,26 +194,24 @@ def fig3b(cells: pd.DataFrame, paper: pd.DataFrame, caption: str) -> plt.Figure:
 def fig3a(
     cells: pd.DataFrame, seed_values: dict[tuple[str, str], Sequence[float]], paper: pd.DataFrame, caption: str
 ) -> plt.Figure:
-    """Fig. 3a: test error of the policies searched with Gumbel-Softmax and with RELAX, mean ± std and each seed."""
-    rows = list(dict.fromkeys(cells["row"]))
+    """Fig. 3a: test error of the policies searched with Gumbel-Softmax and with RELAX, mean ± std and each seed.
+
+    Data sets with no run of either estimator get no group on the axis; every cell not drawn is named, with its
+    reason, in the notes below."""
     estimators = (("test error, DADA (Gumbel)", "gumbel"), ("test error, DADA (RELAX)", "relax"))
+    rows = [row for row in dict.fromkeys(cells["row"]) if any(_cell(cells, row, c)["n"] for c, _ in estimators)]
+    not_run = [
+        f"{row}, {estimator}: {_cell(cells, row, column)['note']}"
+        for row in dict.fromkeys(cells["row"])
+        for column, estimator in estimators
+        if not _cell(cells, row, column)["n"]
+    ]
     with plt.rc_context(STYLE):
         figure, axis = plt.subplots(figsize=(9, 5))
         for offset, (column, estimator) in enumerate(estimators):
             for position, row in enumerate(rows):
                 line, x = _cell(cells, row, column), position + (offset - 0.5) * 0.38
                 if not line["n"]:
-                    axis.text(
-                        x,
-                        0.02,
-                        f"{estimator}: {line['note']}",
-                        rotation=90,
-                        fontsize=7,
-                        color="dimgray",
-                        ha="center",
-                        va="bottom",
-                        transform=axis.get_xaxis_transform(),
-                    )
                     continue
                 axis.bar(
                     x,
@@ -232,7 +230,8 @@ def fig3a(
         unique = dict(zip(*reversed(axis.get_legend_handles_labels())))  # one legend entry per estimator
         if unique:
             axis.legend(unique.values(), unique.keys(), fontsize=8, loc="upper center")
-        _notes_below(axis, [citation(paper, "fig3a")], heading="paper: not stated in the text")
+        notes = [citation(paper, "fig3a"), *(["not drawn:", *not_run] if not_run else [])]
+        _notes_below(axis, notes, heading="paper: not stated in the text")
         axis.set_title(
             f"Fig. 3a: Gumbel-Softmax vs RELAX policy search, bars mean ± std, dots seeds\n({caption})", fontsize=10
         )

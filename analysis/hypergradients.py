@@ -43,7 +43,6 @@ from dada.search.bilevel import BiLevelOptimizer
 from dada.search.loop import SearchData, SearchRun, prepare_data
 from dada.search.variant import VARIANTS
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 ESTIMATORS = ("gumbel", "relax-official", "relax-paper", "reinforce")
 UNBIASED = ("relax-official", "relax-paper", "reinforce")
 PARAMETERS = ("alpha", "probability")

@@ -80,7 +80,7 @@ def run_record(run_dir: Path, summary: Mapping[str, Any]) -> dict[str, Any]:
         "estimator": typed.estimator if search else None,
         "policy": None if search or typed.policy is None else typed.policy.name,
         "test_error_top1": math.nan if search else typed.test_error_top1,
-        "test_error_top5": math.nan if search else typed.test_error_top5,
+        "test_error_top5": math.nan if search or typed.test_error_top5 is None else typed.test_error_top5,
         "train_error_top1": math.nan if search else typed.train_error_top1,  # the final epoch's, on augmented images
         "search_device_hours": cost.search_device_hours if search and cost else math.nan,
         "eval_device_hours": cost.eval_device_hours if not search and cost else math.nan,
@@ -172,6 +172,8 @@ def _mlflow_summary(run) -> dict[str, Any]:
         **run.data.metrics,
         **{key[len("summary.") :]: value for key, value in tags.items() if key.startswith("summary.")},
     }
+    if "schema_version" in flat:  # a tag, so a string
+        flat["schema_version"] = int(flat["schema_version"])
     summary = {**_nested(flat), "status": run.info.status, "dataset": tags.get("dataset"), "model": tags.get("model")}
     if tags.get("app") == "search":
         summary["estimator"] = tags.get("estimator")

@@ -76,7 +76,13 @@ def scale_caption(scale: str, runs: pd.DataFrame) -> str:
     if devices == NO_RUNS:
         return f"{scale} scale{reduced}; ours: no finished runs"
     networks = ", ".join(sorted({model for model in runs["model"] if isinstance(model, str)})) or "unknown"
-    return f"{scale} scale{reduced}; ours: {networks} on {devices}"
+    return f"{scale} scale{reduced}; ours: {networks} on {devices}{mixed_devices_note(runs)}"
+
+
+def mixed_devices_note(runs: pd.DataFrame) -> str:
+    """A warning when ``runs`` were measured on more than one device (their hours are then not comparable)."""
+    count = len({name for name in runs["device_name"] if isinstance(name, str)})
+    return f" (MIXED: {count} devices; compare costs only between runs on the same device)" if count > 1 else ""
 
 
 def save_figure(figure: plt.Figure, out_dir: Path, name: str, formats: Iterable[str] = FIGURE_FORMATS) -> list[Path]:

@@ -23,7 +23,9 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # the apps' config_path, from the repository root
+# The apps' config_path: the copy of conf/ that a wheel installs as dada/conf, else the source tree's top-level conf/
+_INSTALLED_CONF = Path(__file__).resolve().parent / "conf"
+CONF_DIR = _INSTALLED_CONF if _INSTALLED_CONF.is_dir() else Path(__file__).resolve().parents[1] / "conf"
 SEED_MAX = 2**32 - 1  # NumPy's seeds stop here; torch's and Python's go further
 
 

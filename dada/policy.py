@@ -25,6 +25,7 @@ from torchvision.transforms import v2
 
 from dada.files import MiB, read_json, write_atomic
 from dada.ops import OP_NAMES, apply_indexed, apply_pil, check_image_range
+from dada.ops._batch import _uniform
 
 # The released policies in dada/policies/<family>-<data set>.json; each file's "source" cites its origin and licence.
 SHIPPED_POLICIES: dict[str, tuple[str, ...]] = {
@@ -101,13 +102,22 @@ class Policy(v2.Transform):
     # -- application -------------------------------------------------------------------------------------------
 
     def apply_batch(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Augment a batch [B,C,H,W] (uint8, or float in [0,1]): a random sub-policy per image, each op with its p."""
+        """Augment a batch [B,C,H,W] (uint8, or float in [0,1]): a random sub-policy per image, each op with its p.
+
+        C is 3, or 1 for grey images: those are augmented as three equal channels, which every op keeps equal (Cutout
+        fills with its RGB grey's first channel, 125), and come back with one. The draws come from ``generator`` on
+        its own device (the default generator of the images' device when None) and are moved to the images' device,
+        so a CPU or a CUDA generator both work.
+        """
+        if isinstance(images, torch.Tensor) and images.ndim == 4 and images.shape[1] not in (1, 3):
+            raise ValueError(f"expected an image batch [B, 3, H, W] or grey [B, 1, H, W], got {tuple(images.shape)}")
+        if images.ndim == 4 and images.shape[1] == 1:
+            return self.apply_batch(images.expand(-1, 3, -1, -1), generator)[:, :1]
         check_image_range(images)
-        batch = images.shape[0]
         device = images.device
-        chosen = torch.randint(len(self.sub_policies), (batch,), generator=generator).to(device)
+        chosen = draw_indices(len(self.sub_policies), images.shape[0], generator, device)
         op_index, probability, level = (t.to(device)[chosen] for t in (self._op_index, self._probability, self._level))
-        fires = torch.rand(probability.shape, generator=generator).to(device) < probability
+        fires = _uniform(probability.shape, generator, device) < probability
         for stage in range(op_index.shape[1]):
             images = apply_indexed(
                 images, op_index[:, stage], level[:, stage], mask=fires[:, stage], generator=generator
@@ -186,6 +196,11 @@ class Policy(v2.Transform):
                 f"Policy.save or a search's policy.json, or a shipped name"
             ) from None
 
+    @classmethod
+    def from_json(cls, text: str) -> "Policy":
+        """A policy from the text of a ``policy.json`` (what ``save`` writes and a search exports)."""
+        return cls.from_dict(json.loads(text))
+
     def to_archive(self) -> list[list[list[Any]]]:
         """Fast AutoAugment's archive format: ``[[[name, prob, level], [name, prob, level]], ...]``."""
         return [[[op.name, op.probability, op.level] for op in s.operations] for s in self.sub_policies]
@@ -238,3 +253,9 @@ def _shipped(spec: str) -> tuple[str, str] | None:
             if name != spec and name in names:
                 return name, family
     return (spec, "dada") if spec in SHIPPED_POLICIES["dada"] else None
+
+
+def draw_indices(high: int, count: int, generator: torch.Generator | None, device: torch.device | str) -> torch.Tensor:
+    """``count`` integers in [0, high) drawn by ``generator`` on its own device, returned on ``device``."""
+    source = generator.device if generator is not None else torch.device(device)
+    return torch.randint(high, (count,), generator=generator, device=source).to(device)

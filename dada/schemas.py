@@ -114,7 +114,7 @@ class TrainSummary(_Summary):
     batch_size: int = 0
     world_size: int = 1
     test_error_top1: float = 0.0  # the final epoch's, in %
-    test_error_top5: float = 0.0
+    test_error_top5: float | None = None  # only with more than 5 classes
     test_error_best_epoch_selected_on_test: float = 0.0  # optimistic: the epoch is chosen on the test set
     best_epoch_selected_on_test: int = 0
     train_loss: float = 0.0

@@ -1,6 +1,6 @@
 """Run a plan: each run in its own subprocess, finished ones skipped, missing data recorded.
 
-A progress bar counts the runs."""
+A progress bar counts the runs that will run."""
 
 from __future__ import annotations
 
@@ -105,12 +105,24 @@ def launch(
     return Outcome(run, f"failed (exit {result.returncode}); last lines of {log_path}:\n{log_tail(log_path)}", seconds)
 
 
+def _will_run(runs: Sequence[Run], data_root: Path) -> set[Path]:
+    """The run folders of ``runs`` (in plan order, searches first) that will run: not finished earlier, with their
+    data, and with a search (or backbone) that finished or will run. The progress bar counts these only."""
+    counted: set[Path] = set()
+    for run in runs:
+        ready = run.needs is None or run.needs in counted or finished_summary(run.needs) is not None
+        if ready and finished_summary(run.run_dir) is None and missing_data(run.dataset, data_root) is None:
+            counted.add(run.run_dir)
+    return counted
+
+
 def execute(runs: Sequence[Run], data_root: Path, python: str = sys.executable, jobs: int = 1) -> list[Outcome]:
     """Every run, ``jobs`` at a time, one line per run above a progress bar; an evaluation waits for its search.
 
     The pool starts runs in plan order and a plan lists searches first, so a search is running or done before any
     run that waits for it takes a worker: waiting cannot deadlock. With ``jobs=1`` it is one run after another."""
-    progress = tqdm(total=len(runs), unit="run", dynamic_ncols=True, file=sys.stderr)
+    counted = _will_run(runs, data_root)
+    progress = tqdm(total=len(counted), unit="run", dynamic_ncols=True, file=sys.stderr)
 
     def perform(run: Run, search: Future | None) -> Outcome:
         if search is not None:
@@ -118,7 +130,8 @@ def execute(runs: Sequence[Run], data_root: Path, python: str = sys.executable, 
         reason = skip_reason(run, data_root)
         outcome = Outcome(run, reason) if reason else launch(run, data_root, python)
         progress.write(str(outcome), file=sys.stderr)
-        progress.update()
+        if run.run_dir in counted:
+            progress.update()
         return outcome
 
     pool = ThreadPoolExecutor(max_workers=jobs)

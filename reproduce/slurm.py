@@ -21,13 +21,14 @@ from typing import Sequence
 import submitit
 import yaml
 
+from dada.config import CONF_DIR
 from dada.files import UnreadableFileError, read_json, write_atomic
 from dada.runtime import finished_summary
 from reproduce.plan import Run, missing_data
 from reproduce.runner import WAITING, Outcome, launch, log_tail, skip_reason
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "conf" / "launcher" / "slurm.yaml"
+CONFIG = CONF_DIR / "launcher" / "slurm.yaml"
 JOBS_FILE = ".slurm_jobs.json"
 LOGS = ".slurm"
 MATCH_KEYS = ("app", "dataset", "experiment", "scale")

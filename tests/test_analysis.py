@@ -445,3 +445,12 @@ def test_mlflow_reader_matches_folder_reader(tmp_path):
     folders, mlflow = read_runs(root), read_runs_mlflow(uri)
     pd.testing.assert_frame_equal(folders[columns].reset_index(drop=True), mlflow[columns].reset_index(drop=True))
     assert {"seed1": 0.4} in list(mlflow["top_overlap"])
+
+
+def test_captions_say_when_runs_come_from_different_devices():
+    from analysis.style import scale_caption
+
+    one = pd.DataFrame({"device_name": ["Intel Xeon"] * 2, "unit": ["CPU-hours"] * 2, "model": ["wrn10_1"] * 2})
+    two = pd.DataFrame({"device_name": ["Intel Xeon", "AMD EPYC"], "unit": ["CPU-hours"] * 2, "model": ["wrn10_1"] * 2})
+    assert "MIXED" not in scale_caption("smoke", one)
+    assert "MIXED: 2 devices" in scale_caption("smoke", two) and "AMD EPYC" in scale_caption("smoke", two)

@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from dada.policy import NAMED_POLICIES, Operation, Policy, SubPolicy, load_named
+from dada.ops import OP_NAMES
+from dada.policy import NAMED_POLICIES, Operation, Policy, SubPolicy, draw_indices, load_named
 
 
 @pytest.mark.parametrize("name", NAMED_POLICIES)
@@ -82,3 +83,25 @@ def test_bad_policies_are_refused(tmp_path):
         Policy.load(tmp_path / "missing.json")
     with pytest.raises(ValueError, match="sub_policies"):
         Policy.from_dict({"name": "x"})
+
+
+def test_apply_batch_takes_grey_batches_as_three_equal_channels():
+    grey = torch.randint(0, 256, (32, 1, 16, 16), dtype=torch.uint8)
+    policy = Policy([SubPolicy((Operation(name, 1.0, 0.7),)) for name in OP_NAMES if name != "Cutout"])
+    out = policy.apply_batch(grey, generator=torch.Generator().manual_seed(0))
+    rgb = policy.apply_batch(grey.expand(-1, 3, -1, -1), generator=torch.Generator().manual_seed(0))
+    assert out.shape == grey.shape and torch.equal(out[:, 0], rgb[:, 0])
+    # every op but Cutout (whose fill is Fast AA's RGB grey, 125 in channel 0) keeps grey images grey
+    assert torch.equal(rgb[:, 0], rgb[:, 1]) and torch.equal(rgb[:, 0], rgb[:, 2])
+    with pytest.raises(ValueError, match=r"\[B, 1, H, W\].*\(2, 2, 8, 8\)"):
+        policy.apply_batch(torch.zeros(2, 2, 8, 8, dtype=torch.uint8))
+
+
+def test_apply_batch_draws_on_the_generators_device_and_returns_on_the_images():
+    """The device logic without a GPU: draws come from the generator's device and move to the target device."""
+    generator = torch.Generator().manual_seed(0)
+    drawn = draw_indices(25, 8, generator, "meta")
+    assert drawn.device.type == "meta" and drawn.shape == (8,)
+    expected = torch.randint(25, (8,), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(draw_indices(25, 8, torch.Generator().manual_seed(0), "cpu"), expected)
+    assert draw_indices(25, 8, None, "cpu").device.type == "cpu"

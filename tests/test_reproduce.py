@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 from conftest import compose_config
+from tqdm import tqdm
 
-from reproduce import Run, execute, missing_data, plan, plan_many
+from reproduce import Run, execute, missing_data, plan, plan_many, runner
 from reproduce.cli import main, parse_seeds, targets_of, thread_override
 from reproduce.tables import LAYOUTS, get_layout, jobs
 
@@ -133,13 +134,16 @@ def _run(tmp_path, app, experiment, dataset, needs=None):
     return Run(app, experiment, "v", 0, "smoke", dataset, (), run_dir, needs)
 
 
-def test_runner_runs_skips_and_records_missing_data(tmp_path, fake_python):
+def test_runner_runs_skips_and_records_missing_data(tmp_path, fake_python, monkeypatch):
     search = _run(tmp_path, "search", "search_fashion-mnist", "fashion-mnist")
     no_data = _run(tmp_path, "search", "search_cifar10", "cifar10")
     orphan = _run(tmp_path, "train", "table2_cifar10_wrn40_2", "fashion-mnist", needs=no_data.run_dir)
     evaluation = _run(tmp_path, "train", "table1_fashion-mnist_wrn40_2", "fashion-mnist", needs=search.run_dir)
     data_root = tmp_path / "data"
+    totals = []
+    monkeypatch.setattr(runner, "tqdm", lambda total, **kwargs: totals.append(total) or tqdm(total=total, **kwargs))
     outcomes = execute([search, no_data, orphan, evaluation], data_root, python=fake_python)
+    assert totals == [2]  # the bar counts the search and its evaluation, not the runs without data
     statuses = [outcome.status for outcome in outcomes]
     assert statuses[0] == "ran" and statuses[3] == "ran"
     assert statuses[1] == f"not run: no data at {data_root / 'cifar-10-batches-py'}"

@@ -142,6 +142,7 @@ def test_tracker_for_reads_the_logger_node_and_names_the_run(tmp_path, monkeypat
                 "wandb_mode": "online",
                 "wandb_project": "project",
                 "resume_epoch": 2,
+                "used_policy": None,
             },
         )
     ]
@@ -283,3 +284,48 @@ def test_device_clock_on_cpu_counts_cpu_hours():
         clock.stop()
     with pytest.raises(ValueError, match="at least 1"):
         DeviceClock("cpu", device_count=0)
+
+
+def test_lineage_tags_link_an_evaluation_to_its_search(tmp_path):
+    from dada.tracking.lineage import lineage_tags, searched_policy
+
+    search = tmp_path / "runs" / "smoke" / "search_fashion-mnist" / "gumbel" / "seed0"
+    search.mkdir(parents=True)
+    (search / "policy.json").write_text("{}")
+    (search / "summary.json").write_text(json.dumps({"estimator": "gumbel", "status": "FINISHED"}))
+    (search / "tracking_ids.json").write_text(json.dumps({"mlflow": {"run_id": "abc", "tracking_uri": "x"}}))
+    cfg = OmegaConf.create(
+        {"experiment_name": "table1_fashion-mnist", "policy": {"source": str(search / "policy.json")}}
+    )
+    assert lineage_tags(cfg) == {
+        "experiment": "table1_fashion-mnist",
+        "search.run_dir": str(search.resolve()),
+        "estimator": "gumbel",
+        "search.mlflow_run_id": "abc",
+    }
+    assert searched_policy(cfg) == (search / "policy.json").resolve()
+    shipped = OmegaConf.create({"experiment_name": "e", "policy": {"source": "cifar10"}})
+    assert lineage_tags(shipped) == {"experiment": "e"} and searched_policy(shipped) is None
+
+
+def test_dashboards_get_an_epochs_step_records_only_once_the_epoch_is_recorded(tmp_path):
+    """A run killed mid-epoch sent none of that epoch's step records, so its resume adds no second point."""
+    from dada.tracking._backend import Backend
+
+    class Recorder(Backend):
+        def __init__(self):
+            self.steps = []
+
+        def log_metrics(self, metrics, step):
+            self.steps.append(step)
+
+    recorder = Recorder()
+    with pytest.raises(KeyboardInterrupt):
+        with create_tracker(("jsonl",), run_dir=tmp_path) as killed:
+            killed._backends.append(recorder)
+            killed.log_metrics({"step/loss": 1.0}, step=1)
+            killed.log_metrics({"epoch": 1, "loss": 1.0}, step=2)
+            killed.log_metrics({"step/loss": 0.9}, step=3)
+            raise KeyboardInterrupt
+    assert recorder.steps == [1, 2]  # step 3 (epoch 2, interrupted) stayed back
+    assert [record["step"] for record in read_metrics(tmp_path)] == [1, 2, 3]  # the run folder has every record

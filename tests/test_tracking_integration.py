@@ -48,15 +48,20 @@ def test_logger_many_lands_in_every_backend(many_run):
     run = runs.iloc[0]
     assert run["tags.estimator"] == "relax" and run["tags.table"] == "table1" and run["tags.scale"] == "smoke"
     for metric in (
-        "policy/weight/000",
-        "policy/probability/000_0",
-        "policy/magnitude/104_1",
+        "policy_summary/alpha_entropy",
+        "policy_summary/mean_abs_magnitude_shift",
         "grad/alpha/variance",
         "grad/probability/variance",
         "search/surrogate_loss",
-        "cost/search_device_hours",
+        "cost.search_device_hours",
+        "search_seconds",
     ):
         assert f"metrics.{metric}" in runs.columns, metric
+    # one name per value: the numbered policy values stay in metrics.jsonl, no cost/ twin, no schema_version metric
+    assert not [name for name in runs.columns if name.startswith(("metrics.policy/", "metrics.cost/"))]
+    assert "metrics.schema_version" not in runs.columns
+    artifacts = {item.path for item in mlflow.MlflowClient().list_artifacts(run["run_id"])}
+    assert {"config.yaml", "metrics.jsonl", "policy.json", "summary.json", "tables", "figures"} <= artifacts
     assert list((root / "run" / "wandb").glob("offline-run-*"))
 
 
@@ -132,7 +137,7 @@ def test_mlflow_ui_serves_the_search_over_rest(many_run):
         tags = {tag["key"]: tag["value"] for tag in runs[0]["data"]["tags"]}
         metrics = {metric["key"] for metric in runs[0]["data"]["metrics"]}
         assert tags["estimator"] == "relax"
-        assert {"policy/weight/000", "grad/alpha/variance"} <= metrics
+        assert {"policy_summary/alpha_entropy", "grad/alpha/variance"} <= metrics
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -158,3 +163,19 @@ def test_submitit_local_launcher_runs_a_sweep(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "FINISHED"
     assert list((tmp_path / "sweep").rglob("*_submitted.pkl"))
+
+
+def test_wandb_sync_finds_the_offline_runs_inside_the_run_folders(tmp_path, monkeypatch, capfd):
+    """What `make wandb-sync DRY_RUN=1` runs, on a real offline run: `wandb sync --dry-run` lists it."""
+    from dada.tracking import create_tracker
+    from dada.tracking.sync import main as sync
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run_dir = tmp_path / "runs" / "smoke" / "search_x" / "relax" / "seed0"
+    with create_tracker(("wandb",), run_dir=run_dir, tags={"app": "search", "experiment": "search_x"}) as tracker:
+        tracker.log_metrics({"search/val_loss": 1.0}, step=1)
+    capfd.readouterr()
+    assert sync(["--dry-run", str(tmp_path / "runs")]) == 0
+    output = "".join(capfd.readouterr())
+    assert "Would sync 1 run(s)" in output and str(run_dir / "wandb" / "offline-run-") in output
+    assert sync(["--dry-run", str(tmp_path / "empty")]) == 0 and "no offline W&B runs" in capfd.readouterr().out

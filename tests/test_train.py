@@ -287,6 +287,12 @@ def test_meters_count_whole_images_across_batches():
     assert result["error_top5"] < result["error_top1"]
 
 
+def test_top5_is_left_out_with_five_classes_or_fewer():
+    meters = ClassificationMeters()
+    meters.update(torch.randn(8, 3), torch.randint(0, 3, (8,)), loss=1.0)
+    assert set(meters.reduce(Distributed())) == {"loss", "error_top1"}
+
+
 # -- the app --------------------------------------------------------------------------------------------------------
 
 

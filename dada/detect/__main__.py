@@ -4,15 +4,15 @@
 import hydra
 from omegaconf import DictConfig
 
-from dada.config import register_app_schemas
+from dada.cli import run_app
+from dada.config import CONF_DIR
 from dada.detect.loop import DetectRun
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="detect")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="detect")
 def main(cfg: DictConfig) -> None:
     DetectRun(cfg).run()
 
 
 if __name__ == "__main__":
-    register_app_schemas("detect")
-    main()
+    run_app("detect", main)

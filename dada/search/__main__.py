@@ -3,15 +3,15 @@
 import hydra
 from omegaconf import DictConfig
 
-from dada.config import register_app_schemas
+from dada.cli import run_app
+from dada.config import CONF_DIR
 from dada.search.loop import SearchRun
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="search")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="search")
 def main(cfg: DictConfig) -> None:
     SearchRun(cfg).run()
 
 
 if __name__ == "__main__":
-    register_app_schemas("search")
-    main()
+    run_app("search", main)

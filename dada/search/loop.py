@@ -31,12 +31,11 @@ from dada.schemas import (
     SearchCost,
     SearchSummary,
     gradient_metric,
-    policy_slot_metric,
-    policy_weight_metric,
 )
 from dada.search._config import validate
 from dada.search.augment import SearchInputs
 from dada.search.bilevel import BiLevelOptimizer, StepResult
+from dada.search.policy_metrics import TABLE_NAME, PolicySummaries, numbered_metrics, state_table
 from dada.search.space import SearchSpace
 from dada.search.variant import get_variant
 from dada.tracking import DeviceClock, flops, tracker_for
@@ -118,15 +117,6 @@ class _GradientMoments:
         return out
 
 
-def policy_metrics(space: SearchSpace) -> dict[str, float]:
-    """softmax(α) for every sub-policy, and β and m for every op slot, as flat metrics."""
-    out = {policy_weight_metric(i): w for i, w in enumerate(space.weights().tolist())}
-    for name, values in (("probability", space.probabilities()), ("magnitude", space.magnitudes())):
-        for i, row in enumerate(values.tolist()):
-            out.update({policy_slot_metric(name, i, j): v for j, v in enumerate(row)})
-    return out
-
-
 class SearchRun:
     """One seeded search; ``run()`` resumes from ``<run_dir>/checkpoint.pt`` and is a no-op once finished.
 
@@ -154,6 +144,7 @@ class SearchRun:
         self.space = SearchSpace(
             recipe.ops_per_sub_policy, recipe.ordered, recipe.alpha_init, recipe.probability_init, recipe.magnitude_init
         ).to(self.device)
+        self.policy_summaries = PolicySummaries(recipe.top_k)
         self.estimator = estimators.create(
             cfg.estimator.name,
             num_categories=self.space.num_sub_policies,
@@ -404,10 +395,10 @@ class SearchRun:
                     metrics = self._epoch(epoch, split, tracker)
                     self.scheduler.step()
                 self._check_finite_state(f"after epoch {epoch + 1}", metrics)
-                tracker.log_metrics(
-                    {"epoch": epoch + 1, **metrics, **policy_metrics(self.space)},
-                    step=(epoch + 1) * self._steps_per_epoch(split),
-                )
+                step = (epoch + 1) * self._steps_per_epoch(split)
+                summaries = self.policy_summaries(self.space)
+                tracker.log_metrics({"epoch": epoch + 1, **metrics, **summaries}, step, numbered_metrics(self.space))
+                tracker.log_table(TABLE_NAME, state_table(self.space, epoch + 1), step)
                 if (epoch + 1) % logger.heatmap_every == 0 or epoch + 1 == self.epochs:
                     self._log_heatmap(tracker, epoch)
                 checkpoint.save_atomic(self._state(epoch), self.run_dir / "checkpoint.pt")
@@ -459,14 +450,6 @@ class SearchRun:
             cost=cost,
             top_overlap_with_other_seeds=top_overlap(self.run_dir, policy),
         ).to_dict()
-        tracker.log_metrics(
-            {
-                "cost/search_device_hours": summary["cost"]["search_device_hours"],
-                "cost/images_per_second": summary["cost"]["images_per_second"],
-                "cost/flops": summary["cost"]["flops"],
-            },
-            step=self.epochs * self._steps_per_epoch(split),
-        )
         tracker.log_artifact(policy_path)
         tracker.set_summary(summary)
         return {**summary, "status": "FINISHED"}

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class RunSpec:
     run_name: str | None = None
     resume_epoch: int | None = None  # continue the run after this epoch (0: from its start); None: a new run
     resume_ids: Mapping[str, str] = field(default_factory=dict)  # backend name -> the run id to continue
+    used_policy: Path | None = None  # a search's policy.json that the run trains with (its input artifact)
 
 
 class Backend:
@@ -42,6 +43,9 @@ class Backend:
     def log_image(self, path: Path, key: str, artifact_dir: str | None, step: int | None) -> None:
         """An image file (a saved figure); backends without an image view store it as an artifact."""
         self.log_artifact(path, artifact_dir)
+
+    def log_table(self, name: str, rows: Sequence[Mapping[str, Any]], step: int) -> None:
+        """Rows of the same columns; backends without a table view skip them (the run folder keeps them)."""
 
     def set_summary(self, summary: Mapping[str, Any], step: int) -> None:
         pass

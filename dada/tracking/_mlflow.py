@@ -21,6 +21,8 @@ MAX_TAG_LENGTH = 5000
 _TRUNCATED = "...[truncated]"
 # MLflow's limits per log_batch request: 1000 metrics, 100 params, 100 tags.
 _BATCH_METRICS, _BATCH_PARAMS, _BATCH_TAGS = 1000, 100, 100
+# Summary values that describe the file, not the run: tags, never metrics.
+NOT_METRICS = ("schema_version",)
 # Seconds to wait for a tracking server's TCP handshake; the client itself retries for minutes.
 CONNECT_TIMEOUT = 2.0
 
@@ -112,6 +114,7 @@ class MlflowBackend(Backend):
         logged = previous.data.params if previous else {}
         params = [param for param in self._params(spec.config) if param.key not in logged]
         self._log_batch(params=params, tags=self._tags(tags))
+        self.system_metrics = _system_metrics(self.run_id, self.tracking_uri, resume=previous is not None)
 
     def __repr__(self) -> str:
         return f"MlflowBackend(tracking_uri={self.tracking_uri!r}, run_id={self.run_id!r})"
@@ -156,11 +159,32 @@ class MlflowBackend(Backend):
     def log_artifact(self, path: Path, artifact_dir: str | None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path=artifact_dir)
 
+    def log_table(self, name: str, rows: Sequence[Mapping[str, Any]], step: int) -> None:
+        """Appended to the table artifact ``tables/<name>.json`` (MLflow joins the rows of repeated calls)."""
+        columns = {key: [row[key] for row in rows] for key in rows[0]} if rows else {}
+        self.client.log_table(
+            self.run_id, data={**columns, "step": [step] * len(rows)}, artifact_file=f"tables/{name}.json"
+        )
+
     def set_summary(self, summary: Mapping[str, Any], step: int) -> None:
-        flat = dict(flatten(summary))
-        numeric = {key: float(value) for key, value in flat.items() if _is_number(value)}
+        flat = {key: value for key, value in flatten(summary) if value is not None}  # None: not measured
+        numeric = {key: float(value) for key, value in flat.items() if _is_number(value) and key not in NOT_METRICS}
         self.log_metrics(numeric, step)
         self._log_batch(tags=self._tags({f"summary.{key}": value for key, value in flat.items() if key not in numeric}))
 
     def close(self, status: str) -> None:
+        if self.system_metrics is not None:
+            self.system_metrics.finish()
         self.client.set_terminated(self.run_id, status)
+
+
+def _system_metrics(run_id: str, tracking_uri: str, resume: bool):
+    """MLflow's CPU, memory, disk, network and GPU sampler (``system/*`` metrics, every 10 s) for this run; None
+    without psutil, which it needs."""
+    try:
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+    except ImportError:
+        return None
+    monitor = SystemMetricsMonitor(run_id, resume_logging=resume, tracking_uri=tracking_uri)
+    monitor.start()
+    return monitor

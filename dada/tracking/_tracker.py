@@ -11,9 +11,9 @@ from dada.tracking._backend import Backend, RunSpec
 from dada.tracking._jsonl import JsonlBackend
 from dada.tracking._system import collect_run_info
 from dada.tracking._values import metric_values, plain_data
+from dada.tracking.lineage import IDS_FILE, lineage_tags, searched_policy
 
 BACKENDS = ("jsonl", "mlflow", "wandb")
-IDS_FILE = "tracking_ids.json"  # each optional backend's run id, so that a resumed run continues the same runs
 WANDB_MODES = ("offline", "online")
 STATUSES = ("FINISHED", "FAILED", "KILLED")
 
@@ -34,6 +34,7 @@ class Tracker:
         self._local = local
         self._backends = list(backends)
         self._last_step = 0
+        self._pending: list[tuple[dict[str, float], int]] = []  # dashboard records waiting for their epoch's
         self.closed = False
 
     def __repr__(self) -> str:
@@ -90,11 +91,39 @@ class Tracker:
         parent = path.relative_to(self.run_dir).parent.as_posix()
         return None if parent == "." else parent
 
-    def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
-        """Log real numbers (floats, ints, 0-d tensors, NumPy scalars) at an integer step."""
+    def log_metrics(
+        self, metrics: Mapping[str, Any], step: int, run_folder_only: Mapping[str, Any] | None = None
+    ) -> None:
+        """Log real numbers (floats, ints, 0-d tensors, NumPy scalars) at an integer step.
+
+        ``run_folder_only`` joins the same ``metrics.jsonl`` record but reaches no dashboard: numbers kept for the
+        analysis that would only clutter MLflow and W&B (the search's 525 numbered policy values).
+        """
         values, step = metric_values(metrics), int(step)
+        local = {**values, **metric_values(run_folder_only or {})}
         self._last_step = step
-        self._send(lambda backend: backend.log_metrics(values, step), "log_metrics()")
+        self._check_open()
+        self._local.log_metrics(local, step)
+        self._pending.append((values, step))
+        if "epoch" in values:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Send the held records to the dashboards. Records wait for their epoch's record (the one with ``epoch``),
+        after which the app saves its checkpoint: a run killed mid-epoch sent none of that epoch's step records,
+        so a resume, which repeats the epoch, gives MLflow and W&B no second point at the same step."""
+        pending, self._pending = self._pending, []
+        for values, step in pending:
+            self._fan_out(lambda backend: backend.log_metrics(values, step), "log_metrics()")
+
+    def log_table(self, name: str, rows: Sequence[Mapping[str, Any]], step: int) -> Path:
+        """A table (rows of the same columns): ``<run_dir>/tables/<name>.json`` holds the latest; MLflow appends the
+        rows to its table artifact ``tables/<name>.json`` (the run's Artifacts tab); W&B logs a ``wandb.Table``."""
+        self._flush()
+        rows = [plain_data(row) for row in rows]
+        path = self._local.write_json(f"tables/{name}.json", {"step": int(step), "rows": rows})
+        self._fan_out(lambda backend: backend.log_table(name, rows, int(step)), "log_table()")
+        return path
 
     def log_artifact(self, path: "str | os.PathLike") -> Path:
         """Hand an existing file to the backends; files inside the run folder keep their sub-folder."""
@@ -125,6 +154,7 @@ class Tracker:
         The figure is left open; closing it is the caller's call.
         """
         self._check_open()
+        self._flush()
         paths = [self._local.path(f"figures/{name}.{extension}") for extension in formats]
         if not paths:
             raise ValueError("log_figure needs at least one format, e.g. formats=('png', 'pdf')")
@@ -145,6 +175,7 @@ class Tracker:
         if "status" in summary:
             raise ValueError("summary key 'status' is reserved: close(status=...) sets it")
         step = self._last_step
+        self._flush()
         self._send(lambda backend: backend.set_summary(summary, step), "set_summary()")
 
     def close(self, status: str = "FINISHED") -> None:
@@ -153,12 +184,15 @@ class Tracker:
             raise ValueError(f"unknown run status {status!r}; choose one of {STATUSES}")
         if self.closed:
             return
+        if status == "KILLED":  # interrupted mid-epoch: the resume repeats the epoch, so its records are not sent
+            self._pending.clear()
+        self._flush()  # a failed run shows its records up to the failure
         self._local.close(status)
         self.closed = True
-        summary_path = self._local.path("summary.json")
 
         def finish(backend: Backend) -> None:
-            backend.log_artifact(summary_path, None)
+            for name in ("summary.json", "config.yaml", "metrics.jsonl"):
+                backend.log_artifact(self._local.path(name), None)
             backend.close(status)
 
         self._fan_out(finish, "close()")
@@ -195,6 +229,7 @@ def create_tracker(
     wandb_mode: str = "offline",
     wandb_project: str = "dada",
     resume_epoch: int | None = None,
+    used_policy: "str | os.PathLike | None" = None,
 ) -> Tracker:
     """Open a run in ``run_dir`` (always, it holds ``metrics.jsonl``) and in each named backend.
 
@@ -205,7 +240,8 @@ def create_tracker(
 
     ``resume_epoch`` continues a run killed or failed after that epoch (0: before its first): ``metrics.jsonl`` is
     cut after that epoch's record, and the MLflow and W&B runs named in ``<run_dir>/tracking_ids.json`` (written
-    whenever a backend opens) are reopened instead of new ones started.
+    whenever a backend opens) are reopened instead of new ones started. ``used_policy``: the searched ``policy.json``
+    the run trains with, which W&B records as the input artifact of the run.
     """
     names = _backend_names(backends)
     if wandb_mode not in WANDB_MODES:
@@ -221,6 +257,7 @@ def create_tracker(
         experiment=experiment,
         run_name=run_name,
         resume_epoch=resume_epoch,
+        used_policy=Path(used_policy) if used_policy is not None else None,
         resume_ids={
             name: known_ids[name]["run_id"]
             for name in names
@@ -246,13 +283,15 @@ def tracker_for(
 ) -> Tracker:
     """The tracker of one app run: ``cfg.logger`` (conf/logger/) names the backends, the MLflow store, the W&B mode
     and project and the experiment; the run is named ``<cfg.name>/seed<cfg.seed>``, and ``config.yaml`` holds ``cfg``,
-    resolved. ``resume_epoch`` as in `create_tracker`."""
+    resolved. The tags get the run's experiment and, for a searched policy, its search's run ids and estimator
+    (`lineage_tags`). ``resume_epoch`` as in `create_tracker`."""
     logger = cfg.logger
     return create_tracker(
         list(logger.backends),
         run_dir=run_dir,
         config=cfg,
-        tags=tags,
+        tags={**lineage_tags(cfg), **tags},
+        used_policy=searched_policy(cfg),
         experiment=logger.experiment,
         run_name=f"{cfg.name}/seed{cfg.seed}",
         mlflow_uri=logger.mlflow_uri,

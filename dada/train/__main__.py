@@ -6,11 +6,12 @@ Under ``torchrun --nproc_per_node=N -m dada.train ...`` it trains data-parallel 
 import hydra
 from omegaconf import DictConfig
 
-from dada.config import register_app_schemas
+from dada.cli import run_app
+from dada.config import CONF_DIR
 from dada.train.loop import TrainRun
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> None:
     run = TrainRun(cfg)
     try:
@@ -20,5 +21,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    register_app_schemas("train")
-    main()
+    run_app("train", main)

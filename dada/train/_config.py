@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from dada.config import SEED_MAX, ConfigValueError, RunConfig, check_run_config, check_schema, valid
+from dada.config import CONF_DIR, SEED_MAX, ConfigValueError, RunConfig, check_run_config, check_schema, valid
 
-RECIPE_DIR = Path(__file__).resolve().parents[2] / "conf" / "recipe"
+RECIPE_DIR = CONF_DIR / "recipe"
 
 
 @dataclass

@@ -309,7 +309,6 @@ class TrainRun:
                 log.info("epoch %d: %s", epoch + 1, {key: round(value, 4) for key, value in metrics.items()})
             self._check_finite("before the summary", self.history[-1])
             summary = self._summary()
-            tracker.log_metrics(self._cost_metrics(summary), step=self.schedule.total_steps)
             tracker.set_summary(summary)
         self.dist.barrier()
         return {"status": "FINISHED", **summary}
@@ -359,7 +358,7 @@ class TrainRun:
             batch_size=self.schedule.batch_size,
             world_size=self.dist.world_size,
             test_error_top1=final["test/error_top1"],
-            test_error_top5=final["test/error_top5"],
+            test_error_top5=final.get("test/error_top5"),
             test_error_best_epoch_selected_on_test=best["test/error_top1"],
             best_epoch_selected_on_test=best["epoch"],
             train_loss=final["train/loss"],
@@ -369,10 +368,3 @@ class TrainRun:
             images_per_second=self.schedule.total_steps * self.schedule.batch_size / self.seconds["train"],
             cost=cost,
         ).to_dict()
-
-    @staticmethod
-    def _cost_metrics(summary: dict[str, Any]) -> dict[str, float]:
-        return {
-            "cost/eval_device_hours": summary["cost"]["eval_device_hours"],
-            "cost/images_per_second": summary["images_per_second"],
-        }
