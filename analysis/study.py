@@ -25,6 +25,7 @@ from analysis.statistics import (
     summarize,
     tost_p,
 )
+from analysis.style import use_file_backend
 from analysis.tables import output_name
 from reproduce.study import Design, load_design
 
@@ -180,6 +181,7 @@ def study_runs_frame(design: Design, runs: pd.DataFrame, scale: str, seeds: tupl
 def main(argv: list[str] | None = None) -> None:
     from analysis.study_report import write_study
 
+    use_file_backend()
     parser = argparse.ArgumentParser(prog="python -m analysis.study", description=__doc__.splitlines()[0])
     parser.add_argument("study", help="a design in conf/study/, e.g. search_matters")
     parser.add_argument("--scale", default="smoke", choices=("smoke", "mini", "paper"))
