@@ -98,7 +98,7 @@ def _movement_markdown(movement: pd.DataFrame, overlaps: dict, released: dict) -
         rows.append(
             [
                 f"{search} ({len(lines)} seeds, {int(lines['epochs'].max())} epochs)",
-                f"{span('entropy')} of {lines['entropy_uniform'].iloc[0]:.3f}",
+                f"{span('entropy', '.4f')} of {lines['entropy_uniform'].iloc[0]:.4f}",
                 f"{span('weight_min_x_uniform', '.2f')} – {span('weight_max_x_uniform', '.2f')}",
                 f"{span('beta_max_abs')} / {span('beta_mean_abs')}",
                 f"{span('m_max_abs')} / {span('m_mean_abs')}",

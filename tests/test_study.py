@@ -1,6 +1,7 @@
 """The pre-registered study (conf/study/search_matters.yaml): its tests against scipy and hand-computed values, its
 plan, the no-search control's step-0 export, and its analysis on synthetic per-seed data."""
 
+import json
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 from scipy import stats
 
+from analysis.policy_movement import released_movement, search_movement
 from analysis.statistics import (
     detectable_difference,
     holm,
@@ -150,3 +152,18 @@ def test_study_analysis_on_synthetic_seeds(tmp_path):
     assert "dada-gumbel − no-search" in report and "equivalent within ±0.7" in report
     again = primary_tests(design, pd.read_csv(stem.with_name("search_matters_mini_seeds.csv")))
     pd.testing.assert_frame_equal(again.set_index("reference"), tests)  # the committed CSV rebuilds the tests
+
+
+def test_policy_movement_from_a_search_record(tmp_path):
+    record = {"epoch": 2, "policy/weight/000": 0.5, "policy/weight/001": 0.25, "policy/weight/002": 0.25}
+    record |= {"policy/probability/000_0": 0.6, "policy/probability/000_1": 0.5, "policy/magnitude/000_0": 0.2}
+    record |= {"policy/magnitude/000_1": 0.5}
+    lines = [{"epoch": 1, "policy/weight/000": 1.0}, record, {"step/train_loss": 1.0}]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    moved = search_movement(tmp_path)
+    assert moved["epochs"] == 2 and moved["entropy"] == pytest.approx(1.5 * math.log(2))  # of log 3 at the start
+    assert (moved["weight_min_x_uniform"], moved["weight_max_x_uniform"]) == pytest.approx((0.75, 1.5))
+    assert (moved["beta_max_abs"], moved["beta_mean_abs"]) == pytest.approx((0.1, 0.05))
+    assert (moved["m_max_abs"], moved["m_mean_abs"]) == pytest.approx((0.3, 0.15))
+    released = released_movement("cifar10")
+    assert 0 < released["beta_mean_abs"] <= released["beta_max_abs"] <= 0.5
