@@ -138,7 +138,7 @@ status: setup ## per run of TABLE (default table1): pending / running / finished
 # secondary arm.
 SECONDARY ?=
 .PHONY: study-search
-study-search: setup ## does the search matter? DADA vs a no-search control, TrivialAugment, random (SCALE=mini: 15 seeds, 2-3 h on 2 cores)
+study-search: setup ## does the search matter? DADA vs a no-search control, TrivialAugment, random (SCALE=mini: 15 seeds, about 3 h on 2 cores)
 	@$(PY) -m reproduce.study search_matters --scale $(SCALE) --data-root $(DATA_ROOT) --jobs $(JOBS) \
 		$(foreach override,$(OVERRIDES),--override $(override)) $(if $(filter 1 yes true,$(SECONDARY)),--secondary); \
 		status=$$?; $(PY) -m analysis.study search_matters --scale $(SCALE) && exit $$status
