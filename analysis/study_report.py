@@ -87,10 +87,10 @@ def _descriptive_markdown(frame: pd.DataFrame) -> str:
     return markdown_table(["comparison", "n", "Δ [95 % CI]", "paired t p (unadjusted)"], rows)
 
 
-def _movement_markdown(movement: pd.DataFrame, overlaps: dict, released: dict) -> str:
+def _movement_markdown(movement: pd.DataFrame, released: dict) -> str:
     rows = []
     for search, lines in movement.groupby("search", sort=False):
-        overlap, pairs, chance = overlaps.get(search, (math.nan, 0, math.nan))
+        overlap, pairs, chance = lines.iloc[0][["top_overlap", "overlap_pairs", "overlap_chance"]]
 
         def span(column, digits=".3f"):
             return f"{lines[column].mean():{digits}} ({lines[column].min():{digits}}–{lines[column].max():{digits}})"
@@ -102,7 +102,7 @@ def _movement_markdown(movement: pd.DataFrame, overlaps: dict, released: dict) -
                 f"{span('weight_min_x_uniform', '.2f')} – {span('weight_max_x_uniform', '.2f')}",
                 f"{span('beta_max_abs')} / {span('beta_mean_abs')}",
                 f"{span('m_max_abs')} / {span('m_mean_abs')}",
-                f"{overlap:.3f} ({pairs} pairs; chance {chance:.3f})" if pairs else "—",
+                f"{overlap:.3f} ({int(pairs)} pairs; chance {chance:.3f})" if pairs else "—",
             ]
         )
     rows.append(
@@ -197,14 +197,18 @@ def study_figure(design: Design, seeds: pd.DataFrame, caption: str) -> plt.Figur
 
 
 def _movement(design: Design, runs: pd.DataFrame | None, scale: str, seeds: tuple[int, ...], stem: Path):
-    """The movement table (written, or read back when only the seed CSV is given) and the overlaps."""
+    """The movement table with each search's top-k overlap between seeds: written, or read back when only the
+    seed CSV is given (None when there is none)."""
     path = stem.with_name(f"{stem.name}_movement.csv")
     if runs is None:
-        return (pd.read_csv(path) if path.is_file() else None), {}, path
+        return (pd.read_csv(path) if path.is_file() else None), path
     searches = study_runs_frame(design, runs, scale, seeds)
     movement = movement_table(searches)
+    overlaps = overlap_between_seeds(searches, seeds)
+    for index, name in enumerate(("top_overlap", "overlap_pairs", "overlap_chance")):
+        movement[name] = [overlaps[search][index] for search in movement["search"]]
     movement.to_csv(path, index=False)
-    return movement, overlap_between_seeds(searches, seeds), path
+    return movement, path
 
 
 def _caption(scale: str) -> str:
@@ -268,7 +272,7 @@ def study_markdown(design: Design, scale: str, parts: dict) -> str:
         text += [
             "## Policy movement per search (last logged epoch; the step-0 export is the start)",
             "",
-            _movement_markdown(parts["movement"], parts["overlaps"], released_movement("cifar10")),
+            _movement_markdown(parts["movement"], released_movement("cifar10")),
             "",
         ]
     text += [f"Figure: {parts['figure_name']}.png / .pdf."]
@@ -284,7 +288,7 @@ def write_study(design: Design, seeds: pd.DataFrame, runs: pd.DataFrame | None, 
     tests = primary_tests(design, seeds)
     tests_path = stem.with_name(f"{stem.name}_tests.csv")
     tests.to_csv(tests_path, index=False)
-    movement, overlaps, movement_path = _movement(design, runs, scale, design.seeds_at(scale), stem)
+    movement, movement_path = _movement(design, runs, scale, design.seeds_at(scale), stem)
     parts = {
         "seeds": seeds,
         "seeds_name": seeds_path.name,
@@ -292,7 +296,6 @@ def write_study(design: Design, seeds: pd.DataFrame, runs: pd.DataFrame | None, 
         "tests": tests,
         "descriptive": descriptive_comparisons(design, seeds),
         "movement": movement,
-        "overlaps": overlaps,
         "figure_name": stem.name,
     }
     stem.with_suffix(".md").write_text(study_markdown(design, scale, parts))
