@@ -173,6 +173,8 @@ def detectable_difference(n: int, sd: float, alpha: float = 0.05, power: float =
     differences have sd ``sd``: NaN below two pairs or without spread."""
     if n < 2 or not sd > 0:
         return math.nan
-    # at a noncentrality 10 past the critical t the power is 1 to many digits: the root lies below it
+    # start at a noncentrality 10 past the critical t, and widen while the power stays short (few pairs: heavy tails)
     ceiling = (stats.t.ppf(1 - alpha / 2, n - 1) + 10) * sd / math.sqrt(n)
+    while paired_t_power(n, ceiling, sd, alpha) < power:
+        ceiling *= 2
     return float(optimize.brentq(lambda difference: paired_t_power(n, difference, sd, alpha) - power, 0.0, ceiling))

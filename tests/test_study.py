@@ -75,6 +75,7 @@ def test_power_matches_simulation_and_the_declared_seed_count():
     assert paired_t_power(3, difference, sd) == pytest.approx(0.17, abs=0.01)  # the mini table's n
     assert detectable_difference(n, sd, alpha) == pytest.approx(0.68, abs=0.01)
     assert paired_t_power(n, detectable_difference(n, sd, alpha), sd, alpha) == pytest.approx(0.8)
+    assert paired_t_power(2, detectable_difference(2, sd, alpha), sd, alpha) == pytest.approx(0.8)  # df = 1
 
 
 def test_sd_from_the_committed_half_width():
