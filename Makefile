@@ -143,6 +143,18 @@ status: setup ## per run of TABLE (default table1): pending / running / finished
 audit: setup ## Table 1(a)'s search GPU-hours against a FLOP lower bound of each published protocol (no data, no GPU; a few minutes)
 	$(PY) -m analysis audit
 
+# -- studies: a design fixed in conf/study/<name>.yaml before its runs; reproduce.study runs its searches and
+# evaluations (seeds as the design declares them; finished runs skipped), analysis.study writes
+# results/<name>_<scale>{.md,_seeds.csv,_tests.csv,_movement.csv,.png,.pdf}. SECONDARY=1 adds the design's
+# secondary arm.
+SECONDARY ?=
+.PHONY: study-search
+study-search: setup ## does the search matter? DADA vs a no-search control, TrivialAugment, random (SCALE=mini: 15 seeds, about 3 h on 2 cores)
+	@$(PY) -m reproduce.study search_matters --scale $(SCALE) --data-root $(DATA_ROOT) --jobs $(JOBS) \
+		$(foreach override,$(OVERRIDES),--override $(override)) $(if $(filter 1 yes true,$(SECONDARY)),--secondary); \
+		status=$$?; if [ $$status -ge 2 ]; then echo "reproduce.study refused (exit $$status); results/ left as it is" >&2; \
+		exit $$status; fi; $(PY) -m analysis.study search_matters --scale $(SCALE) && exit $$status
+
 .PHONY: estimator-hypergradient
 estimator-hypergradient: setup ## gumbel/RELAX/REINFORCE hypergradient variance and bias at 3 search states (~5 min)
 	$(PY) -m analysis.hypergradients --scale $(SCALE) --out results/

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from reproduce import Run, execute, missing_data, plan, plan_many, runner
 from reproduce.cli import main, parse_seeds, targets_of, thread_override
+from reproduce.study import column_jobs, load_design
 from reproduce.tables import LAYOUTS, get_layout, jobs
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -185,8 +186,15 @@ def test_runner_reports_a_failing_run(tmp_path):
     assert outcome.status.startswith("failed (exit 1)") and not outcome.ok
 
 
-def test_every_experiment_file_is_used_and_composes():
+def _experiments() -> dict[str, str]:
+    """Every experiment a table or a study (conf/study/) runs, with its app."""
     used = {job.experiment: job.app for name in LAYOUTS for job in jobs(get_layout(name))}
+    study = load_design("search_matters")
+    return used | {job.experiment: job.app for job in column_jobs(study)}
+
+
+def test_every_experiment_file_is_used_and_composes():
+    used = _experiments()
     files = {path.stem for path in (CONF / "experiment").glob("*.yaml")}
     assert files == set(used)
     for experiment, app in used.items():
@@ -195,7 +203,7 @@ def test_every_experiment_file_is_used_and_composes():
 
 
 def test_experiment_files_open_with_package_command_and_paper_cell():
-    apps = {job.experiment: job.app for name in LAYOUTS for job in jobs(get_layout(name))}
+    apps = _experiments()
     for path in sorted((CONF / "experiment").glob("*.yaml")):
         lines = path.read_text().splitlines()
         assert lines[0] == "# @package _global_", path.name

@@ -64,9 +64,15 @@ class SearchSpace(nn.Module):
         return "+".join(OP_NAMES[o] for o in self.sub_policies[index].tolist())
 
     @torch.no_grad()
-    def export(self, top_k: int, name: str = "dada-search") -> Policy:
-        """The final policy: the ``top_k`` sub-policies by α with their β, m and softmax weight (section 3.2)."""
-        order = torch.argsort(self.alpha, descending=True, stable=True)[:top_k].tolist()
+    def export(self, top_k: int, name: str = "dada-search", generator: torch.Generator | None = None) -> Policy:
+        """The final policy: the ``top_k`` sub-policies by α with their β, m and softmax weight (section 3.2).
+
+        Equal α are ranked in op-table order, or with ``generator`` in a random order drawn from it: the official
+        code's ``random.sample`` order of the sub-policies (FIDELITY.md row 11), which decides the export at step 0.
+        """
+        alpha = self.alpha.detach().cpu()
+        listing = torch.arange(len(alpha)) if generator is None else torch.randperm(len(alpha), generator=generator)
+        order = listing[torch.argsort(alpha[listing], descending=True, stable=True)][:top_k].tolist()
         weights, probabilities, magnitudes = self.weights(), self.probabilities(), self.magnitudes()
         subs = [
             SubPolicy(
