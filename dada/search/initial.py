@@ -28,7 +28,8 @@ from dada.policy import Policy
 from dada.runtime import finished_summary, run_lock, save_hydra_record
 from dada.schemas import SearchSummary
 from dada.search._config import validate
-from dada.search.loop import policy_metrics, top_overlap
+from dada.search.loop import top_overlap
+from dada.search.policy_metrics import numbered_metrics
 from dada.search.space import SearchSpace
 from dada.tracking import tracker_for
 
@@ -63,7 +64,7 @@ def export_initial(cfg: DictConfig) -> dict:
         (run_dir / "policy_archive.json").write_text(json.dumps(policy.to_archive()))
         tags = {"app": "search", "estimator": cfg.estimator.name, "dataset": cfg.dataset.name, "scale": cfg.scale.name}
         with tracker_for(cfg, run_dir, {**tags, "table": cfg.table, "seed": str(cfg.seed)}) as tracker:
-            tracker.log_metrics({"epoch": 0, **policy_metrics(initial_space(cfg.search))}, step=0)
+            tracker.log_metrics({"epoch": 0}, step=0, run_folder_only=numbered_metrics(initial_space(cfg.search)))
             summary = SearchSummary(
                 name=cfg.name,
                 seed=cfg.seed,
