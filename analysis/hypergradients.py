@@ -38,6 +38,8 @@ from omegaconf import DictConfig
 from analysis.style import STYLE, color, save_figure, use_file_backend
 from dada import estimators
 from dada.config import compose_app_config
+from dada.run import NullTracker
+from dada.scale import scale_name
 from dada.search.augment import SearchInputs
 from dada.search.bilevel import BiLevelOptimizer
 from dada.search.loop import SearchData, SearchRun, prepare_data
@@ -72,11 +74,6 @@ def search_config(scale: str, batch_size: int, seed: int, run_dir: Path, overrid
             *overrides,
         ],
     )
-
-
-class _NoTracker:
-    def log_metrics(self, metrics: dict, step: int) -> None:
-        """The search epoch's metrics are not needed here."""
 
 
 def _optimizers(run: SearchRun, inputs: SearchInputs) -> dict[str, BiLevelOptimizer]:
@@ -202,23 +199,22 @@ def measure(cfg: DictConfig, draws: int, seed: int = 0) -> pd.DataFrame:
     if run._steps_per_epoch(split) == 0:
         raise ValueError(
             f"{len(split.train_labels)} search-train images are fewer than one batch of "
-            f"{run.batch_size}; raise scale.search_images or lower --batch-size"
+            f"{run.batch_size}; raise dataset.search_images or lower --batch-size"
         )
     states = {"start": 0, "quarter": max(1, run.epochs // 4), "end": run.epochs}
     rows, done = [], 0
     for state, epochs in states.items():
         for epoch in range(done, epochs):
-            run._epoch(epoch, split, _NoTracker())
+            run._epoch(epoch, split, NullTracker())  # the epoch's metrics are not needed here
             run.scheduler.step()
         done = epochs
         for row in statistics(draw_estimates(run, split, draws, seed), seed):
             rows.append({"state": state, "epoch": epochs, **row})
-    model = cfg.scale.model or cfg.model.name
     frame = pd.DataFrame(rows)
     return frame.assign(
-        scale=cfg.scale.name,
+        scale=scale_name(cfg),
         dataset=cfg.dataset.name,
-        model=model,
+        model=cfg.model.name,
         epochs=run.epochs,
         batch_size=run.batch_size,
         seed=seed,

@@ -97,7 +97,7 @@ TINY = Sizes(
     search_overrides=("scale.search_images=64", "scale.batch_size=16"),
     search_schedule=(1, 1, 1),
     eval_models=("wrn40_2", "wrn28_10"),
-    eval_overrides=("scale.model=wrn10_1", "scale.batch_size=8", "recipe.eval_batch_size=16"),
+    eval_overrides=("model.name=wrn10_1", "scale.batch_size=8", "recipe.eval_batch_size=16"),
     eval_schedule=(1, 2),
 )
 
@@ -363,11 +363,11 @@ def _eval_rows(
     """One TrainRun's training step and test pass, timed; the run is freed on return."""
     warmup, repeats = sizes.eval_schedule
     run = _train_run(model, device, run_dir, sizes, dtype == "bf16", channels_last, compiled)
-    batch = min(run.cfg.recipe.batch_size, run.cfg.scale.batch_size or run.cfg.recipe.batch_size)
+    batch = run.cfg.recipe.batch_size  # the scale capped it
     side, eval_batch = run.cfg.dataset.image_size, run.cfg.recipe.eval_batch_size
     images = torch.randint(0, 256, (max(batch, eval_batch), 3, side, side), dtype=torch.uint8, device=device)
     labels = torch.randint(0, run.cfg.dataset.num_classes, (len(images),), device=device)
-    name, setting = f"{run.cfg.scale.model or model} ({model} recipe)", _setting(dtype, channels_last, compiled)
+    name, setting = f"{run.cfg.model.name} ({model} recipe)", _setting(dtype, channels_last, compiled)
     with peak_memory(device) as peak:
         seconds = seconds_per_call(
             lambda: run._train_step(images[:batch], labels[:batch], 0, 0), device, warmup, repeats

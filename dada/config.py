@@ -21,6 +21,8 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from dada.layout import network_suffix
+
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # the apps' config_path, from the repository root
 
 
@@ -71,7 +73,8 @@ class LoggerConfig:
 
 @dataclass
 class ScaleConfig:
-    """The same code path at another size: a null field keeps the recipe's value."""
+    """The same code path at another size: a null field keeps the recipe's value. `dada.scale.apply_scale` moves
+    the non-null fields into the run's own keys when the config is composed and clears them here."""
 
     name: str = MISSING
     model: Optional[str] = None
@@ -117,8 +120,10 @@ APP_SCHEMAS = {  # app -> (module, class) of its root schema, which lives beside
 
 
 def register_app_schemas(*apps: str) -> None:
-    """Store the root schemas of ``apps`` (default: every app) in Hydra's ConfigStore (idempotent), importing only
-    those apps: called before composing, never on import. A search never imports the detection stack."""
+    """Store the root schemas of ``apps`` (default: every app) in Hydra's ConfigStore and the run folder's resolver
+    (idempotent), importing only those apps: called before composing, never on import. A search never imports the
+    detection stack."""
+    OmegaConf.register_new_resolver("network_suffix", network_suffix, replace=True)  # run_dir (dada.layout)
     for app in apps or APP_SCHEMAS:
         module, name = APP_SCHEMAS[app]
         register(f"{app}_schema", getattr(importlib.import_module(module), name))
@@ -126,13 +131,17 @@ def register_app_schemas(*apps: str) -> None:
 
 def compose_app_config(app: str, overrides: Sequence[str] = ()) -> DictConfig:
     """``conf/<app>.yaml`` (``search``, ``train`` or ``detect``) with ``overrides``, as the app's command line composes
-    it."""
+    it, the scale applied (`dada.scale.apply_scale`): the config the run records."""
+    from dada.scale import apply_scale  # dada.scale imports this module
+
     if app not in APP_SCHEMAS:
         raise ValueError(f"unknown app {app!r}; valid choices: {', '.join(APP_SCHEMAS)}")
     register_app_schemas(app)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name=app, overrides=list(overrides))
+        cfg = compose(config_name=app, overrides=list(overrides))
+    apply_scale(cfg, app, overrides)
+    return cfg
 
 
 class ConfigValueError(ValueError):
@@ -186,11 +195,16 @@ SCALE_SIZES = (
 )
 
 
-def check_run_config(cfg: DictConfig) -> None:
-    """What both apps need: positive scale sizes (0 is not "unset": null is), three-channel statistics, classes."""
+def check_scale(cfg: DictConfig) -> None:
+    """Positive scale sizes (0 is not "unset": null is), before `dada.scale.apply_scale` moves them."""
     for key in SCALE_SIZES:
         check_range(cfg, f"scale.{key}", 1, nullable=True)
     check_range(cfg, "scale.num_workers", 0, nullable=True)
+
+
+def check_run_config(cfg: DictConfig) -> None:
+    """What both apps need: positive scale sizes, three-channel statistics, classes."""
+    check_scale(cfg)
     check_range(cfg, "threads", 1, nullable=True)
     check_range(cfg, "dataset.num_classes", 1)
     check_range(cfg, "dataset.image_size", 1)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from omegaconf import OmegaConf
 
 from dada import layout
 from dada.data import get_spec
@@ -16,9 +19,29 @@ TARGETS = ("table1", "table2", "table3", "table4", "table5", "table6", "fig1", "
 FIGURES = ("fig1", "fig3a", "fig3b")
 
 
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+@functools.lru_cache(maxsize=None)
+def experiment_folder(experiment: str, scale: str) -> str:
+    """The folder name of ``experiment``'s runs at ``scale``: the name, and ``-on-<network>`` when the scale trains
+    another network than the experiment's (`dada.layout.network_suffix`, which the apps' ``run_dir`` spells)."""
+    settings = OmegaConf.load(CONF_DIR / "experiment" / f"{experiment}.yaml")
+    declared = next(
+        (entry["override /model"] for entry in settings.get("defaults", []) if "override /model" in entry), None
+    )
+    if declared is None:
+        return experiment  # a detection: no classifier to swap
+    network = OmegaConf.load(CONF_DIR / "scale" / f"{scale}.yaml").get("model")
+    if "scale" in settings and "model" in settings.scale:
+        network = settings.scale.model
+    return experiment + layout.network_suffix(network, declared)
+
+
 def run_dir(job: Job, scale: str, seed: int, runs_root: Path = Path("runs")) -> Path:
-    """``runs/<scale>/<experiment>/<estimator or column>/seed<N>`` (dada.layout): scales never share a folder."""
-    return layout.run_dir(runs_root, scale, job.experiment, job.variant, seed)
+    """``runs/<scale>/<experiment folder>/<estimator or column>/seed<N>`` (dada.layout): scales never share a
+    folder."""
+    return layout.run_dir(runs_root, scale, experiment_folder(job.experiment, scale), job.variant, seed)
 
 
 @dataclass(frozen=True)

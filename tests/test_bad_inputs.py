@@ -459,7 +459,7 @@ CASES = [
         "4-search-resumed-with-other-epochs",
         _search_resumed_with_other_epochs,
         RunMismatchError,
-        r"other settings: scale.search_epochs \(1 -> 5\)",
+        r"other settings: search.epochs \(1 -> 5\).*\(or variant_name=\.\.\.\)",
         names_file=True,
     ),
     Case(

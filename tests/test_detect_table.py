@@ -32,7 +32,7 @@ def test_table5_plan_runs_searches_then_backbones_then_detections_each_reading_i
     assert any(override.startswith("policy.source=") for override in backbone.overrides)
     coco = by_folder[next(run.needs for run in detections if run.experiment == "table5_coco_mask_rcnn")]
     assert coco.experiment == "table4_imagenet_resnet50" and coco.run_dir == Path(
-        "runs/smoke/table4_imagenet_resnet50/none/seed0"
+        "runs/smoke/table4_imagenet_resnet50-on-wrn10_1/none/seed0"  # Table 4's smoke run: the folder names WRN-10-1
     )
     paper = [run for run in plan("table5", "paper", (0,)) if run.app == "detect"]
     assert all(not any(override.startswith("scale.") for override in run.overrides) for run in paper)

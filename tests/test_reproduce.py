@@ -71,7 +71,7 @@ def test_fast_aa_cells_run_its_released_policy():
     assert fashion.needs is None and fashion.overrides == ("policy=fastaa",)
     table2 = {run.run_dir for run in plan("table2", "smoke", (0,)) if run.variant == "fastaa"}
     assert table2 & {run.run_dir for run in runs.values()} == {  # Table 2's runs give Fig. 1's rows
-        Path(f"runs/smoke/table2_{dataset}_wrn28_10/fastaa/seed0") for dataset in ("cifar10", "cifar100")
+        Path(f"runs/smoke/table2_{dataset}_wrn28_10-on-wrn10_1/fastaa/seed0") for dataset in ("cifar10", "cifar100")
     }
 
 
@@ -218,4 +218,4 @@ def test_layout_names_are_checked():
         get_layout("table7")
     with pytest.raises(ValueError, match="unknown scale"):
         plan("table1", "tiny")
-    assert os.path.basename(str(plan("fig3a", "smoke")[0].run_dir.parent.parent)) == "search_fashion-mnist"
+    assert os.path.basename(str(plan("fig3a", "smoke")[0].run_dir.parent.parent)) == "search_fashion-mnist-on-wrn10_1"

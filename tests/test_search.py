@@ -125,7 +125,7 @@ def test_same_seed_same_policy(search_config, tmp_path):
 def test_search_recipe_composes_for_every_data_set(dataset):
     """conf/search/<dataset>.yaml lists conf/search/_base.yaml: every key set, the shared values, the set's own."""
     required = ["dataset.root=mine", "dataset.num_classes=5"] if dataset == "folder" else []  # the user's data
-    cfg = compose_config("search", [f"dataset={dataset}", "run_dir=unused", *required])
+    cfg = compose_config("search", [f"dataset={dataset}", "scale=paper", "run_dir=unused", *required])
     validate(cfg)
     assert not OmegaConf.missing_keys(cfg.search) and not OmegaConf.missing_keys(cfg.estimator)
     recipe, own = cfg.search, OmegaConf.load(Path(CONF_DIR) / "search" / f"{dataset}.yaml")

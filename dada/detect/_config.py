@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from dada.config import SCALE_SIZES, ConfigValueError, LoggerConfig, ScaleConfig, check_range, check_schema
+from dada.config import ConfigValueError, LoggerConfig, ScaleConfig, check_range, check_scale, check_schema
 from dada.detect.datasets import DETECTION_DATASETS
 from dada.detect.models import DETECTORS, STAGES
 
@@ -26,7 +26,7 @@ class DetectDatasetConfig:
 @dataclass
 class DetectorConfig:
     name: str = MISSING  # retinanet | faster_rcnn | mask_rcnn
-    lr: float = MISSING  # at the schedule's batch_size; scaled linearly with a smaller batch
+    lr: float = MISSING  # at the schedule's batch_size; a scale's smaller batch scales it linearly (dada.scale)
     kwargs: dict[str, Any] = field(default_factory=dict)  # to torchvision's detector class
 
 
@@ -38,7 +38,7 @@ class DetectScheduleConfig:
     batch_size: int = MISSING  # the batch the detector's lr is given at
     momentum: float = MISSING
     weight_decay: float = MISSING
-    milestones: list[int] = MISSING  # epochs after which the lr drops by gamma
+    milestones: list[float] = MISSING  # epochs after which the lr drops by gamma
     gamma: float = MISSING
     warmup_iters: int = MISSING  # iterations of linear warmup, 0 for none
     warmup_ratio: float = MISSING  # the warmup's starting fraction of the lr
@@ -72,7 +72,9 @@ class DetectAppConfig:
     experiment_name: str = "detect_${dataset.name}_${detector.name}"
     variant_name: str = "${backbone.name}${tag}"  # run_dir's variant: the backbone's column
     subset_seed: int = 0  # scaled-down runs: the same train/test images for every seed and backbone
-    num_workers: int = 4  # DataLoader workers (scale.num_workers replaces it when set)
+    num_workers: int = 4  # DataLoader workers
+    train_images: Optional[int] = None  # a subset of the training images with instances (subset_seed); null: all
+    test_images: Optional[int] = None  # a subset of the test images; null: all
     log_every: int = 20  # iterations between step-level metrics
     tag: str = ""
 
@@ -89,9 +91,9 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value not in valid:
             raise ConfigValueError(f"{key}={value!r} is unknown; valid choices: {', '.join(valid)}")
-    for key in SCALE_SIZES:
-        check_range(cfg, f"scale.{key}", 1, nullable=True)
-    check_range(cfg, "scale.num_workers", 0, nullable=True)
+    check_scale(cfg)
+    for key in ("train_images", "test_images"):
+        check_range(cfg, key, 1, nullable=True)
     check_range(cfg, "threads", 1, nullable=True)
     for key in ("schedule.epochs", "schedule.batch_size", "dataset.min_size", "log_every"):
         check_range(cfg, key, 1)

@@ -28,7 +28,7 @@ class RecipeConfig:
     schedule: str = MISSING  # cosine | multistep, stepped per iteration
     warmup_multiplier: float = 1.0  # GradualWarmupScheduler: lr ramps to lr * multiplier (from 0 when 1)
     warmup_epochs: float = 0.0
-    milestones: list[int] = field(default_factory=list)  # multistep: epochs after the warmup
+    milestones: list[float] = field(default_factory=list)  # multistep: epochs after the warmup
     gamma: float = 0.1  # multistep decay factor
     crop_padding: int = 4  # pad-and-crop of the 32x32 sets
     color_jitter: float = 0.0  # ImageNet: brightness, contrast and saturation strength
@@ -60,6 +60,9 @@ class TrainAppConfig(RunConfig):
     channels_last: bool = True  # CUDA only
     compile: bool = False  # torch.compile the model
     num_workers: int = 4  # DataLoader workers, where a loader is used
+    train_images: Optional[int] = None  # a stratified subset of the training set (subset_seed); null: all of it
+    test_images: Optional[int] = None  # a stratified subset of the test set; null: all of it
+    test_every: int = 1  # test every N epochs and after the last
     log_every: int = 50  # steps between step-level metrics
     tag: str = ""  # appended to the run name, e.g. tag=-relax-seed1
 
@@ -70,8 +73,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigValueError(_no_recipe_message(cfg))
     check_schema(cfg, TrainAppConfig)
     check_run_config(cfg)
-    for key in ("recipe.epochs", "recipe.batch_size", "recipe.eval_batch_size", "log_every"):
+    for key in ("recipe.epochs", "recipe.batch_size", "recipe.eval_batch_size", "log_every", "test_every"):
         check_range(cfg, key, 1)
+    for key in ("train_images", "test_images"):
+        check_range(cfg, key, 1, nullable=True)
     check_range(cfg, "recipe.lr", 0, above=True)  # before the warmup multiplies it
     for key in ("recipe.momentum", "recipe.weight_decay", "recipe.grad_clip", "recipe.warmup_epochs"):
         check_range(cfg, key, 0)

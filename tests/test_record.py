@@ -1,0 +1,101 @@
+"""The record is the run: every planned run's composed config holds the sizes that run, and its folder names the
+network that ran (issue: the scale applied once, in `dada.scale.apply_scale`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from dada.config import ConfigValueError, ScaleConfig, compose_app_config
+from dada.detect.schedule import plan_detection_schedule
+from dada.train.recipe import peak_lr, plan_schedule
+from reproduce.plan import CONF_DIR, SCALES, TARGETS, plan_many
+
+VARYING = ("policy", "backbone.run", "seed=", "variant_name=")  # what does not change a run's sizes
+
+
+def _distinct_runs(scale: str):
+    """One planned run per distinct (app, experiment, size-setting overrides) of every target at ``scale``."""
+    found = {}
+    for run in plan_many(TARGETS, scale, (0,)):
+        sizes = tuple(override for override in run.overrides if not override.startswith(VARYING))
+        found.setdefault((run.app, run.experiment, sizes), run)
+    return list(found.values())
+
+
+def _scale_settings(run) -> dict:
+    """The scale's own values for ``run``: its file, then the experiment's ``scale:`` block, then the command line."""
+    settings = OmegaConf.merge(
+        OmegaConf.structured(ScaleConfig),
+        OmegaConf.load(CONF_DIR / "scale" / f"{run.scale}.yaml"),
+        OmegaConf.load(CONF_DIR / "experiment" / f"{run.experiment}.yaml").get("scale", {}),
+        OmegaConf.from_dotlist([o.removeprefix("scale.") for o in run.overrides if o.startswith("scale.")]),
+    )
+    return OmegaConf.to_container(settings)
+
+
+NETWORKS = {path.stem for path in (CONF_DIR / "model").glob("*.yaml")}
+
+
+def _networks_named(folder: str) -> set[str]:
+    """The networks an experiment folder says ran: the one after ``-on-`` if any, else those the name holds."""
+    return {folder.rpartition("-on-")[2]} if "-on-" in folder else {name for name in NETWORKS if name in folder}
+
+
+def _effective(cfg, app: str) -> dict:
+    """What the app computes from its config: network, epochs, batch, image counts and lr (the apps' own planners)."""
+    if app == "search":
+        recipe = cfg.search
+        images = cfg.dataset.search_images
+        return dict(model=cfg.model.name, epochs=recipe.epochs, batch=recipe.batch_size, images=images, lr=recipe.lr)
+    if app == "train":
+        schedule = plan_schedule(cfg.recipe, cfg.train_images or 10 * cfg.recipe.batch_size)
+        return dict(model=cfg.model.name, epochs=schedule.epochs, batch=schedule.batch_size, lr=peak_lr(cfg.recipe))
+    schedule = plan_detection_schedule(cfg.schedule, cfg.detector.lr, cfg.train_images or 100)
+    return dict(model=cfg.detector.name, epochs=schedule.epochs, batch=schedule.batch_size, lr=schedule.lr)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scale", SCALES)
+def test_every_planned_run_records_what_runs(scale):
+    for run in _distinct_runs(scale):
+        cfg = compose_app_config(run.app, run.command()[3:])
+        record = OmegaConf.create(OmegaConf.to_yaml(cfg, resolve=True))  # what config.yaml and the trackers hold
+        effective = _effective(cfg, run.app)
+        assert effective == _effective(record, run.app), run
+        assert set(OmegaConf.to_container(cfg.scale).values()) == {scale, None}, f"{run}: the scale is left unread"
+        assert Path(cfg.run_dir) == run.run_dir, run
+        assert _networks_named(run.run_dir.parts[-3]) <= {effective["model"]}, f"{run}: the folder names another"
+        wanted = _scale_settings(run)
+        epochs = wanted["search_epochs"] if run.app == "search" else wanted["train_epochs"]
+        assert epochs in (None, effective["epochs"]), run
+        if run.app != "detect":
+            assert wanted["model"] in (None, effective["model"]), run
+        cap = wanted["batch_size"] if run.app == "search" else wanted["train_batch_size"] or wanted["batch_size"]
+        assert cap is None or effective["batch"] <= cap, run
+        if run.app == "search":
+            assert wanted["search_images"] in (None, effective["images"]), run
+        else:
+            assert (cfg.train_images, cfg.test_images) == (wanted["train_images"], wanted["test_images"]), run
+
+
+def test_a_command_line_key_wins_over_the_scale_and_a_replaced_network_is_refused():
+    folder = compose_app_config("search", ["dataset.search_images=120", "scale=smoke"])
+    assert folder.dataset.search_images == 120 and folder.search.epochs == 3  # the rest of the scale applies
+    assert compose_app_config("search", ["scale=smoke"]).dataset.search_images == 1000
+    with pytest.raises(ConfigValueError, match=r"model=wrn40_2 was chosen.*scale.model=null"):
+        compose_app_config("train", ["model=wrn40_2", "scale=smoke"])
+    kept = compose_app_config("train", ["model=wrn40_2", "scale=smoke", "scale.model=null"])
+    assert kept.model.name == "wrn40_2" and kept.run_dir == "runs/smoke/train_fashion-mnist_wrn40_2/dada/seed0"
+    swapped = compose_app_config("train", ["model=wrn40_2", "scale=smoke", "scale.model=wrn10_1"])
+    assert swapped.model.name == "wrn10_1" and "train_fashion-mnist_wrn40_2-on-wrn10_1" in swapped.run_dir
+
+
+def test_a_shorter_schedule_keeps_its_shape_and_a_smaller_batch_its_lr_per_image():
+    resnet = compose_app_config("train", ["model=resnet50", "dataset=imagenet", "scale=paper", "scale.train_epochs=27"])
+    assert resnet.recipe.epochs == 27 and list(resnet.recipe.milestones) == pytest.approx([9, 18, 24])
+    assert resnet.recipe.warmup_epochs == pytest.approx(0.3)  # 3 of 270 epochs
+    detect = compose_app_config("detect", ["backbone.run=x", "scale=paper", "scale.train_batch_size=4"])
+    assert (detect.schedule.batch_size, detect.detector.lr) == (4, pytest.approx(0.01 * 4 / 16))
