@@ -21,8 +21,6 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from dada.layout import network_suffix
-
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # the apps' config_path, from the repository root
 
 
@@ -123,7 +121,9 @@ def register_app_schemas(*apps: str) -> None:
     """Store the root schemas of ``apps`` (default: every app) in Hydra's ConfigStore and the run folder's resolver
     (idempotent), importing only those apps: called before composing, never on import. A search never imports the
     detection stack."""
-    OmegaConf.register_new_resolver("network_suffix", network_suffix, replace=True)  # run_dir (dada.layout)
+    from dada.scale import run_dir_suffix  # dada.scale imports this module
+
+    OmegaConf.register_new_resolver("network_suffix", run_dir_suffix, replace=True)  # the apps' run_dir
     for app in apps or APP_SCHEMAS:
         module, name = APP_SCHEMAS[app]
         register(f"{app}_schema", getattr(importlib.import_module(module), name))

@@ -5,9 +5,8 @@
 keeps only its name. So ``config.yaml``, the trackers' parameters, the run name and the start-of-run line hold the
 values that run, and no loop reads ``scale``. A key set on the command line (``model=wrn40_2``,
 ``dataset.search_images=120``) wins over the scale's file, which then leaves it alone and says so; a scale field set
-on the command line (``scale.model=wrn10_1``: a paper recipe on a small network) wins over both. A network chosen
-on the command line that the scale would replace is refused (the run folder, named at composition, names the
-network: `dada.layout.network_suffix`).
+on the command line (``scale.model=wrn10_1``: a paper recipe on a small network) wins over both. The run folder,
+named when Hydra composes, names a network the scale swaps in (`run_dir_suffix`).
 """
 
 from __future__ import annotations
@@ -18,7 +17,8 @@ from typing import Iterable, Optional
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dada.config import ConfigValueError, check_scale
+from dada.config import check_scale
+from dada.layout import network_suffix
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,8 @@ def apply_scale(cfg: DictConfig, app: str, overrides: Iterable[str] = ()) -> dic
     """
     check_scale(cfg)
     chosen = command_line_keys(overrides)
+    if _network_chosen(chosen):  # the command line's network wins: no swap, and no -on-<network> in the folder
+        cfg.scale.model = None
     with open_dict(cfg):
         cfg.run_dir = cfg.run_dir  # resolved now: it names the network the scale puts in (dada.layout)
     applied, kept = {}, []
@@ -92,8 +94,6 @@ def apply_scale(cfg: DictConfig, app: str, overrides: Iterable[str] = ()) -> dic
         asked = {f"scale.{rule.field}", f"scale.{rule.fallback}"} & chosen  # the scale itself set on the command line
         current = OmegaConf.select(cfg, rule.key)
         if not asked and (rule.key in chosen or _GROUP_KEYS.get(rule.key) in chosen):
-            if rule is _MODEL and value != current:
-                raise ConfigValueError(_model_refused(cfg, current, value))
             kept.append(f"{rule.key}={current}")
             continue
         if rule.cap and current is not None:
@@ -117,14 +117,6 @@ def apply_scale(cfg: DictConfig, app: str, overrides: Iterable[str] = ()) -> dic
     return applied
 
 
-def _model_refused(cfg: DictConfig, chosen: str, network: str) -> str:
-    return (
-        f"model={chosen} was chosen on the command line, but scale={cfg.scale.name} trains {network} in its place "
-        f"(conf/scale/{cfg.scale.name}.yaml: model). Add scale.model=null to train {chosen} at this scale, or "
-        f"scale.model={network} to keep {chosen}'s recipe on {network}"
-    )
-
-
 def _keep_shape(cfg: DictConfig, app: str, applied: dict[str, object]) -> None:
     """Shrink the warmup and milestones with the epochs; a detector's lr follows its batch (added to ``applied``)."""
     schedule = {"train": "recipe", "detect": "schedule"}.get(app)
@@ -138,6 +130,18 @@ def _keep_shape(cfg: DictConfig, app: str, applied: dict[str, object]) -> None:
         applied[f"{schedule}.milestones"] = [epoch * fraction for epoch in node.milestones]
     if app == "detect" and "schedule.batch_size" in applied:
         applied["detector.lr"] = cfg.detector.lr * applied["schedule.batch_size"] / node.batch_size
+
+
+def _network_chosen(chosen: set[str]) -> bool:
+    """Whether the command line chose the network (``model=...``, ``model.name=...``) and not the scale's."""
+    return bool({"model", "model.name"} & chosen) and "scale.model" not in chosen
+
+
+def run_dir_suffix(scale_model: str | None, model: str) -> str:
+    """The resolver ``${network_suffix:${scale.model},${model.name}}`` of the apps' ``run_dir``: ``-on-<network>``
+    when the scale swaps in another network (`dada.layout.network_suffix`), nothing when the command line chose
+    the network (Hydra names the run folder before the app starts, so the resolver reads the command line)."""
+    return "" if _network_chosen(command_line_keys(hydra_overrides())) else network_suffix(scale_model, model)
 
 
 def hydra_overrides() -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from dada.config import ConfigValueError, ScaleConfig, compose_app_config
+from dada.config import ScaleConfig, compose_app_config
 from dada.detect.schedule import plan_detection_schedule
 from dada.train.recipe import peak_lr, plan_schedule
 from reproduce.plan import CONF_DIR, SCALES, TARGETS, plan_many
@@ -81,14 +81,14 @@ def test_every_planned_run_records_what_runs(scale):
             assert (cfg.train_images, cfg.test_images) == (wanted["train_images"], wanted["test_images"]), run
 
 
-def test_a_command_line_key_wins_over_the_scale_and_a_replaced_network_is_refused():
+def test_a_command_line_key_wins_over_the_scale_file_and_a_scale_key_over_both():
     folder = compose_app_config("search", ["dataset.search_images=120", "scale=smoke"])
     assert folder.dataset.search_images == 120 and folder.search.epochs == 3  # the rest of the scale applies
     assert compose_app_config("search", ["scale=smoke"]).dataset.search_images == 1000
-    with pytest.raises(ConfigValueError, match=r"model=wrn40_2 was chosen.*scale.model=null"):
-        compose_app_config("train", ["model=wrn40_2", "scale=smoke"])
-    kept = compose_app_config("train", ["model=wrn40_2", "scale=smoke", "scale.model=null"])
-    assert kept.model.name == "wrn40_2" and kept.run_dir == "runs/smoke/train_fashion-mnist_wrn40_2/dada/seed0"
+    for chosen in ("model=wrn40_2", "model.name=wrn40_2"):
+        kept = compose_app_config("train", [chosen, "scale=smoke"])
+        assert kept.model.name == "wrn40_2" and kept.run_dir == "runs/smoke/train_fashion-mnist_wrn40_2/dada/seed0"
+        assert kept.recipe.epochs == 4  # the scale's other sizes still apply
     swapped = compose_app_config("train", ["model=wrn40_2", "scale=smoke", "scale.model=wrn10_1"])
     assert swapped.model.name == "wrn10_1" and "train_fashion-mnist_wrn40_2-on-wrn10_1" in swapped.run_dir
 

@@ -346,6 +346,16 @@ class SearchRun(RunLifecycle):
                 f"the search-train split holds {len(self.split.train_labels)} images, fewer than one batch "
                 f"of {self.batch_size}; raise dataset.search_images or lower search.batch_size"
             )
+        log.info(
+            "%s on %d search-train / %d search-val images, %d epochs, batch %d, lr %g, policy lr %g",
+            self.cfg.model.name,
+            len(self.split.train_labels),
+            len(self.split.val_labels),
+            self.epochs,
+            self.batch_size,
+            self.cfg.search.lr,
+            self.cfg.search.policy_lr,
+        )
 
     def train_epoch(self, epoch: int, tracker) -> dict[str, float]:
         with self.clock:
