@@ -38,11 +38,12 @@ from omegaconf import DictConfig
 from analysis.style import STYLE, color, save_figure, use_file_backend
 from dada import estimators
 from dada.config import compose_app_config
+from dada.data.search_set import SearchData, prepare_search_data
 from dada.run import NullTracker
 from dada.scale import scale_name
 from dada.search.augment import SearchInputs
 from dada.search.bilevel import BiLevelOptimizer
-from dada.search.loop import SearchData, SearchRun, prepare_data
+from dada.search.loop import SearchRun
 from dada.search.variant import VARIANTS
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -89,7 +90,7 @@ def _optimizers(run: SearchRun, inputs: SearchInputs) -> dict[str, BiLevelOptimi
     optimizers = {}
     for key, variant in variants.items():
         name = key.split("-")[0]
-        options = run._estimator_kwargs() if name == "relax" else {}
+        options = run.estimator_options() if name == "relax" else {}
         estimator = estimators.create(
             name,
             space.num_sub_policies,
@@ -195,8 +196,8 @@ def statistics(estimates: dict[str, dict[str, torch.Tensor]], seed: int = 0) -> 
 def measure(cfg: DictConfig, draws: int, seed: int = 0) -> pd.DataFrame:
     """Advance the search with relax-official and measure every estimator at epochs 0, E/4 (>= 1) and E."""
     run = SearchRun(cfg)
-    split = prepare_data(cfg, run.device)
-    if run._steps_per_epoch(split) == 0:
+    split = prepare_search_data(cfg.dataset, run.device)
+    if run.steps_per_epoch(split) == 0:
         raise ValueError(
             f"{len(split.train_labels)} search-train images are fewer than one batch of "
             f"{run.batch_size}; raise dataset.search_images or lower --batch-size"
@@ -205,7 +206,7 @@ def measure(cfg: DictConfig, draws: int, seed: int = 0) -> pd.DataFrame:
     rows, done = [], 0
     for state, epochs in states.items():
         for epoch in range(done, epochs):
-            run._epoch(epoch, split, NullTracker())  # the epoch's metrics are not needed here
+            run.search_epoch(epoch, split, NullTracker())  # the epoch's metrics are not needed here
             run.scheduler.step()
         done = epochs
         for row in statistics(draw_estimates(run, split, draws, seed), seed):

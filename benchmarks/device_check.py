@@ -10,7 +10,7 @@ On CUDA (about 5 minutes, at most ``--budget`` seconds for the optional torch.co
   - one search epoch at the paper's setting (WRN-40-2, reduced Fashion-MNIST of 4000 images, batch 128, RELAX,
     unrolled; CIFAR-10's sizes), run by ``SearchRun._epoch`` twice: the 20-epoch search is extrapolated as the first
     epoch plus 19 of the second, beside the paper's 0.1 GPU-hours; its FLOPs per step (dada.tracking.flops);
-  - evaluation throughput of WRN-40-2 and WRN-28-10 (the CIFAR-10 recipes): ``TrainRun._train_step`` at the
+  - evaluation throughput of WRN-40-2 and WRN-28-10 (the CIFAR-10 recipes): ``TrainRun.train_step`` at the
     recipe's batch (512) and ``TrainRun.evaluate`` at its eval batch (1024), in fp32 and bf16 (``amp``),
     channels_last off and on, and torch.compile on (bf16, channels_last) while the budget lasts;
   - peak CUDA memory of each measurement (``torch.cuda.max_memory_allocated``).
@@ -41,9 +41,10 @@ from bench_ops import SETTINGS, batched_path, fixture_images, pil_path, random_p
 from bench_search import CONF_DIR, NetworkOnly, OfficialPipeline, OursPipeline, interleaved_rates, search_config
 
 from dada.config import compose_app_config
+from dada.data.search_set import prepare_search_data
 from dada.ops import OP_NAMES, apply
 from dada.runtime import seed_everything
-from dada.search.loop import SearchRun, prepare_data
+from dada.search.loop import SearchRun
 from dada.tracking import DeviceClock
 from dada.tracking.flops import count_flops, forward_flops, training_step_flops
 from dada.train import TrainRun
@@ -235,7 +236,7 @@ def bench_search(report: Report, sizes: Sizes, run_dir: str) -> None:
     device = report.device
     cfg = search_config(sizes.search_model, device.type, run_dir, sizes.search_overrides)
     run = SearchRun(cfg)
-    split = prepare_data(cfg, run.device)
+    split = prepare_search_data(cfg.dataset, run.device)
     official = OfficialPipeline(run, split)
     steps = {"ours": OursPipeline(run, split).step, "official": official.step, "network": NetworkOnly(official).step}
     warmup, count, repeats = sizes.search_schedule
@@ -276,18 +277,18 @@ def search_epoch(report: Report, sizes: Sizes, run_dir: str) -> dict:
     device = report.device
     cfg = search_config(sizes.search_model, device.type, run_dir, sizes.search_overrides)
     run = SearchRun(cfg)
-    split = prepare_data(cfg, run.device)
+    split = prepare_search_data(cfg.dataset, run.device)
     seconds = []
     for epoch in range(2):
         with peak_memory(device) as peak, DeviceClock(device) as clock:
-            run._epoch(epoch, split, _Quiet())
+            run.search_epoch(epoch, split, _Quiet())
             run.scheduler.step()
         seconds.append(clock.seconds)
     index = torch.arange(run.batch_size, device=run.device)  # FLOPs as SearchRun._finish counts them
     train, val = run.train_batch(split, index), run.val_batch(split, index[: len(split.val_labels)])
     step_flops = count_flops(run.optimizer.hypergradient, train, val, run.generator)
     network_flops = training_step_flops(run.model, train[0].shape)
-    steps = run._steps_per_epoch(split)
+    steps = run.steps_per_epoch(split)
     epoch_flops = step_flops * steps + forward_flops(run.model, (len(split.val_labels), *val[0].shape[1:]))
     hours = (seconds[0] + (run.epochs - 1) * seconds[1]) / 3600
     paper = yaml.safe_load(PAPER_RESULTS.read_text())
@@ -370,7 +371,7 @@ def _eval_rows(
     name, setting = f"{run.cfg.model.name} ({model} recipe)", _setting(dtype, channels_last, compiled)
     with peak_memory(device) as peak:
         seconds = seconds_per_call(
-            lambda: run._train_step(images[:batch], labels[:batch], 0, 0), device, warmup, repeats
+            lambda: run.train_step(images[:batch], labels[:batch], 0, 0), device, warmup, repeats
         )
     rows = [Row("eval: train step", f"{name}, batch {batch}, {setting}", batch / seconds, "img/s", None, peak["mib"])]
     run.test_batches = [(images[:eval_batch], labels[:eval_batch])]

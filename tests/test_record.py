@@ -6,10 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import write_image_folder
 from omegaconf import OmegaConf
 
 from dada.config import ScaleConfig, compose_app_config
 from dada.detect.schedule import plan_detection_schedule
+from dada.search.loop import SearchRun
+from dada.train import TrainRun
+from dada.train.policies import search_policy_file
 from dada.train.recipe import peak_lr, plan_schedule
 from reproduce.plan import CONF_DIR, SCALES, TARGETS, plan_many
 
@@ -99,3 +103,33 @@ def test_a_shorter_schedule_keeps_its_shape_and_a_smaller_batch_its_lr_per_image
     assert resnet.recipe.warmup_epochs == pytest.approx(0.3)  # 3 of 270 epochs
     detect = compose_app_config("detect", ["backbone.run=x", "scale=paper", "scale.train_batch_size=4"])
     assert (detect.schedule.batch_size, detect.detector.lr) == (4, pytest.approx(0.01 * 4 / 16))
+
+
+README_OWN_DATA = (  # README, "Data sets": the own-data commands at smoke scale, on a folder of 120 images
+    ("search", "dataset.search_images=120 search.batch_size=32 scale=smoke"),
+    ("train", "recipe=wrn40_2-cifar10 policy=dada scale=smoke policy.source={search}"),
+)
+
+
+@pytest.mark.slow
+def test_the_readmes_own_data_commands_run_at_smoke_scale_on_120_images(tmp_path):
+    write_image_folder(tmp_path / "mine" / "train", [f"c{index}" for index in range(12)], per_class=10, size=20)
+    write_image_folder(tmp_path / "mine" / "val", [f"c{index}" for index in range(12)], per_class=2, size=20)
+    common = [f"dataset.root={tmp_path / 'mine'}", "dataset=folder", "dataset.num_classes=12", "dataset.image_size=16"]
+    tiny = ["threads=1", f"runs_root={tmp_path / 'runs'}", "scale.search_epochs=1", "scale.train_epochs=1"]
+    (search_app, search_args), (train_app, train_args) = README_OWN_DATA
+    search = SearchRun(compose_app_config(search_app, [*common, *search_args.split(), *tiny])).run()
+    folder = Path(search["policy"]).parent
+    assert folder == tmp_path / "runs" / "smoke" / "search_folder-on-wrn10_1" / "relax" / "seed0"
+    train_cfg = compose_app_config(train_app, [*common, *train_args.format(search=folder).split(), *tiny])
+    trained = TrainRun(train_cfg).run()
+    assert trained["train_images"] == 120 and trained["policy"]["source"] == str(folder)
+    with pytest.raises(ValueError, match=r"dataset.search_images=1000 .* the 120 .*set dataset.search_images=120"):
+        SearchRun(compose_app_config("search", [*common, "scale=smoke", *tiny[:2], "variant_name=too-many"])).run()
+
+
+def test_a_search_handed_to_an_evaluation_must_have_finished(tmp_path):
+    (tmp_path / "search").mkdir()
+    with pytest.raises(ValueError, match="has not finished"):
+        search_policy_file(str(tmp_path / "search"), "fashion-mnist")
+    assert search_policy_file("cifar10", "fashion-mnist") == "cifar10"  # a shipped policy passes as it is

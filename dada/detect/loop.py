@@ -142,7 +142,7 @@ class DetectRun(RunLifecycle):
 
     # -- training and evaluation ---------------------------------------------------------------------------------
 
-    def _train_step(self, images, targets, epoch: int, step: int) -> dict[str, float]:
+    def train_step(self, images, targets, epoch: int, step: int) -> dict[str, float]:
         images = [image.to(self.device) for image in images]
         targets = [
             {key: value.as_subclass(torch.Tensor).to(self.device) for key, value in target.items() if key != "image_id"}
@@ -161,7 +161,7 @@ class DetectRun(RunLifecycle):
         for step, (images, targets) in enumerate(progress):
             global_step = epoch * self.schedule.steps_per_epoch + step
             lr = self.optimizer.param_groups[0]["lr"]
-            losses = self._train_step(images, targets, epoch, step)
+            losses = self.train_step(images, targets, epoch, step)
             totals = {name: totals.get(name, 0.0) + value for name, value in losses.items()}
             progress.set_postfix(loss=f"{losses['loss']:.3f}")
             if global_step % self.cfg.log_every == 0:

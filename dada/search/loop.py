@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from dada import checkpoint, data, estimators, models, transforms
+from dada import checkpoint, estimators, models, transforms
+from dada.data.search_set import SearchData, prepare_search_data
 from dada.plots import policy_heatmap
 from dada.run import RunLifecycle
 from dada.runtime import resolve_device, seed_everything
@@ -32,50 +32,6 @@ from dada.search.variant import get_variant
 from dada.tracking import DeviceClock, flops
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SearchData:
-    train_images: torch.Tensor  # uint8 [N,3,H,W], on the device
-    train_labels: torch.Tensor
-    val_images: torch.Tensor
-    val_labels: torch.Tensor
-
-
-def reduced_set(dataset: DictConfig, size: int) -> data.LabeledImages:
-    """The reduced training set of section 4.2, in memory: ``size`` images, stratified and seeded.
-
-    An image folder keeps ``dataset.search_classes`` random classes when set (reduced ImageNet: 120), renumbered
-    from 0, and only the chosen images are decoded, at ``dataset.image_size``.
-    """
-    seed = dataset.search_split_seed
-    if data.get_spec(dataset.name).in_memory:
-        full = data.load_images(dataset.name, dataset.root, train=True)
-        return full.subset(data.reduced_indices(full.labels, size, seed=seed))
-    folder = data.load_image_folder(dataset.name, dataset.root, train=True, num_classes=dataset.num_classes)
-    targets = torch.tensor(folder.targets)
-    # The ImageNet pipeline crops at run time: keep a centre square at the validation resize (see FIDELITY.md).
-    decode_size = dataset.search_pipeline.val_resize if dataset.search_pipeline else dataset.image_size
-    if dataset.search_classes:
-        indices, label_map = data.reduced_imagenet_indices(targets, dataset.search_classes, size, seed)
-        return data.decode_images(folder, indices, decode_size, label_map)
-    return data.decode_images(folder, data.reduced_indices(targets, size, seed=seed), decode_size)
-
-
-def prepare_data(cfg: DictConfig, device: torch.device) -> SearchData:
-    """The reduced training set, split 50/50 and stratified into search-train and search-val (section 4.1)."""
-    dataset = cfg.dataset
-    reduced = reduced_set(dataset, dataset.search_images)
-    train_index, val_index = data.search_split(
-        reduced.labels, train_fraction=dataset.search_train_fraction, seed=dataset.search_split_seed
-    )
-    images, labels = reduced.images, reduced.labels
-    return SearchData(
-        images[train_index].to(device),
-        labels[train_index].to(device),
-        images[val_index].to(device),
-        labels[val_index].to(device),
-    )
 
 
 class _GradientMoments:
@@ -146,7 +102,7 @@ class SearchRun(RunLifecycle):
             num_categories=self.space.num_sub_policies,
             num_gates=self.space.probability.numel(),
             boundary="straight_through" if self.variant.project else "freeze",
-            **self._estimator_kwargs(),
+            **self.estimator_options(),
         ).to(self.device)
         network_optimizer = torch.optim.SGD(
             self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
@@ -185,7 +141,7 @@ class SearchRun(RunLifecycle):
         self.clock = DeviceClock(self.device)
         self.resumed_seconds = 0.0
 
-    def _estimator_kwargs(self) -> dict:
+    def estimator_options(self) -> dict:
         options = OmegaConf.to_container(self.cfg.estimator)
         return {key: value for key, value in options.items() if key != "name" and value is not None}
 
@@ -220,7 +176,7 @@ class SearchRun(RunLifecycle):
 
     # -- the loop ----------------------------------------------------------------------------------------------
 
-    def _steps_per_epoch(self, split: SearchData) -> int:
+    def steps_per_epoch(self, split: SearchData) -> int:
         return len(split.train_labels) // self.batch_size
 
     def _batches(self, count: int) -> torch.Tensor:
@@ -265,7 +221,7 @@ class SearchRun(RunLifecycle):
             images = transforms.center_crop(images, self.cfg.dataset.image_size)
         return images, split.val_labels[index]
 
-    def _epoch(self, epoch: int, split: SearchData, tracker) -> dict[str, float]:
+    def search_epoch(self, epoch: int, split: SearchData, tracker) -> dict[str, float]:
         moments, totals = _GradientMoments(), {"train_loss": 0.0, "val_loss": 0.0, "surrogate_loss": 0.0}
         train_batches = self._batches(len(split.train_labels))
         val_batches = self._batches(len(split.val_labels))
@@ -340,8 +296,8 @@ class SearchRun(RunLifecycle):
         return {"estimator": self.cfg.estimator.name, "model": self.cfg.model.name}
 
     def prepare(self) -> None:
-        self.split = prepare_data(self.cfg, self.device)
-        if self._steps_per_epoch(self.split) == 0:
+        self.split = prepare_search_data(self.cfg.dataset, self.device)
+        if self.steps_per_epoch(self.split) == 0:
             raise ValueError(
                 f"the search-train split holds {len(self.split.train_labels)} images, fewer than one batch "
                 f"of {self.batch_size}; raise dataset.search_images or lower search.batch_size"
@@ -359,14 +315,14 @@ class SearchRun(RunLifecycle):
 
     def train_epoch(self, epoch: int, tracker) -> dict[str, float]:
         with self.clock:
-            metrics = self._epoch(epoch, self.split, tracker)
+            metrics = self.search_epoch(epoch, self.split, tracker)
             self.scheduler.step()
         return metrics
 
     def log_epoch(self, epoch: int, metrics: dict[str, float], tracker) -> None:
         tracker.log_metrics(
             {"epoch": epoch + 1, **metrics, **policy_metrics(self.space)},
-            step=(epoch + 1) * self._steps_per_epoch(self.split),
+            step=(epoch + 1) * self.steps_per_epoch(self.split),
         )
         if (epoch + 1) % self.cfg.logger.heatmap_every == 0 or epoch + 1 == self.epochs:
             self._log_heatmap(tracker, epoch)
@@ -393,7 +349,7 @@ class SearchRun(RunLifecycle):
         train, val = self.train_batch(split, index), self.val_batch(split, index[: len(split.val_labels)])
         step_flops = flops.count_flops(self.optimizer.hypergradient, train, val, self.generator)
         network_flops = flops.training_step_flops(self.model, train[0].shape)
-        steps = self.epochs * self._steps_per_epoch(split)
+        steps = self.epochs * self.steps_per_epoch(split)
         validation_flops = flops.forward_flops(self.model, (len(split.val_labels), *val[0].shape[1:])) * self.epochs
         clock = self.clock
         cost = SearchCost(
@@ -424,7 +380,7 @@ class SearchRun(RunLifecycle):
                 "cost/images_per_second": summary["cost"]["images_per_second"],
                 "cost/flops": summary["cost"]["flops"],
             },
-            step=self.epochs * self._steps_per_epoch(split),
+            step=self.epochs * self.steps_per_epoch(split),
         )
         tracker.log_artifact(policy_path)
         return summary

@@ -41,7 +41,8 @@ class PolicyConfig:
     """What runs between crop+flip and normalisation; ``cutout: false`` is the paper's "Baseline"."""
 
     name: str = MISSING  # none | cutout | autoaugment | randaugment | trivialaugment | random | dada | fastaa
-    source: Optional[str] = None  # dada: shipped name or policy.json; autoaugment, fastaa: cifar10 | svhn | imagenet
+    # dada: a shipped name, a search's run folder or a policy.json; autoaugment, fastaa: cifar10 | svhn | imagenet
+    source: Optional[str] = None
     num_ops: Optional[int] = None  # randaugment: N; random: operations per sub-policy
     magnitude: Optional[int] = None  # randaugment: M
     num_sub_policies: Optional[int] = None  # random

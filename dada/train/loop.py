@@ -162,7 +162,7 @@ class TrainRun(RunLifecycle):
             logits = self.network(images).float()
         return logits, self.criterion(logits, labels)
 
-    def _train_step(self, images: torch.Tensor, labels: torch.Tensor, epoch: int, step: int):
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor, epoch: int, step: int):
         inputs = self.preprocess(images.to(self.device, non_blocking=True), self.augment_generator)
         labels = labels.to(self.device, non_blocking=True)
         logits, loss = self._forward(inputs, labels)
@@ -181,7 +181,7 @@ class TrainRun(RunLifecycle):
         for step, (images, labels) in enumerate(progress):
             global_step = epoch * self.schedule.steps_per_epoch + step
             self.scheduler.step_update(global_step)
-            logits, labels, loss = self._train_step(images, labels, epoch, step)
+            logits, labels, loss = self.train_step(images, labels, epoch, step)
             meters.update(logits, labels, loss)
             rate = meters.count * self.dist.world_size / (time.perf_counter() - started)
             progress.set_postfix(loss=f"{meters.loss.avg:.3f}", acc=f"{meters.top1.avg:.1f}", img_s=f"{rate:.0f}")

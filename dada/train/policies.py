@@ -9,13 +9,17 @@ in DataLoader workers.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 from torchvision.transforms import v2
 
+from dada.layout import RunFolder
 from dada.policy import SHIPPED_POLICIES, Policy, load_named
+from dada.schemas import SearchSummary, parse_summary
 
 AUTOAUGMENT_POLICIES = {
     "cifar10": v2.AutoAugmentPolicy.CIFAR10,
@@ -82,13 +86,38 @@ def _random(config, dataset: str, seed: int) -> Policy:
 
 
 def _dada(config, dataset: str, seed: int) -> Policy:
-    return Policy.load(_dada_source(config, dataset))
+    return Policy.load(search_policy_file(_dada_source(config, dataset), dataset))
+
+
+def search_policy_file(source: str, dataset: str) -> str:
+    """The policy file of ``source``: a search's run folder gives its ``policy.json``, checked as the detection
+    checks its backbone run: the search finished (its summary readable), and on ``dataset`` or a warning. A
+    ``policy.json`` inside a run folder is checked alike; a shipped name or another file passes as it is."""
+    path = Path(source)
+    folder = RunFolder(path if path.is_dir() else path.parent)
+    if not (path.is_dir() or (path.name == RunFolder.POLICY and folder.summary.exists())):
+        return source
+    summary = folder.finished_summary()
+    if summary is None:
+        raise ValueError(
+            f"policy.source={source}: the search in {folder.path} has not finished (no summary.json with status "
+            f"FINISHED there); run it to the end first, or point policy.source at a finished search or a policy file"
+        )
+    typed = parse_summary(summary)
+    if not isinstance(typed, SearchSummary):
+        raise ValueError(f"policy.source={source}: {folder.path} holds a {typed.app} run, not a dada.search run")
+    if typed.dataset != dataset:
+        warnings.warn(
+            f"policy.source={source} was searched on {typed.dataset}; this evaluation trains on {dataset}",
+            RuntimeWarning,
+        )
+    return source if path.is_file() else str(folder.policy)
 
 
 def _dada_source(config, dataset: str) -> str:
     """A shipped DADA policy (by default the data set's) or the path of a search's policy.json."""
     return config.source or default_source(
-        "dada", dataset, SHIPPED_POLICIES["dada"], " or the path of a search's policy.json"
+        "dada", dataset, SHIPPED_POLICIES["dada"], " or a search's run folder or policy.json"
     )
 
 
