@@ -9,15 +9,11 @@ STAMP := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
 SCALE ?= smoke
-SEEDS_smoke := 0,1,2
-SEEDS_mini := 0,1,2
-SEEDS_paper := 0,1,2
-SEEDS ?= $(SEEDS_$(SCALE))
-JOBS_smoke := 1
-# mini: two runs at once, one thread each on 2 cores (the thread count of the committed mini results)
-JOBS_mini := 2
-JOBS_paper := 1
-JOBS ?= $(JOBS_$(SCALE))
+# SEEDS: empty runs each target's own seeds (reproduce/tables.py, Layout.seeds: 0,1,2; Table 5: 0). JOBS: empty runs
+# conf/reproduce/<scale>.yaml's: one thread per run and one run per core at smoke and mini, so that the numbers do
+# not depend on the machine.
+SEEDS ?=
+JOBS ?=
 DATA_ROOT ?= ./data
 export DATA_ROOT
 
@@ -70,10 +66,11 @@ mlflow-ui: setup ## serve the MLflow UI on 127.0.0.1:5000 over the project's sto
 	$(PY) -m mlflow ui --backend-store-uri sqlite:///mlruns.db --host 127.0.0.1 --port 5000
 
 # -- reproducing the paper: reproduce/ runs what a target needs (finished runs are skipped), analysis/ writes results/
-# Each takes SCALE=smoke|mini|paper, SEEDS (default 0,1,2) and DATA_ROOT=./data; rows whose data set is
+# Each takes SCALE=smoke|mini|paper, SEEDS (default: the target's) and DATA_ROOT=./data; rows whose data set is
 # missing say "not run".
 # OVERRIDES="logger=mlflow" adds Hydra overrides to every run (then: python -m analysis <target> --source mlflow).
-# JOBS=N runs N runs at once here, each with threads=<CPUs / N> (an evaluation waits for its search).
+# JOBS=N runs N runs at once here (an evaluation waits for its search), each with conf/reproduce/<scale>.yaml's
+# threads (1 at smoke and mini; OVERRIDES=threads=N changes it).
 # LAUNCHER=slurm submits one Slurm job per run instead (conf/launcher/slurm.yaml; SLURM_PARTITION, SLURM_ACCOUNT) and
 # returns, writing the results from what has finished; WAIT=1 waits for the jobs first. `make status TABLE=...`.
 OVERRIDES ?=
@@ -82,11 +79,11 @@ WAIT ?=
 SLURM_PARTITION ?=
 SLURM_ACCOUNT ?=
 TABLE ?= table1
-REPRODUCE = $(PY) -m reproduce --scale $(SCALE) --seeds $(SEEDS) --data-root $(DATA_ROOT) \
-	$(foreach override,$(OVERRIDES),--override $(override)) --jobs $(JOBS) --launcher $(LAUNCHER) \
+REPRODUCE = $(PY) -m reproduce --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) --data-root $(DATA_ROOT) \
+	$(foreach override,$(OVERRIDES),--override $(override)) $(if $(JOBS),--jobs $(JOBS)) --launcher $(LAUNCHER) \
 	$(if $(filter 1 yes true,$(WAIT)),--wait) $(if $(SLURM_PARTITION),--partition $(SLURM_PARTITION)) \
 	$(if $(SLURM_ACCOUNT),--account $(SLURM_ACCOUNT))
-ANALYSIS = $(PY) -m analysis --scale $(SCALE) --seeds $(SEEDS) --data-root $(DATA_ROOT)
+ANALYSIS = $(PY) -m analysis --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) --data-root $(DATA_ROOT)
 # Run what the target needs, then write its results even when a run failed (the tables say which), keeping the status.
 RUN_AND_ANALYSE = $(REPRODUCE) $@; status=$$?; $(ANALYSIS) $@ && exit $$status
 .PHONY: table1 table2 table3 table4 table5 table6 fig1 fig3a fig3b figures all status
@@ -103,11 +100,6 @@ table3: setup ## Table 3: SVHN test error (needs SVHN train, extra, test under D
 table4: setup ## Table 4: ImageNet ResNet-50 top-1/top-5 error and search time (needs ImageNet)
 	@$(RUN_AND_ANALYSE)
 
-# Table 5 reports single runs: one seed; at smoke two runs at once, one thread each (SEEDS=, JOBS= still override).
-table5: SEEDS_smoke := 0
-table5: SEEDS_mini := 0
-table5: SEEDS_paper := 0
-table5: JOBS_smoke := 2
 table5: setup ## Table 5: COCO box/mask AP of RetinaNet, Faster R-CNN, Mask R-CNN on ResNet-50s without/with DADA (COCO rows need DATA_ROOT/coco; smoke: the embedded detection set)
 	@$(RUN_AND_ANALYSE)
 

@@ -30,7 +30,8 @@ from analysis.tables import (
     search_markdown,
     typical_seed_count,
 )
-from reproduce.tables import TABLE5_DETECTORS, TABLE5_SMOKE_BACKBONE, TABLE5_SMOKE_DETECT, Layout, get_layout
+from reproduce.plan import cell_settings
+from reproduce.tables import TABLE5_DETECTORS, Layout, get_layout
 
 TABLES = ("table1", "table2", "table3", "table4", "table5", "table6")
 FIGURES = {"fig1": fig1, "fig3b": fig3b}
@@ -105,11 +106,15 @@ TABLE5_NOTE = (
 
 
 def _table5_smoke_note() -> str:
-    epochs = ", ".join(f"{label} {epochs}" for label, _, epochs in TABLE5_DETECTORS)
+    backbone = " ".join(cell_settings("table5_fashion-mnist_resnet50", "smoke"))
+    detectors = "; ".join(
+        f"{label}: {' '.join(cell_settings(f'table5_fashion-mnist-detection_{name}', 'smoke'))}"
+        for label, name in TABLE5_DETECTORS
+    )
     return (
-        f"At smoke scale the backbones train for a few dozen steps ({' '.join(TABLE5_SMOKE_BACKBONE)}) and the "
-        f"detectors for a few dozen iterations ({' '.join(TABLE5_SMOKE_DETECT)}; scale.train_epochs: {epochs}): "
-        "a check of the pipeline, far from converged; a detector that scores no box above its threshold gets AP 0."
+        f"At smoke scale the backbones train for a few dozen steps ({backbone}) and the detectors for a few dozen "
+        f"iterations ({detectors}; conf/reproduce/smoke.yaml): a check of the pipeline, far from converged; a "
+        "detector that scores no box above its threshold gets AP 0."
     )
 
 

@@ -38,6 +38,17 @@ def experiment_folder(experiment: str, scale: str) -> str:
     return experiment + layout.network_suffix(network, declared)
 
 
+@functools.lru_cache(maxsize=None)
+def reproduce_settings(scale: str) -> dict:
+    """``conf/reproduce/<scale>.yaml``: the threads and jobs of a local run, and each cell's own settings."""
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / "reproduce" / f"{scale}.yaml"))
+
+
+def cell_settings(experiment: str, scale: str) -> tuple[str, ...]:
+    """The overrides an experiment's cells take at ``scale`` besides the scale's (conf/reproduce/<scale>.yaml)."""
+    return tuple(reproduce_settings(scale)["cells"].get(experiment, ()))
+
+
 def run_dir(job: Job, scale: str, seed: int, runs_root: Path = Path("runs")) -> Path:
     """``runs/<scale>/<experiment folder>/<estimator or column>/seed<N>`` (dada.layout): scales never share a
     folder."""
@@ -92,13 +103,13 @@ def _needs(job: Job, scale: str, seed: int, runs_root: Path) -> Path | None:
 
 
 def _overrides(job: Job, scale: str, seed: int, runs_root: Path) -> tuple[str, ...]:
-    smoke = job.smoke_overrides if scale == "smoke" else ()
+    own = cell_settings(job.experiment, scale)
     needs = _needs(job, scale, seed, runs_root)
     if isinstance(job, DetectJob):
-        return (*job.overrides, f"backbone.run={needs}", *smoke)
+        return (*job.overrides, f"backbone.run={needs}", *own)
     if needs is None:
-        return (*job.overrides, *smoke)
-    return (*job.overrides, f"policy.source={needs / 'policy.json'}", *smoke)
+        return (*job.overrides, *own)
+    return (*job.overrides, f"policy.source={needs / 'policy.json'}", *own)
 
 
 def make_run(job: Job, scale: str, seed: int, runs_root: Path = Path("runs")) -> Run:
@@ -116,16 +127,20 @@ def make_run(job: Job, scale: str, seed: int, runs_root: Path = Path("runs")) ->
     )
 
 
-def plan(target: str, scale: str = "smoke", seeds: tuple[int, ...] = (0,), runs_root: Path = Path("runs")) -> list[Run]:
-    """Every run of ``target`` for each seed: all searches first, then the evaluations, then the detections."""
+def plan(
+    target: str, scale: str = "smoke", seeds: tuple[int, ...] | None = (0,), runs_root: Path = Path("runs")
+) -> list[Run]:
+    """Every run of ``target`` for each seed (None: the target's own, `Layout.seeds`): all searches first, then the
+    evaluations, then the detections."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid choices: {', '.join(SCALES)}")
-    runs = [make_run(job, scale, seed, runs_root) for job in jobs(get_layout(target)) for seed in seeds]
+    layout = get_layout(target)
+    runs = [make_run(job, scale, seed, runs_root) for job in jobs(layout) for seed in seeds or layout.seeds]
     return sorted(runs, key=stage)
 
 
 def plan_many(
-    targets: tuple[str, ...], scale: str, seeds: tuple[int, ...], runs_root: Path = Path("runs")
+    targets: tuple[str, ...], scale: str, seeds: tuple[int, ...] | None, runs_root: Path = Path("runs")
 ) -> list[Run]:
     """The union of several targets' runs, each once, searches first."""
     runs = {}

@@ -10,7 +10,7 @@ import pytest
 from conftest import compose_config
 
 from reproduce import Run, execute, missing_data, plan, plan_many
-from reproduce.cli import main, parse_seeds, targets_of, thread_override
+from reproduce.cli import local_threads_and_jobs, main, parse_seeds, targets_of
 from reproduce.tables import LAYOUTS, get_layout, jobs
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -166,11 +166,13 @@ def test_runner_with_two_jobs_starts_each_evaluation_after_its_search(tmp_path, 
     assert summaries[searches[1].run_dir]["started"] < summaries[searches[0].run_dir]["ended"]  # two at once
 
 
-def test_parallel_runs_share_the_cpus_unless_threads_is_pinned():
-    assert thread_override(1, [], cpus=16) == []
-    assert thread_override(2, [], cpus=16) == ["threads=8"]
-    assert thread_override(4, [], cpus=2) == ["threads=1"]
-    assert thread_override(2, ["threads=3"], cpus=16) == []
+def test_smoke_and_mini_pin_one_thread_per_run_and_fill_the_cores_unless_told_otherwise():
+    assert local_threads_and_jobs("smoke", None, [], cpus=16) == (["threads=1"], 16)
+    assert local_threads_and_jobs("mini", 2, [], cpus=16) == (["threads=1"], 2)
+    assert local_threads_and_jobs("smoke", None, ["threads=4"], cpus=16) == ([], 4)
+    assert local_threads_and_jobs("paper", None, [], cpus=16) == ([], 1)  # the paper: torch's default threads
+    assert local_threads_and_jobs("paper", 2, [], cpus=16) == (["threads=8"], 2)  # runs share the CPUs
+    assert local_threads_and_jobs("paper", 2, ["threads=3"], cpus=16) == ([], 2)
     with pytest.raises(SystemExit):
         main(["table1", "--jobs", "0", "--dry-run"])
 
