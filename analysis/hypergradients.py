@@ -109,6 +109,7 @@ def _optimizers(run: SearchRun, inputs: SearchInputs) -> dict[str, BiLevelOptimi
             run.optimizer.policy_optimizer,
             recipe.grad_clip,
             inputs,
+            recipe.fd_epsilon,
             variant,
             recipe.mode,
             recipe.sampling,

@@ -40,7 +40,8 @@ def test_finite_difference_matches_double_backward():
     params = dict(model.named_parameters())
     direction = [torch.randn_like(p) for p in params.values()]
     lr = 0.1
-    objective = finite_difference(model, params, {}, direction, _augmented(images, d), labels, lr).objectives().sum()
+    objective = finite_difference(model, params, {}, direction, _augmented(images, d), labels, lr, 0.01)
+    objective = objective.objectives().sum()
     (approximate,) = torch.autograd.grad(objective, d)
 
     loss = torch.nn.functional.cross_entropy(model(_augmented(images, d)), labels)

@@ -50,6 +50,7 @@ class SearchRecipe:
     alpha_init: float = MISSING
     probability_init: float = MISSING
     magnitude_init: float = MISSING
+    fd_epsilon: float = MISSING  # Eq. 19's finite-difference step, divided by the direction's norm
     top_k: int = MISSING
     log_every: int = MISSING
 
@@ -74,7 +75,7 @@ def validate(cfg: DictConfig) -> None:
         "logger.heatmap_every",
     ):
         check_range(cfg, key, 1)
-    for key in ("search.lr", "search.policy_lr", "estimator.temperature"):
+    for key in ("search.lr", "search.policy_lr", "search.fd_epsilon", "estimator.temperature"):
         check_range(cfg, key, 0, above=True)
     recipe = cfg.search
     if not 1 <= recipe.ops_per_sub_policy <= len(OP_NAMES):

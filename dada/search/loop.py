@@ -134,6 +134,7 @@ class SearchRun(RunLifecycle):
             policy_optimizer,
             recipe.grad_clip,
             self.inputs,
+            recipe.fd_epsilon,
             self.variant,
             recipe.mode,
             recipe.sampling,
