@@ -217,3 +217,17 @@ def check_run_config(cfg: DictConfig) -> None:
             )
     if not all(value > 0 for value in cfg.dataset.std):
         raise ConfigValueError(f"dataset.std={list(cfg.dataset.std)} must be > 0 in every channel")
+
+
+def print_job_config(app: str, argv: Sequence[str]) -> bool:
+    """``--cfg job`` (or ``-c job``) on ``app``'s command line: print the config the run records, the scale applied
+    (Hydra's own printout would show the scale unapplied), and return True; False for any other command line."""
+    flags = {"--cfg", "-c"}
+    asked = [index for index, arg in enumerate(argv[:-1]) if arg in flags and argv[index + 1] == "job"]
+    if not asked:
+        return False
+    overrides = [arg for index, arg in enumerate(argv) if index not in asked and index - 1 not in asked]
+    resolve = "--resolve" in overrides
+    cfg = compose_app_config(app, [arg for arg in overrides if arg != "--resolve"])
+    print(OmegaConf.to_yaml(cfg, resolve=resolve), end="")
+    return True

@@ -3,6 +3,8 @@ network that ran (issue: the scale applied once, in `dada.scale.apply_scale`).""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,3 +135,16 @@ def test_a_search_handed_to_an_evaluation_must_have_finished(tmp_path):
     with pytest.raises(ValueError, match="has not finished"):
         search_policy_file(str(tmp_path / "search"), "fashion-mnist")
     assert search_policy_file("cifar10", "fashion-mnist") == "cifar10"  # a shipped policy passes as it is
+
+
+def test_cfg_job_prints_the_config_that_runs():
+    """``--cfg job`` shows the scale applied: the network and epochs a smoke evaluation runs, not the recipe's."""
+    printed = subprocess.run(
+        [sys.executable, "-m", "dada.train", "scale=smoke", "policy=none", "--cfg", "job"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=CONF_DIR.parent,
+    ).stdout
+    cfg = OmegaConf.create(printed)
+    assert (cfg.model.name, cfg.recipe.epochs, cfg.recipe.batch_size, cfg.train_images) == ("wrn10_1", 4, 64, 4000)

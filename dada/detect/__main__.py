@@ -1,10 +1,12 @@
 """``python -m dada.detect [overrides]``: fine-tune a detector from a dada.train backbone, report COCO AP (Hydra app;
 ``--help`` lists the groups)."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from dada.config import register_app_schemas
+from dada.config import print_job_config, register_app_schemas
 from dada.detect.loop import DetectRun
 
 
@@ -15,4 +17,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     register_app_schemas("detect")
-    main()
+    if not print_job_config("detect", sys.argv[1:]):
+        main()

@@ -1,9 +1,11 @@
 """``python -m dada.search [overrides]``: a DADA policy search (Hydra app; ``--help`` lists the groups)."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from dada.config import register_app_schemas
+from dada.config import print_job_config, register_app_schemas
 from dada.search.loop import SearchRun
 
 
@@ -14,4 +16,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     register_app_schemas("search")
-    main()
+    if not print_job_config("search", sys.argv[1:]):
+        main()

@@ -3,10 +3,12 @@
 Under ``torchrun --nproc_per_node=N -m dada.train ...`` it trains data-parallel on N devices.
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from dada.config import register_app_schemas
+from dada.config import print_job_config, register_app_schemas
 from dada.train.loop import TrainRun
 
 
@@ -21,4 +23,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     register_app_schemas("train")
-    main()
+    if not print_job_config("train", sys.argv[1:]):
+        main()
