@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from dada.layout import find_run_dirs, parse_run_dir
+from dada.layout import RunFolder, find_run_dirs, parse_run_dir
 from dada.schemas import DetectSummary, SearchSummary, parse_summary
 
 # A detection run's COCO AP (%), as dada.schemas.DetectSummary names them (Table 5).
@@ -118,7 +118,7 @@ def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 def read_runs(runs_root: str | Path = "runs") -> pd.DataFrame:
     """Every run folder under ``runs_root`` that has a ``summary.json`` (any status), sorted by path."""
-    records = [run_record(path, json.loads((path / "summary.json").read_text())) for path in find_run_dirs(runs_root)]
+    records = [run_record(path, json.loads(RunFolder(path).summary.read_text())) for path in find_run_dirs(runs_root)]
     return _frame(records)
 
 
@@ -191,6 +191,6 @@ def read_epoch_metrics(run_dir: str | Path) -> pd.DataFrame:
 
     An epoch logged twice (a run folder resumed before the tracker cut its records on resume) keeps its last record.
     """
-    lines = Path(run_dir, "metrics.jsonl").read_text().splitlines()
+    lines = RunFolder(run_dir).metrics.read_text().splitlines()
     records = {record["epoch"]: record for record in map(json.loads, lines) if "epoch" in record}
     return pd.DataFrame.from_records(list(records.values()))

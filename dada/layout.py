@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dada.schemas import parse_summary
+
 SEED_PREFIX = "seed"
 
 
@@ -50,6 +52,19 @@ class RunFolder:
         from dada.runtime import finished_summary  # torch's import, only where a summary is read
 
         return finished_summary(self.path)
+
+    def finished_run(self, app: str, label: str, advice: str, error: type[Exception] = ValueError):
+        """The typed summary (`dada.schemas`) of the finished ``app`` run here, which another run reads (a policy, a
+        backbone); else ``error``, naming ``label`` (what the reader calls it), the problem and ``advice``."""
+        summary = self.finished_summary() if self.path.is_dir() else None
+        if summary is None:
+            raise error(
+                f"{label} {self.path} has not finished (no {self.SUMMARY} with status FINISHED there): {advice}"
+            )
+        typed = parse_summary(summary)
+        if typed.app != app:
+            raise error(f"{label} {self.path} is a {typed.app} run; it must be a dada.{app} run")
+        return typed
 
 
 def run_dir(runs_root: str | Path, scale: str, experiment: str, variant: str, seed: int) -> Path:

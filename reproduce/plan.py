@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from dada import layout
 from dada.data import get_spec
 from dada.detect import DETECTION_DATASETS
+from dada.layout import RunFolder
 from reproduce.tables import DetectJob, EvalJob, Job, get_layout, jobs, stage
 
 SCALES = ("smoke", "mini", "paper")
@@ -109,7 +110,7 @@ def _overrides(job: Job, scale: str, seed: int, runs_root: Path) -> tuple[str, .
         return (*job.overrides, f"backbone.run={needs}", *own)
     if needs is None:
         return (*job.overrides, *own)
-    return (*job.overrides, f"policy.source={needs / 'policy.json'}", *own)
+    return (*job.overrides, f"policy.source={RunFolder(needs).policy}", *own)
 
 
 def make_run(job: Job, scale: str, seed: int, runs_root: Path = Path("runs")) -> Run:

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from dada import checkpoint, estimators, models, transforms
 from dada.data.search_set import SearchData, prepare_search_data
 from dada.plots import policy_heatmap
+from dada.policy import Policy
 from dada.run import RunLifecycle
 from dada.runtime import resolve_device, seed_everything
 from dada.scale import scale_name
@@ -332,7 +333,10 @@ class SearchRun(RunLifecycle):
         return self._finish(tracker, self.split)
 
     def result(self, summary) -> str:
-        return f"policy {summary['policy']}"
+        """The policy file and its heaviest sub-policies."""
+        policy = Policy.load(summary["policy"])
+        top = "; ".join(str(sub_policy) for sub_policy in policy.sub_policies[:3])
+        return f"policy {summary['policy']} ({len(policy.sub_policies)} sub-policies; the first: {top})"
 
     @property
     def search_seconds(self) -> float:
@@ -342,7 +346,7 @@ class SearchRun(RunLifecycle):
     def _finish(self, tracker, split: SearchData) -> dict:
         self.check_finite("at the policy export")
         policy = self.space.export(self.cfg.search.top_k, name=f"{self.cfg.name}-seed{self.cfg.seed}")
-        policy_path = policy.save(self.run_dir / "policy.json")
+        policy_path = policy.save(self.folder.policy)
         (self.run_dir / "policy_archive.json").write_text(json.dumps(policy.to_archive()))
         # FLOPs: one step counted (hypergradient runs a step's passes and updates nothing), times the steps; the
         # network part is the step's training forward and backward, the policy part the rest of the step.

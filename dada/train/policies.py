@@ -19,7 +19,6 @@ from torchvision.transforms import v2
 
 from dada.layout import RunFolder
 from dada.policy import SHIPPED_POLICIES, Policy, load_named
-from dada.schemas import SearchSummary, parse_summary
 
 AUTOAUGMENT_POLICIES = {
     "cifar10": v2.AutoAugmentPolicy.CIFAR10,
@@ -97,15 +96,8 @@ def search_policy_file(source: str, dataset: str) -> str:
     folder = RunFolder(path if path.is_dir() else path.parent)
     if not (path.is_dir() or (path.name == RunFolder.POLICY and folder.summary.exists())):
         return source
-    summary = folder.finished_summary()
-    if summary is None:
-        raise ValueError(
-            f"policy.source={source}: the search in {folder.path} has not finished (no summary.json with status "
-            f"FINISHED there); run it to the end first, or point policy.source at a finished search or a policy file"
-        )
-    typed = parse_summary(summary)
-    if not isinstance(typed, SearchSummary):
-        raise ValueError(f"policy.source={source}: {folder.path} holds a {typed.app} run, not a dada.search run")
+    advice = "run it to the end first, or point policy.source at a finished search or a policy file"
+    typed = folder.finished_run("search", f"policy.source={source}: search", advice)
     if typed.dataset != dataset:
         warnings.warn(
             f"policy.source={source} was searched on {typed.dataset}; this evaluation trains on {dataset}",
