@@ -67,6 +67,7 @@ class LoggerConfig:
     wandb_project: str = "dada"
     experiment: str = "dada"
     heatmap_every: int = 5
+    log_every: int = 20  # steps between step-level metrics, in every app
 
 
 @dataclass

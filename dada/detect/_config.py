@@ -75,7 +75,6 @@ class DetectAppConfig:
     num_workers: int = 4  # DataLoader workers
     train_images: Optional[int] = None  # a subset of the training images with instances (subset_seed); null: all
     test_images: Optional[int] = None  # a subset of the test images; null: all
-    log_every: int = 20  # iterations between step-level metrics
     tag: str = ""
 
 
@@ -95,7 +94,7 @@ def validate(cfg: DictConfig) -> None:
     for key in ("train_images", "test_images"):
         check_range(cfg, key, 1, nullable=True)
     check_range(cfg, "threads", 1, nullable=True)
-    for key in ("schedule.epochs", "schedule.batch_size", "dataset.min_size", "log_every"):
+    for key in ("schedule.epochs", "schedule.batch_size", "dataset.min_size", "logger.log_every"):
         check_range(cfg, key, 1)
     check_range(cfg, "dataset.max_size", cfg.dataset.min_size)
     check_range(cfg, "detector.lr", 0, above=True)

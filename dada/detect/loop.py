@@ -164,7 +164,7 @@ class DetectRun(RunLifecycle):
             losses = self.train_step(images, targets, epoch, step)
             totals = {name: totals.get(name, 0.0) + value for name, value in losses.items()}
             progress.set_postfix(loss=f"{losses['loss']:.3f}")
-            if global_step % self.cfg.log_every == 0:
+            if global_step % self.cfg.logger.log_every == 0:
                 tracker.log_metrics({"step/train_loss": losses["loss"], "step/lr": lr}, step=global_step)
         return {f"train/{name}": total / self.schedule.steps_per_epoch for name, total in totals.items()}
 

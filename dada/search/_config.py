@@ -52,7 +52,6 @@ class SearchRecipe:
     magnitude_init: float = MISSING
     fd_epsilon: float = MISSING  # Eq. 19's finite-difference step, divided by the direction's norm
     top_k: int = MISSING
-    log_every: int = MISSING
 
 
 @dataclass
@@ -71,7 +70,7 @@ def validate(cfg: DictConfig) -> None:
         "dataset.search_images",
         "search.epochs",
         "search.batch_size",
-        "search.log_every",
+        "logger.log_every",
         "logger.heatmap_every",
     ):
         check_range(cfg, key, 1)

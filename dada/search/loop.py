@@ -240,7 +240,7 @@ class SearchRun(RunLifecycle):
             totals["surrogate_loss"] += result.surrogate_loss or 0.0
             progress.set_postfix(train=f"{result.train_loss:.3f}", val=f"{result.val_loss:.3f}")
             global_step = epoch * len(train_batches) + step
-            if step % self.cfg.search.log_every == 0:
+            if step % self.cfg.logger.log_every == 0:
                 tracker.log_metrics(
                     {
                         "step/train_loss": result.train_loss,

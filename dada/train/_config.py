@@ -64,7 +64,6 @@ class TrainAppConfig(RunConfig):
     train_images: Optional[int] = None  # a stratified subset of the training set (subset_seed); null: all of it
     test_images: Optional[int] = None  # a stratified subset of the test set; null: all of it
     test_every: int = 1  # test every N epochs and after the last
-    log_every: int = 50  # steps between step-level metrics
     tag: str = ""  # appended to the run name, e.g. tag=-relax-seed1
 
 
@@ -74,7 +73,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigValueError(_no_recipe_message(cfg))
     check_schema(cfg, TrainAppConfig)
     check_run_config(cfg)
-    for key in ("recipe.epochs", "recipe.batch_size", "recipe.eval_batch_size", "log_every", "test_every"):
+    for key in ("recipe.epochs", "recipe.batch_size", "recipe.eval_batch_size", "logger.log_every", "test_every"):
         check_range(cfg, key, 1)
     for key in ("train_images", "test_images"):
         check_range(cfg, key, 1, nullable=True)

@@ -185,7 +185,7 @@ class TrainRun(RunLifecycle):
             meters.update(logits, labels, loss)
             rate = meters.count * self.dist.world_size / (time.perf_counter() - started)
             progress.set_postfix(loss=f"{meters.loss.avg:.3f}", acc=f"{meters.top1.avg:.1f}", img_s=f"{rate:.0f}")
-            if global_step % self.cfg.log_every == 0:
+            if global_step % self.cfg.logger.log_every == 0:
                 tracker.log_metrics(
                     {"step/train_loss": loss, "step/lr": self.optimizer.param_groups[0]["lr"]}, step=global_step
                 )
