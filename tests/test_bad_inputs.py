@@ -185,7 +185,7 @@ def _checkpoint_of_another_estimator(tmp_path: Path):
 
 def _old_checkpoint_of_another_estimator(tmp_path: Path):
     """A checkpoint written before they held their settings: the state that does not fit is named."""
-    state = _search(tmp_path, "estimator=relax")._state(0)
+    state = _search(tmp_path, "estimator=relax").state(0)
     del state["identity"], state["kind"]
     checkpoint.save_atomic(state, tmp_path / "run" / "checkpoint.pt")
     _search(tmp_path, "estimator=gumbel").run()
