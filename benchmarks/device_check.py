@@ -43,6 +43,7 @@ from bench_search import CONF_DIR, NetworkOnly, OfficialPipeline, OursPipeline, 
 from dada.config import compose_app_config
 from dada.data.search_set import prepare_search_data
 from dada.ops import OP_NAMES, apply
+from dada.run import NullTracker
 from dada.runtime import seed_everything
 from dada.search.loop import SearchRun
 from dada.tracking import DeviceClock
@@ -265,13 +266,6 @@ def bench_search(report: Report, sizes: Sizes, run_dir: str) -> None:
     )
 
 
-class _Quiet:
-    """A tracker that drops what ``SearchRun._epoch`` logs."""
-
-    def log_metrics(self, metrics, step: int) -> None:
-        pass
-
-
 def search_epoch(report: Report, sizes: Sizes, run_dir: str) -> dict:
     """Two search epochs at the paper's setting, timed as the search loop times them; 20 epochs extrapolated."""
     device = report.device
@@ -281,7 +275,7 @@ def search_epoch(report: Report, sizes: Sizes, run_dir: str) -> dict:
     seconds = []
     for epoch in range(2):
         with peak_memory(device) as peak, DeviceClock(device) as clock:
-            run.search_epoch(epoch, split, _Quiet())
+            run.search_epoch(epoch, split, NullTracker())
             run.scheduler.step()
         seconds.append(clock.seconds)
     index = torch.arange(run.batch_size, device=run.device)  # FLOPs as SearchRun._finish counts them
