@@ -9,15 +9,11 @@ STAMP := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
 SCALE ?= smoke
-SEEDS_smoke := 0,1,2
-SEEDS_mini := 0,1,2
-SEEDS_paper := 0,1,2
-SEEDS ?= $(SEEDS_$(SCALE))
-JOBS_smoke := 1
-# mini: two runs at once, one thread each on 2 cores (the thread count of the committed mini results)
-JOBS_mini := 2
-JOBS_paper := 1
-JOBS ?= $(JOBS_$(SCALE))
+# SEEDS: empty runs each target's own seeds (reproduce/tables.py, Layout.seeds: 0,1,2; Table 5: 0). JOBS: empty runs
+# conf/reproduce/<scale>.yaml's: one thread per run and one run per core at smoke and mini, so that the numbers do
+# not depend on the machine.
+SEEDS ?=
+JOBS ?=
 DATA_ROOT ?= ./data
 export DATA_ROOT
 
@@ -74,10 +70,11 @@ wandb-sync: setup ## upload the offline W&B runs under runs/ (each run keeps the
 	$(PY) -m dada.tracking.sync $(if $(DRY_RUN),--dry-run) runs
 
 # -- reproducing the paper: reproduce/ runs what a target needs (finished runs are skipped), analysis/ writes results/
-# Each takes SCALE=smoke|mini|paper, SEEDS (default 0,1,2) and DATA_ROOT=./data; rows whose data set is
+# Each takes SCALE=smoke|mini|paper, SEEDS (default: the target's) and DATA_ROOT=./data; rows whose data set is
 # missing say "not run".
 # OVERRIDES="logger=mlflow" adds Hydra overrides to every run (then: python -m analysis <target> --source mlflow).
-# JOBS=N runs N runs at once here, each with threads=<CPUs / N> (an evaluation waits for its search).
+# JOBS=N runs N runs at once here (an evaluation waits for its search), each with conf/reproduce/<scale>.yaml's
+# threads (1 at smoke and mini; OVERRIDES=threads=N changes it).
 # LAUNCHER=slurm submits one Slurm job per run instead (conf/launcher/slurm.yaml; SLURM_PARTITION, SLURM_ACCOUNT) and
 # returns, writing the results from what has finished; WAIT=1 waits for the jobs first. `make status TABLE=...`.
 OVERRIDES ?=
@@ -86,11 +83,11 @@ WAIT ?=
 SLURM_PARTITION ?=
 SLURM_ACCOUNT ?=
 TABLE ?= table1
-REPRODUCE = $(PY) -m reproduce --scale $(SCALE) --seeds $(SEEDS) --data-root $(DATA_ROOT) \
-	$(foreach override,$(OVERRIDES),--override $(override)) --jobs $(JOBS) --launcher $(LAUNCHER) \
+REPRODUCE = $(PY) -m reproduce --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) --data-root $(DATA_ROOT) \
+	$(foreach override,$(OVERRIDES),--override $(override)) $(if $(JOBS),--jobs $(JOBS)) --launcher $(LAUNCHER) \
 	$(if $(filter 1 yes true,$(WAIT)),--wait) $(if $(SLURM_PARTITION),--partition $(SLURM_PARTITION)) \
 	$(if $(SLURM_ACCOUNT),--account $(SLURM_ACCOUNT))
-ANALYSIS = $(PY) -m analysis --scale $(SCALE) --seeds $(SEEDS) --data-root $(DATA_ROOT)
+ANALYSIS = $(PY) -m analysis --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) --data-root $(DATA_ROOT)
 # Run what the target needs, then write its results even when a run failed (exit 1: the tables say which), keeping the
 # status; a refused command (exit 2: a bad JOBS, SEEDS, ...) ran nothing, so results/ is left as it is.
 RUN_AND_ANALYSE = $(REPRODUCE) $@; status=$$?; if [ $$status -ge 2 ]; then \
@@ -110,11 +107,6 @@ table3: setup ## Table 3: SVHN test error (needs SVHN train, extra, test under D
 table4: setup ## Table 4: ImageNet ResNet-50 top-1/top-5 error and search time (needs ImageNet)
 	@$(RUN_AND_ANALYSE)
 
-# Table 5 reports single runs: one seed; at smoke two runs at once, one thread each (SEEDS=, JOBS= still override).
-table5: SEEDS_smoke := 0
-table5: SEEDS_mini := 0
-table5: SEEDS_paper := 0
-table5: JOBS_smoke := 2
 table5: setup ## Table 5: COCO box/mask AP of RetinaNet, Faster R-CNN, Mask R-CNN on ResNet-50s without/with DADA (COCO rows need DATA_ROOT/coco; smoke: the embedded detection set)
 	@$(RUN_AND_ANALYSE)
 
@@ -150,7 +142,7 @@ audit: setup ## Table 1(a)'s search GPU-hours against a FLOP lower bound of each
 SECONDARY ?=
 .PHONY: study-search
 study-search: setup ## does the search matter? DADA vs a no-search control, TrivialAugment, random (SCALE=mini: 15 seeds, about 3 h on 2 cores)
-	@$(PY) -m reproduce.study search_matters --scale $(SCALE) --data-root $(DATA_ROOT) --jobs $(JOBS) \
+	@$(PY) -m reproduce.study search_matters --scale $(SCALE) --data-root $(DATA_ROOT) $(if $(JOBS),--jobs $(JOBS)) \
 		$(foreach override,$(OVERRIDES),--override $(override)) $(if $(filter 1 yes true,$(SECONDARY)),--secondary); \
 		status=$$?; if [ $$status -ge 2 ]; then echo "reproduce.study refused (exit $$status); results/ left as it is" >&2; \
 		exit $$status; fi; $(PY) -m analysis.study search_matters --scale $(SCALE) && exit $$status

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import statistics
-from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
@@ -19,6 +18,7 @@ import pandas as pd
 from analysis.paper import citation, lookup
 from analysis.style import describe_devices
 from analysis.tables import cell_runs, format_ours, markdown_table
+from dada.layout import RunFolder
 from dada.schemas import SummaryError, read_summary
 from reproduce.tables import SEARCH_COST, TABLE1_ROWS, table1
 
@@ -85,7 +85,7 @@ def _search_flops(run_dirs: Sequence[str]) -> list[tuple[float, float | None, fl
     counted = []
     for run_dir in run_dirs:
         try:
-            cost = read_summary(Path(run_dir) / "summary.json").cost
+            cost = read_summary(RunFolder(run_dir).summary).cost
         except (OSError, SummaryError):  # e.g. an MLflow run whose folder is elsewhere
             continue
         if cost is not None and getattr(cost, "flops", None) is not None:

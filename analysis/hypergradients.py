@@ -38,9 +38,12 @@ from omegaconf import DictConfig
 from analysis.style import STYLE, color, save_figure, use_file_backend
 from dada import estimators
 from dada.config import compose_app_config
+from dada.data.search_set import SearchData, prepare_search_data
+from dada.run import NullTracker
+from dada.scale import scale_name
 from dada.search.augment import SearchInputs
 from dada.search.bilevel import BiLevelOptimizer
-from dada.search.loop import SearchData, SearchRun, prepare_data
+from dada.search.loop import SearchRun
 from dada.search.variant import VARIANTS
 
 ESTIMATORS = ("gumbel", "relax-official", "relax-paper", "reinforce")
@@ -73,11 +76,6 @@ def search_config(scale: str, batch_size: int, seed: int, run_dir: Path, overrid
     )
 
 
-class _NoTracker:
-    def log_metrics(self, metrics: dict, step: int) -> None:
-        """The search epoch's metrics are not needed here."""
-
-
 def _optimizers(run: SearchRun, inputs: SearchInputs) -> dict[str, BiLevelOptimizer]:
     """One BiLevelOptimizer per estimator over the run's network, policy and optimiser states."""
     space, recipe, temperature = run.space, run.cfg.search, run.cfg.estimator.temperature
@@ -91,7 +89,7 @@ def _optimizers(run: SearchRun, inputs: SearchInputs) -> dict[str, BiLevelOptimi
     optimizers = {}
     for key, variant in variants.items():
         name = key.split("-")[0]
-        options = run._estimator_kwargs() if name == "relax" else {}
+        options = run.estimator_options() if name == "relax" else {}
         estimator = estimators.create(
             name,
             space.num_sub_policies,
@@ -110,6 +108,7 @@ def _optimizers(run: SearchRun, inputs: SearchInputs) -> dict[str, BiLevelOptimi
             run.optimizer.policy_optimizer,
             recipe.grad_clip,
             inputs,
+            recipe.fd_epsilon,
             variant,
             recipe.mode,
             recipe.sampling,
@@ -197,27 +196,26 @@ def statistics(estimates: dict[str, dict[str, torch.Tensor]], seed: int = 0) -> 
 def measure(cfg: DictConfig, draws: int, seed: int = 0) -> pd.DataFrame:
     """Advance the search with relax-official and measure every estimator at epochs 0, E/4 (>= 1) and E."""
     run = SearchRun(cfg)
-    split = prepare_data(cfg, run.device)
-    if run._steps_per_epoch(split) == 0:
+    split = prepare_search_data(cfg.dataset, run.device)
+    if run.steps_per_epoch(split) == 0:
         raise ValueError(
             f"{len(split.train_labels)} search-train images are fewer than one batch of "
-            f"{run.batch_size}; raise scale.search_images or lower --batch-size"
+            f"{run.batch_size}; raise dataset.search_images or lower --batch-size"
         )
     states = {"start": 0, "quarter": max(1, run.epochs // 4), "end": run.epochs}
     rows, done = [], 0
     for state, epochs in states.items():
         for epoch in range(done, epochs):
-            run._epoch(epoch, split, _NoTracker())
+            run.search_epoch(epoch, split, NullTracker())  # the epoch's metrics are not needed here
             run.scheduler.step()
         done = epochs
         for row in statistics(draw_estimates(run, split, draws, seed), seed):
             rows.append({"state": state, "epoch": epochs, **row})
-    model = cfg.scale.model or cfg.model.name
     frame = pd.DataFrame(rows)
     return frame.assign(
-        scale=cfg.scale.name,
+        scale=scale_name(cfg),
         dataset=cfg.dataset.name,
-        model=model,
+        model=cfg.model.name,
         epochs=run.epochs,
         batch_size=run.batch_size,
         seed=seed,

@@ -30,7 +30,8 @@ from analysis.tables import (
     search_markdown,
     typical_seed_count,
 )
-from reproduce.tables import TABLE5_DETECTORS, TABLE5_SMOKE_BACKBONE, TABLE5_SMOKE_DETECT, Layout, get_layout
+from reproduce.plan import cell_settings
+from reproduce.tables import Layout, get_layout, jobs
 
 TABLES = ("table1", "table2", "table3", "table4", "table5", "table6")
 FIGURES = {"fig1": fig1, "fig3b": fig3b}
@@ -94,22 +95,15 @@ SCALE_PURPOSE = {
 }
 
 
-TABLE5_NOTE = (
-    "COCO rows: each detector fine-tuned on COCO 2017 train from Table 4's ResNet-50 runs (baseline: policy none; "
-    "DADA: the policy of our ImageNet search), MMDetection's 1x schedule (conf/detect_schedule/1x.yaml), AP on val2017 "
-    "(the paper's is on test-dev). Embedded rows (not in the paper): the same code path on the embedded detection set, "
-    "Fashion-MNIST items pasted onto 128x128 canvases and written in COCO's format (dada/detect/embedded.py), from "
-    "ResNet-50s trained on Fashion-MNIST (DADA: the policy of our Fashion-MNIST search); it holds no large object, "
-    "so it has no APbbL."
-)
-
-
-def _table5_smoke_note() -> str:
-    epochs = ", ".join(f"{label} {epochs}" for label, _, epochs in TABLE5_DETECTORS)
+def _cell_settings_note(layout: Layout, scale: str) -> str:
+    """The cells of ``layout`` that run with settings of their own at ``scale`` (conf/reproduce/<scale>.yaml)."""
+    own = {job.experiment: cell_settings(job.experiment, scale) for job in jobs(layout)}
+    listed = "; ".join(f"{experiment}: {' '.join(settings)}" for experiment, settings in own.items() if settings)
+    if not listed:
+        return ""
     return (
-        f"At smoke scale the backbones train for a few dozen steps ({' '.join(TABLE5_SMOKE_BACKBONE)}) and the "
-        f"detectors for a few dozen iterations ({' '.join(TABLE5_SMOKE_DETECT)}; scale.train_epochs: {epochs}): "
-        "a check of the pipeline, far from converged; a detector that scores no box above its threshold gets AP 0."
+        f"Cells with settings of their own at {scale} scale (conf/reproduce/{scale}.yaml, on top of the scale): "
+        f"{listed}."
     )
 
 
@@ -161,13 +155,14 @@ def write_table(name: str, runs: pd.DataFrame, context: Context) -> Path:
             + SCALE_PURPOSE.get(context.scale, ""),
             "",
         ]
-    if name == "table5":
-        parts += [TABLE5_NOTE + (" " + _table5_smoke_note() if context.scale == "smoke" else ""), ""]
+    notes = " ".join(filter(None, (layout.note, _cell_settings_note(layout, context.scale))))
+    if notes:
+        parts += [notes, ""]
     parts += [f"## {layout.heading}", "", error_markdown(cells, typical_n), ""]
     search = search_markdown(cells, typical_n)
     if search:
         parts += ["## Search", "", SEARCH_NOTE, "", search, ""]
-    if name == "table1":
+    if "paired" in layout.extras:
         pairs = paired_table(layout, runs, context.scale, TABLE1_REFERENCES, context.seeds)
         paired_csv = stem.with_name(f"{stem.name}_paired.csv")
         pairs.to_csv(paired_csv, index=False)
@@ -180,7 +175,7 @@ def write_table(name: str, runs: pd.DataFrame, context: Context) -> Path:
             "",
         ]
     parts += ["Paper values:", *[f"- {line}" for line in citations(cells, context.paper)]]
-    if name == "table1":
+    if "cost" in layout.extras:
         report = cost_report(cells, runs, context.paper, context.scale, context.seeds)
         report.to_csv(context.results_dir / f"{output_name('cost', context.scale)}.csv", index=False)
         parts += ["", cost_markdown(report, context.paper, context.scale)]

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from dada.files import UnreadableFileError, read_json
-from dada.layout import find_run_dirs, parse_run_dir
+from dada.layout import RunFolder, find_run_dirs, parse_run_dir
 from dada.schemas import DetectSummary, SearchSummary, parse_summary
 
 # A detection run's COCO AP (%), as dada.schemas.DetectSummary names them (Table 5).
@@ -127,7 +127,7 @@ def read_runs(runs_root: str | Path = "runs") -> pd.DataFrame:
 def _record_or_none(run_dir: Path) -> dict[str, Any] | None:
     """The run's line, or None with a warning naming its ``summary.json`` when that cannot be read: one bad file
     never stops the analysis of the others."""
-    path = run_dir / "summary.json"
+    path = RunFolder(run_dir).summary
     try:
         return run_record(run_dir, read_json(path, "run summary"))
     except UnreadableFileError as error:  # its message names the file
@@ -208,6 +208,6 @@ def read_epoch_metrics(run_dir: str | Path) -> pd.DataFrame:
 
     An epoch logged twice (a run folder resumed before the tracker cut its records on resume) keeps its last record.
     """
-    lines = Path(run_dir, "metrics.jsonl").read_text().splitlines()
+    lines = RunFolder(run_dir).metrics.read_text().splitlines()
     records = {record["epoch"]: record for record in map(json.loads, lines) if "epoch" in record}
     return pd.DataFrame.from_records(list(records.values()))

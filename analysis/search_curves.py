@@ -17,6 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from analysis.runs import read_epoch_metrics
 from analysis.style import STYLE, color
 from dada.files import read_yaml
+from dada.layout import RunFolder
 from dada.plots import policy_heatmap
 from dada.schemas import GRADIENT_GROUPS, gradient_metric, policy_slot_metric, policy_weight_metric
 from dada.search.space import SearchSpace
@@ -27,7 +28,7 @@ GROUP_LABELS = {"alpha": "α (sub-policy logits)", "probability": "β (probabili
 
 def _space_from_metrics(run_dir: Path) -> tuple[SearchSpace, int]:
     """The search space as the last epoch left it, rebuilt from ``metrics.jsonl`` and ``config.yaml``."""
-    recipe = read_yaml(Path(run_dir, "config.yaml"), "run config")["search"]
+    recipe = read_yaml(RunFolder(run_dir).config, "run config")["search"]
     space = SearchSpace(recipe["ops_per_sub_policy"], recipe["ordered"])
     last = read_epoch_metrics(run_dir).iloc[-1]
     count, slots = space.sub_policies.shape

@@ -19,7 +19,7 @@ import pandas as pd
 from analysis.paper import citation, lookup
 from analysis.runs import finished
 from analysis.statistics import mean_pairwise_overlap, paired, summarize
-from reproduce.plan import missing_data
+from reproduce.plan import experiment_folder, missing_data
 from reproduce.tables import SEARCH_COST, TEST_ERROR, Cell, DetectJob, Job, Layout, SearchJob, needed
 
 CELL_COLUMNS = (
@@ -64,8 +64,9 @@ def cell_runs(runs: pd.DataFrame, cell: Cell, scale: str, seeds: Sequence[int] |
     """The finished runs of a cell's job at ``scale`` (only ``seeds`` when given)."""
     job = cell.job
     selected = finished(runs)
+    folder = experiment_folder(job.experiment, scale)
     selected = selected[
-        (selected["scale"] == scale) & (selected["experiment"] == job.experiment) & (selected["variant"] == job.variant)
+        (selected["scale"] == scale) & (selected["experiment"] == folder) & (selected["variant"] == job.variant)
     ]
     return selected[selected["seed"].isin(seeds)] if seeds is not None else selected
 
@@ -87,9 +88,8 @@ def why_not_run(cell: Cell, runs: pd.DataFrame, scale: str, data_root: Path) -> 
         path = missing_data(dataset, data_root)
         if path is not None:
             return f"not run: no data at {path}"
-    tried = runs[
-        (runs["scale"] == scale) & (runs["experiment"] == cell.job.experiment) & (runs["variant"] == cell.job.variant)
-    ]
+    folder = experiment_folder(cell.job.experiment, scale)
+    tried = runs[(runs["scale"] == scale) & (runs["experiment"] == folder) & (runs["variant"] == cell.job.variant)]
     if not tried.empty:
         return f"failed: {', '.join(sorted(set(tried['status'])))} (see {tried['run_dir'].iloc[0]})"
     return "not run yet"

@@ -44,10 +44,11 @@ from torchvision import transforms as T
 
 from dada import transforms
 from dada.config import compose_app_config
+from dada.data.search_set import SearchData, prepare_search_data
 from dada.ops import OP_NAMES, apply_pil
 from dada.search.augment import SearchInputs, on_network_input
 from dada.search.bilevel import StepResult
-from dada.search.loop import SearchData, SearchRun, prepare_data
+from dada.search.loop import SearchRun
 from dada.search.space import SearchSpace
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -361,7 +362,7 @@ def measure(device: str, quick: bool) -> Row:
     with tempfile.TemporaryDirectory() as run_dir:
         cfg = search_config(MODELS[device], device, run_dir)
         run = SearchRun(cfg)
-        split = prepare_data(cfg, run.device)
+        split = prepare_search_data(cfg.dataset, run.device)
         official = OfficialPipeline(run, split)
         paths = {
             "ours": OursPipeline(run, split).step,

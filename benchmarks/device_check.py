@@ -10,7 +10,7 @@ On CUDA (about 5 minutes, at most ``--budget`` seconds for the optional torch.co
   - one search epoch at the paper's setting (WRN-40-2, reduced Fashion-MNIST of 4000 images, batch 128, RELAX,
     unrolled; CIFAR-10's sizes), run by ``SearchRun._epoch`` twice: the 20-epoch search is extrapolated as the first
     epoch plus 19 of the second, beside the paper's 0.1 GPU-hours; its FLOPs per step (dada.tracking.flops);
-  - evaluation throughput of WRN-40-2 and WRN-28-10 (the CIFAR-10 recipes): ``TrainRun._train_step`` at the
+  - evaluation throughput of WRN-40-2 and WRN-28-10 (the CIFAR-10 recipes): ``TrainRun.train_step`` at the
     recipe's batch (512) and ``TrainRun.evaluate`` at its eval batch (1024), in fp32 and bf16 (``amp``),
     channels_last off and on, and torch.compile on (bf16, channels_last) while the budget lasts;
   - peak CUDA memory of each measurement (``torch.cuda.max_memory_allocated``).
@@ -41,9 +41,11 @@ from bench_ops import SETTINGS, batched_path, fixture_images, pil_path, random_p
 from bench_search import CONF_DIR, NetworkOnly, OfficialPipeline, OursPipeline, interleaved_rates, search_config
 
 from dada.config import compose_app_config
+from dada.data.search_set import prepare_search_data
 from dada.ops import OP_NAMES, apply
+from dada.run import NullTracker
 from dada.runtime import seed_everything
-from dada.search.loop import SearchRun, prepare_data
+from dada.search.loop import SearchRun
 from dada.tracking import DeviceClock
 from dada.tracking.flops import count_flops, forward_flops, training_step_flops
 from dada.train import TrainRun
@@ -97,7 +99,7 @@ TINY = Sizes(
     search_overrides=("scale.search_images=64", "scale.batch_size=16"),
     search_schedule=(1, 1, 1),
     eval_models=("wrn40_2", "wrn28_10"),
-    eval_overrides=("scale.model=wrn10_1", "scale.batch_size=8", "recipe.eval_batch_size=16"),
+    eval_overrides=("model.name=wrn10_1", "scale.batch_size=8", "recipe.eval_batch_size=16"),
     eval_schedule=(1, 2),
 )
 
@@ -235,7 +237,7 @@ def bench_search(report: Report, sizes: Sizes, run_dir: str) -> None:
     device = report.device
     cfg = search_config(sizes.search_model, device.type, run_dir, sizes.search_overrides)
     run = SearchRun(cfg)
-    split = prepare_data(cfg, run.device)
+    split = prepare_search_data(cfg.dataset, run.device)
     official = OfficialPipeline(run, split)
     steps = {"ours": OursPipeline(run, split).step, "official": official.step, "network": NetworkOnly(official).step}
     warmup, count, repeats = sizes.search_schedule
@@ -264,30 +266,23 @@ def bench_search(report: Report, sizes: Sizes, run_dir: str) -> None:
     )
 
 
-class _Quiet:
-    """A tracker that drops what ``SearchRun._epoch`` logs."""
-
-    def log_metrics(self, metrics, step: int) -> None:
-        pass
-
-
 def search_epoch(report: Report, sizes: Sizes, run_dir: str) -> dict:
     """Two search epochs at the paper's setting, timed as the search loop times them; 20 epochs extrapolated."""
     device = report.device
     cfg = search_config(sizes.search_model, device.type, run_dir, sizes.search_overrides)
     run = SearchRun(cfg)
-    split = prepare_data(cfg, run.device)
+    split = prepare_search_data(cfg.dataset, run.device)
     seconds = []
     for epoch in range(2):
         with peak_memory(device) as peak, DeviceClock(device) as clock:
-            run._epoch(epoch, split, _Quiet())
+            run.search_epoch(epoch, split, NullTracker())
             run.scheduler.step()
         seconds.append(clock.seconds)
     index = torch.arange(run.batch_size, device=run.device)  # FLOPs as SearchRun._finish counts them
     train, val = run.train_batch(split, index), run.val_batch(split, index[: len(split.val_labels)])
     step_flops = count_flops(run.optimizer.hypergradient, train, val, run.generator)
     network_flops = training_step_flops(run.model, train[0].shape)
-    steps = run._steps_per_epoch(split)
+    steps = run.steps_per_epoch(split)
     epoch_flops = step_flops * steps + forward_flops(run.model, (len(split.val_labels), *val[0].shape[1:]))
     hours = (seconds[0] + (run.epochs - 1) * seconds[1]) / 3600
     paper = yaml.safe_load(PAPER_RESULTS.read_text())
@@ -363,14 +358,14 @@ def _eval_rows(
     """One TrainRun's training step and test pass, timed; the run is freed on return."""
     warmup, repeats = sizes.eval_schedule
     run = _train_run(model, device, run_dir, sizes, dtype == "bf16", channels_last, compiled)
-    batch = min(run.cfg.recipe.batch_size, run.cfg.scale.batch_size or run.cfg.recipe.batch_size)
+    batch = run.cfg.recipe.batch_size  # the scale capped it
     side, eval_batch = run.cfg.dataset.image_size, run.cfg.recipe.eval_batch_size
     images = torch.randint(0, 256, (max(batch, eval_batch), 3, side, side), dtype=torch.uint8, device=device)
     labels = torch.randint(0, run.cfg.dataset.num_classes, (len(images),), device=device)
-    name, setting = f"{run.cfg.scale.model or model} ({model} recipe)", _setting(dtype, channels_last, compiled)
+    name, setting = f"{run.cfg.model.name} ({model} recipe)", _setting(dtype, channels_last, compiled)
     with peak_memory(device) as peak:
         seconds = seconds_per_call(
-            lambda: run._train_step(images[:batch], labels[:batch], 0, 0), device, warmup, repeats
+            lambda: run.train_step(images[:batch], labels[:batch], 0, 0), device, warmup, repeats
         )
     rows = [Row("eval: train step", f"{name}, batch {batch}, {setting}", batch / seconds, "img/s", None, peak["mib"])]
     run.test_batches = [(images[:eval_batch], labels[:eval_batch])]

@@ -14,7 +14,7 @@ from typing import Callable
 import yaml
 from omegaconf import OmegaConf
 
-from dada.config import CONF_DIR, compose_app_config, register_app_schemas
+from dada.config import CONF_DIR, compose_app_config, print_job_config, register_app_schemas
 
 
 def app_groups(app: str) -> dict[str, list[str]]:
@@ -62,7 +62,8 @@ def run_app(app: str, main: Callable[[], None]) -> None:
     if "--help" in arguments or "-h" in arguments:
         print(app_help(app, [argument for argument in arguments if not argument.startswith("-")]))  # overrides only
         return
-    main()
+    if not print_job_config(app, arguments):  # --cfg job: the config the run records, the scale applied
+        main()
 
 
 def _console_script(app: str) -> Callable[[], None]:

@@ -92,11 +92,13 @@ class LoggerConfig:
     wandb_project: str = "dada"
     experiment: str = "dada"
     heatmap_every: int = valid(">= 1", 5)
+    log_every: int = valid(">= 1", 20)  # steps between step-level metrics, in every app
 
 
 @dataclass
 class ScaleConfig:
-    """The same code path at another size: a null field keeps the recipe's value."""
+    """The same code path at another size: a null field keeps the recipe's value. `dada.scale.apply_scale` moves
+    the non-null fields into the run's own keys when the config is composed and clears them here."""
 
     name: str = MISSING
     model: Optional[str] = None
@@ -142,8 +144,12 @@ APP_SCHEMAS = {  # app -> (module, class) of its root schema, which lives beside
 
 
 def register_app_schemas(*apps: str) -> None:
-    """Store the root schemas of ``apps`` (default: every app) in Hydra's ConfigStore (idempotent), importing only
-    those apps: called before composing, never on import. A search never imports the detection stack."""
+    """Store the root schemas of ``apps`` (default: every app) in Hydra's ConfigStore and the run folder's resolver
+    (idempotent), importing only those apps: called before composing, never on import. A search never imports the
+    detection stack."""
+    from dada.scale import run_dir_suffix  # dada.scale imports this module
+
+    OmegaConf.register_new_resolver("network_suffix", run_dir_suffix, replace=True)  # the apps' run_dir
     for app in apps or APP_SCHEMAS:
         module, name = APP_SCHEMAS[app]
         register(f"{app}_schema", getattr(importlib.import_module(module), name))
@@ -151,13 +157,17 @@ def register_app_schemas(*apps: str) -> None:
 
 def compose_app_config(app: str, overrides: Sequence[str] = ()) -> DictConfig:
     """``conf/<app>.yaml`` (``search``, ``train`` or ``detect``) with ``overrides``, as the app's command line composes
-    it."""
+    it, the scale applied (`dada.scale.apply_scale`): the config the run records."""
+    from dada.scale import apply_scale  # dada.scale imports this module
+
     if app not in APP_SCHEMAS:
         raise ValueError(f"unknown app {app!r}; valid choices: {', '.join(APP_SCHEMAS)}")
     register_app_schemas(app)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name=app, overrides=list(overrides))
+        cfg = compose(config_name=app, overrides=list(overrides))
+    apply_scale(cfg, app, overrides)
+    return cfg
 
 
 class ConfigValueError(ValueError):
@@ -218,6 +228,11 @@ def check_range(
         raise ConfigValueError(f"{key}={value} is out of range: it must be {bounds}{null}")
 
 
+def check_scale(cfg: DictConfig) -> None:
+    """The scale's sizes against their declared ranges, before `dada.scale.apply_scale` moves them."""
+    check_schema(cfg.scale, ScaleConfig, "scale.")
+
+
 def check_run_config(cfg: DictConfig) -> None:
     """What the search and the evaluation need beyond the ranges: three-channel statistics."""
     for key in ("mean", "std"):
@@ -227,3 +242,19 @@ def check_run_config(cfg: DictConfig) -> None:
                 f"dataset.{key}={values} has {len(values)} values; it needs 3, one per RGB channel "
                 f"(every data set is read as 3-channel images, Fashion-MNIST included)"
             )
+    if not all(value > 0 for value in cfg.dataset.std):
+        raise ConfigValueError(f"dataset.std={list(cfg.dataset.std)} must be > 0 in every channel")
+
+
+def print_job_config(app: str, argv: Sequence[str]) -> bool:
+    """``--cfg job`` (or ``-c job``) on ``app``'s command line: print the config the run records, the scale applied
+    (Hydra's own printout would show the scale unapplied), and return True; False for any other command line."""
+    flags = {"--cfg", "-c"}
+    asked = [index for index, arg in enumerate(argv[:-1]) if arg in flags and argv[index + 1] == "job"]
+    if not asked:
+        return False
+    overrides = [arg for index, arg in enumerate(argv) if index not in asked and index - 1 not in asked]
+    resolve = "--resolve" in overrides
+    cfg = compose_app_config(app, [arg for arg in overrides if arg != "--resolve"])
+    print(OmegaConf.to_yaml(cfg, resolve=resolve), end="")
+    return True

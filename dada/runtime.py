@@ -133,8 +133,14 @@ def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def check_identity(run_dir: "str | os.PathLike", saved: "Mapping[str, Any] | None", current: Mapping[str, Any]) -> None:
-    """Refuse to resume or re-run ``run_dir`` with settings other than ``saved``, naming each changed key.
+def check_identity(
+    run_dir: "str | os.PathLike",
+    saved: "Mapping[str, Any] | None",
+    current: Mapping[str, Any],
+    rename: str = "tag=...",
+) -> None:
+    """Refuse to resume or re-run ``run_dir`` with settings other than ``saved``, naming each changed key; ``rename``
+    is the app's key that gives a run its own folder (the search has no ``tag``: ``variant_name=...``).
 
     The keys of `IDENTITY_ALWAYS` count only where ``saved`` holds them (checkpoints older than them do not) and the
     run is unfinished: re-running a finished run only reads its summary."""
@@ -152,7 +158,7 @@ def check_identity(run_dir: "str | os.PathLike", saved: "Mapping[str, Any] | Non
     if changed:
         raise RunMismatchError(
             f"{run_dir} holds a run with other settings: {'; '.join(changed)}. It was left as it "
-            f"is: resume it with its own settings, or choose another run_dir (or tag=...), or move "
+            f"is: resume it with its own settings, or choose another run_dir (or {rename}), or move "
             f"the folder away"
         )
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from dada.config import SEED_MAX
-from reproduce.plan import FIGURES, SCALES, TARGETS, plan_many
+from reproduce.plan import FIGURES, SCALES, TARGETS, plan_many, reproduce_settings
 from reproduce.runner import execute, summarize
 
 META_TARGETS = {"figures": FIGURES, "all": TARGETS}
@@ -49,11 +49,21 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def thread_override(jobs: int, overrides: list[str], cpus: int | None = None) -> list[str]:
-    """``threads=<CPUs // jobs>`` when runs share the machine and no override pins the thread count."""
-    if jobs == 1 or any(override.startswith("threads=") for override in overrides):
-        return []
-    return [f"threads={max(1, (cpus or os.cpu_count() or 1) // jobs)}"]
+def local_threads_and_jobs(
+    scale: str, jobs: int | None, overrides: list[str], cpus: int | None = None
+) -> tuple[list[str], int]:
+    """The thread override every local run gets and the runs at once: conf/reproduce/<scale>.yaml's ``threads``
+    (one per run at smoke and mini, deterministic) and ``jobs`` (null: as many as the cores hold); ``--jobs`` and an
+    override ``threads=N`` win. With neither pinned, ``threads=<CPUs // jobs>`` when runs share the machine."""
+    settings, cpus = reproduce_settings(scale), cpus or os.cpu_count() or 1
+    pinned = [override.removeprefix("threads=") for override in overrides if override.startswith("threads=")]
+    threads = int(pinned[-1]) if pinned and pinned[-1].isdigit() else None if pinned else settings["threads"]
+    jobs = jobs or settings["jobs"] or max(1, cpus // (threads or cpus))
+    if pinned:
+        return [], jobs
+    if threads is None:
+        return ([] if jobs == 1 else [f"threads={max(1, cpus // jobs)}"]), jobs
+    return [f"threads={threads}"], jobs
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,7 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("target", help=f"one of {', '.join((*TARGETS, *META_TARGETS))}; or `status`")
     parser.add_argument("status_of", nargs="?", metavar="TARGET", help="after `status`: the target to report on")
     parser.add_argument("--scale", choices=SCALES, default="smoke")
-    parser.add_argument("--seeds", type=parse_seeds, default=(0, 1, 2), help="comma-separated, e.g. 0,1,2")
+    parser.add_argument(
+        "--seeds", type=parse_seeds, default=None, help="comma-separated, e.g. 0,1,2 (default: the target's own)"
+    )
     parser.add_argument("--data-root", type=Path, default=Path("data"))
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="the runs root")
     parser.add_argument(
@@ -81,8 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--jobs",
         type=_positive,
-        default=1,
-        help="local: runs at once, each with threads=<CPUs / jobs> unless an override sets threads (default 1)",
+        default=None,
+        help="local: runs at once (default: conf/reproduce/<scale>.yaml, one thread per run and core at smoke, mini)",
     )
     parser.add_argument("--wait", action="store_true", help="with --launcher slurm: wait for the jobs to end")
     parser.add_argument("--partition", help="with --launcher slurm: the partition (default: the config's)")
@@ -113,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     if (args.target == "status") != (args.status_of is not None):
         parser.error("`status` takes one target (python -m reproduce status table1); other targets take none")
     target = args.status_of or args.target
-    overrides = [*args.override, *thread_override(args.jobs, args.override)]
+    threads, args.jobs = local_threads_and_jobs(args.scale, args.jobs, args.override)
+    overrides = [*args.override, *threads]
     runs = [
         dataclasses.replace(run, overrides=(*run.overrides, *overrides))
         for run in plan_many(targets_of(target), args.scale, args.seeds, args.runs)
@@ -125,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.launcher == "slurm" or args.target == "status":
         return _slurm(args, runs)
     print(
-        f"{args.target} at {args.scale} scale, seeds {','.join(map(str, args.seeds))}: {len(runs)} runs, "
+        f"{args.target} at {args.scale} scale, seeds {','.join(sorted({str(run.seed) for run in runs}))}: "
+        f"{len(runs)} runs, "
         f"{args.jobs} at a time",
         file=sys.stderr,
     )

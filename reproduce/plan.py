@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from dada import layout
 from dada.data import get_spec
 from dada.detect import DETECTION_DATASETS
+from dada.layout import RunFolder
 from reproduce.tables import DetectJob, EvalJob, Job, get_layout, jobs, stage
 
 SCALES = ("smoke", "mini", "paper")
@@ -16,9 +20,40 @@ TARGETS = ("table1", "table2", "table3", "table4", "table5", "table6", "fig1", "
 FIGURES = ("fig1", "fig3a", "fig3b")
 
 
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+@functools.lru_cache(maxsize=None)
+def experiment_folder(experiment: str, scale: str) -> str:
+    """The folder name of ``experiment``'s runs at ``scale``: the name, and ``-on-<network>`` when the scale trains
+    another network than the experiment's (`dada.layout.network_suffix`, which the apps' ``run_dir`` spells)."""
+    settings = OmegaConf.load(CONF_DIR / "experiment" / f"{experiment}.yaml")
+    declared = next(
+        (entry["override /model"] for entry in settings.get("defaults", []) if "override /model" in entry), None
+    )
+    if declared is None:
+        return experiment  # a detection: no classifier to swap
+    network = OmegaConf.load(CONF_DIR / "scale" / f"{scale}.yaml").get("model")
+    if "scale" in settings and "model" in settings.scale:
+        network = settings.scale.model
+    return experiment + layout.network_suffix(network, declared)
+
+
+@functools.lru_cache(maxsize=None)
+def reproduce_settings(scale: str) -> dict:
+    """``conf/reproduce/<scale>.yaml``: the threads and jobs of a local run, and each cell's own settings."""
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / "reproduce" / f"{scale}.yaml"))
+
+
+def cell_settings(experiment: str, scale: str) -> tuple[str, ...]:
+    """The overrides an experiment's cells take at ``scale`` besides the scale's (conf/reproduce/<scale>.yaml)."""
+    return tuple(reproduce_settings(scale)["cells"].get(experiment, ()))
+
+
 def run_dir(job: Job, scale: str, seed: int, runs_root: Path = Path("runs")) -> Path:
-    """``runs/<scale>/<experiment>/<estimator or column>/seed<N>`` (dada.layout): scales never share a folder."""
-    return layout.run_dir(runs_root, scale, job.experiment, job.variant, seed)
+    """``runs/<scale>/<experiment folder>/<estimator or column>/seed<N>`` (dada.layout): scales never share a
+    folder."""
+    return layout.run_dir(runs_root, scale, experiment_folder(job.experiment, scale), job.variant, seed)
 
 
 @dataclass(frozen=True)
@@ -69,13 +104,13 @@ def _needs(job: Job, scale: str, seed: int, runs_root: Path) -> Path | None:
 
 
 def _overrides(job: Job, scale: str, seed: int, runs_root: Path) -> tuple[str, ...]:
-    smoke = job.smoke_overrides if scale == "smoke" else ()
+    own = cell_settings(job.experiment, scale)
     needs = _needs(job, scale, seed, runs_root)
     if isinstance(job, DetectJob):
-        return (*job.overrides, f"backbone.run={needs}", *smoke)
+        return (*job.overrides, f"backbone.run={needs}", *own)
     if needs is None:
-        return (*job.overrides, *smoke)
-    return (*job.overrides, f"policy.source={needs / 'policy.json'}", *smoke)
+        return (*job.overrides, *own)
+    return (*job.overrides, f"policy.source={RunFolder(needs).policy}", *own)
 
 
 def make_run(job: Job, scale: str, seed: int, runs_root: Path = Path("runs")) -> Run:
@@ -93,16 +128,20 @@ def make_run(job: Job, scale: str, seed: int, runs_root: Path = Path("runs")) ->
     )
 
 
-def plan(target: str, scale: str = "smoke", seeds: tuple[int, ...] = (0,), runs_root: Path = Path("runs")) -> list[Run]:
-    """Every run of ``target`` for each seed: all searches first, then the evaluations, then the detections."""
+def plan(
+    target: str, scale: str = "smoke", seeds: tuple[int, ...] | None = (0,), runs_root: Path = Path("runs")
+) -> list[Run]:
+    """Every run of ``target`` for each seed (None: the target's own, `Layout.seeds`): all searches first, then the
+    evaluations, then the detections."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid choices: {', '.join(SCALES)}")
-    runs = [make_run(job, scale, seed, runs_root) for job in jobs(get_layout(target)) for seed in seeds]
+    layout = get_layout(target)
+    runs = [make_run(job, scale, seed, runs_root) for job in jobs(layout) for seed in seeds or layout.seeds]
     return sorted(runs, key=stage)
 
 
 def plan_many(
-    targets: tuple[str, ...], scale: str, seeds: tuple[int, ...], runs_root: Path = Path("runs")
+    targets: tuple[str, ...], scale: str, seeds: tuple[int, ...] | None, runs_root: Path = Path("runs")
 ) -> list[Run]:
     """The union of several targets' runs, each once, searches first."""
     runs = {}

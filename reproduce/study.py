@@ -18,7 +18,7 @@ from typing import ClassVar
 from omegaconf import OmegaConf
 
 from dada.config import CONF_DIR
-from reproduce.cli import parse_seeds, thread_override
+from reproduce.cli import local_threads_and_jobs, parse_seeds
 from reproduce.plan import SCALES, Run, make_run
 from reproduce.runner import execute, summarize
 from reproduce.tables import EvalJob, SearchJob
@@ -176,7 +176,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", type=Path, default=Path("data"))
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="the runs root")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="added to every run")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at once, each with threads=<CPUs / jobs>")
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="runs at once (default: conf/reproduce/<scale>.yaml's, one per core)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the runs' commands, run nothing")
     return parser
 
@@ -184,7 +186,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     design = load_design(args.study)
-    overrides = (*args.override, *thread_override(args.jobs, args.override))
+    threads, jobs = local_threads_and_jobs(args.scale, args.jobs, args.override)
+    overrides = (*args.override, *threads)
     runs = [
         dataclasses.replace(run, overrides=(*run.overrides, *overrides))
         for run in study_runs(design, args.scale, args.seeds, args.runs, args.secondary)
@@ -192,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print("\n".join(" ".join(run.command("python")) for run in runs))
         return 0
-    print(f"study {design.name} at {args.scale} scale: {len(runs)} runs, {args.jobs} at a time", file=sys.stderr)
-    outcomes = execute(runs, args.data_root, jobs=args.jobs)
+    print(f"study {design.name} at {args.scale} scale: {len(runs)} runs, {jobs} at a time", file=sys.stderr)
+    outcomes = execute(runs, args.data_root, jobs=jobs)
     print(summarize(outcomes), file=sys.stderr)
     return 0 if all(outcome.ok for outcome in outcomes) else 1
 

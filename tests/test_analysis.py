@@ -17,6 +17,7 @@ from analysis.report import TABLES, Context, write_results, write_table
 from analysis.runs import read_runs, read_runs_mlflow
 from analysis.tables import TABLE1_REFERENCES, build_table, paired_table
 from dada.schemas import EvalCost, PolicyInfo, SearchCost, SearchSummary, TrainSummary
+from reproduce.plan import experiment_folder
 from reproduce.tables import LAYOUTS, SEARCH_COST, get_layout
 
 PAPER = load_paper_results()
@@ -24,7 +25,7 @@ PAPER = load_paper_results()
 
 def write_run(root, scale, experiment, variant, seed, summary, status="FINISHED", epochs=()):
     """A run folder as the apps leave it: summary.json, and metrics.jsonl / config.yaml for a search."""
-    run_dir = root / scale / experiment / variant / f"seed{seed}"
+    run_dir = root / scale / experiment_folder(experiment, scale) / variant / f"seed{seed}"  # where the app writes
     run_dir.mkdir(parents=True)
     (run_dir / "summary.json").write_text(json.dumps({"status": status, **summary}))
     if epochs:
@@ -150,12 +151,10 @@ def test_missing_data_marks_cells_not_run(smoke_runs, tmp_path):
 
 def test_cpu_hours_are_not_subtracted_from_gpu_hours(tmp_path):
     root = tmp_path / "runs"
-    write_run(root, "smoke", "search_cifar10", "relax", 0, search_summary(0.5, unit="CPU-hours"))
+    run_dir = write_run(root, "smoke", "search_cifar10", "relax", 0, search_summary(0.5, unit="CPU-hours"))
     frame = table1_cells(root, tmp_path / "data")
     assert math.isnan(cell(frame, "CIFAR-10", "search cost, RELAX")["difference"])
-    (root / "smoke" / "search_cifar10" / "relax" / "seed0" / "summary.json").write_text(
-        json.dumps({"status": "FINISHED", **search_summary(0.5, unit="GPU-hours")})
-    )
+    (run_dir / "summary.json").write_text(json.dumps({"status": "FINISHED", **search_summary(0.5, unit="GPU-hours")}))
     frame = table1_cells(root, tmp_path / "data")
     assert cell(frame, "CIFAR-10", "search cost, RELAX")["difference"] == pytest.approx(0.5 - 0.1)
 

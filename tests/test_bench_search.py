@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from dada.data.search_set import prepare_search_data
 from dada.ops import OP_NAMES
-from dada.search.loop import SearchRun, prepare_data
+from dada.search.loop import SearchRun
 from dada.search.space import SearchSpace
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -23,7 +24,7 @@ def bench(monkeypatch):
 @pytest.fixture
 def smoke(search_config):
     cfg = search_config()
-    return cfg, prepare_data(cfg, torch.device("cpu"))
+    return cfg, prepare_search_data(cfg.dataset, torch.device("cpu"))
 
 
 def _seeded_batch(loader, category: int, gates: torch.Tensor):

@@ -210,13 +210,14 @@ def test_a_backbone_of_another_network_is_refused_naming_the_keys(tmp_path):
 
 def test_schedule_scales_the_lr_with_the_batch_and_steps_at_the_scaled_milestones():
     config = compose_app_config("detect", ["backbone.run=unused", "scale=paper"])
-    plan = plan_detection_schedule(config.schedule, config.scale, config.detector.lr, train_size=1600)
+    plan = plan_detection_schedule(config.schedule, config.detector.lr, train_size=1600)
     assert (plan.epochs, plan.batch_size, plan.steps_per_epoch, plan.lr) == (12, 16, 100, 0.01)  # RetinaNet
     assert plan.milestone_steps == (800, 1100)
     assert plan.factor(0) == pytest.approx(1 / 3, rel=1e-5) and plan.factor(500) == 1
     assert plan.factor(800) == pytest.approx(0.1) and plan.factor(1100) == pytest.approx(0.01)
     small = compose_app_config("detect", ["backbone.run=unused", "scale=paper", "scale.train_batch_size=4"])
-    assert plan_detection_schedule(small.schedule, small.scale, 0.02, 1600).lr == pytest.approx(0.005)
+    assert (small.schedule.batch_size, small.detector.lr) == (4, pytest.approx(0.0025))  # the lr follows the batch
+    assert plan_detection_schedule(small.schedule, small.detector.lr, 1600).lr == pytest.approx(0.0025)
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,9 @@ from analysis.report import Context, write_table
 from analysis.runs import read_runs
 from dada.schemas import DetectSummary, EvalCost
 from reproduce import plan
+from reproduce.plan import cell_settings
 from reproduce.runner import skip_reason
-from reproduce.tables import TABLE5_SMOKE_BACKBONE, TABLE5_SMOKE_DETECT, get_layout
+from reproduce.tables import get_layout
 
 EMBEDDED_RETINANET = "table5_fashion-mnist-detection_retinanet"
 
@@ -26,13 +27,16 @@ def test_table5_plan_runs_searches_then_backbones_then_detections_each_reading_i
         assert run.variant == backbone.variant
     embedded = {run.variant: run for run in detections if run.experiment == EMBEDDED_RETINANET}
     assert set(embedded) == {"none", "dada-relax"}
-    assert (*TABLE5_SMOKE_DETECT, "scale.train_epochs=3") == embedded["none"].overrides[1:]
+    assert embedded["none"].overrides[1:] == cell_settings(EMBEDDED_RETINANET, "smoke")  # conf/reproduce/smoke.yaml
+    assert "scale.train_epochs=3" in embedded["none"].overrides and plan("table5", "paper")[0].seed == 0
     backbone = by_folder[embedded["dada-relax"].needs]
-    assert backbone.experiment == "table5_fashion-mnist_resnet50" and backbone.overrides[-4:] == TABLE5_SMOKE_BACKBONE
+    own = cell_settings("table5_fashion-mnist_resnet50", "smoke")
+    assert backbone.experiment == "table5_fashion-mnist_resnet50" and backbone.overrides[-4:] == own
+    assert "recipe.lr=0.0025" in own and plan("table5", "smoke", None) == runs  # Table 5's own seeds: 0
     assert any(override.startswith("policy.source=") for override in backbone.overrides)
     coco = by_folder[next(run.needs for run in detections if run.experiment == "table5_coco_mask_rcnn")]
     assert coco.experiment == "table4_imagenet_resnet50" and coco.run_dir == Path(
-        "runs/smoke/table4_imagenet_resnet50/none/seed0"
+        "runs/smoke/table4_imagenet_resnet50-on-wrn10_1/none/seed0"  # Table 4's smoke run: the folder names WRN-10-1
     )
     paper = [run for run in plan("table5", "paper", (0,)) if run.app == "detect"]
     assert all(not any(override.startswith("scale.") for override in run.overrides) for run in paper)

@@ -19,6 +19,7 @@ from dada.search.variant import VARIANTS, get_variant
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "dada-official-policies.json"
 MEAN, STD = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
 TAU = 0.5  # the relaxation's temperature in these tests (the paper's is in conf/estimator/)
+FD_EPSILON = 0.01  # Eq. 19's step (conf/search/_base.yaml: search.fd_epsilon)
 
 
 class Recorder(torch.nn.Module):
@@ -55,7 +56,7 @@ def _optimizer(variant: str, estimator: str = "gumbel", cutout: int = 4, seed: i
     inputs = SearchInputs(space, MEAN, STD, cutout, generator, official=official.on_network_input)
     network = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     policy = torch.optim.Adam(list(space.parameters()) + list(estimator.parameters()), lr=5e-3, betas=(0.5, 0.999))
-    return BiLevelOptimizer(model, space, estimator, network, policy, 5.0, inputs, official), generator
+    return BiLevelOptimizer(model, space, estimator, network, policy, 5.0, inputs, FD_EPSILON, official), generator
 
 
 def _batches(seed: int = 1):
@@ -219,6 +220,7 @@ def test_first_order_mode_warns():
             optimizer.policy_optimizer,
             5.0,
             optimizer.inputs,
+            FD_EPSILON,
             mode="first_order",
         )
 

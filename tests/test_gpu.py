@@ -14,9 +14,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from dada import estimators
+from dada.data.search_set import prepare_search_data
 from dada.ops import OP_NAMES, apply_indexed
 from dada.policy import Policy
-from dada.search.loop import SearchRun, prepare_data
+from dada.search.loop import SearchRun
 from dada.tracking import DeviceClock
 
 pytestmark = [
@@ -54,7 +55,7 @@ class OffDevice(TorchDispatchMode):
 def test_search_step_stays_on_the_device(search_config, estimator):
     cfg = search_config(f"estimator={estimator}", f"device={DEVICE.type}")
     run = SearchRun(cfg)
-    split = prepare_data(cfg, run.device)
+    split = prepare_search_data(cfg.dataset, run.device)
     index = torch.arange(run.batch_size, device=run.device)
     train, val = run.train_batch(split, index), run.val_batch(split, index)
     with OffDevice(run.device) as off:

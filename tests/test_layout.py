@@ -39,7 +39,7 @@ def test_hand_started_runs_are_found_by_the_analysis(tmp_path, capsys):
     """The README's commands, without run_dir: a search, then an evaluation of its policy, both listed."""
     search = compose_config("search", [*SEARCH_SMOKE, f"runs_root={tmp_path}"])
     SearchRun(search).run()
-    expected = layout.run_dir(tmp_path, "smoke", "search_fashion-mnist", "relax", 0)
+    expected = layout.run_dir(tmp_path, "smoke", "search_fashion-mnist-on-wrn10_1", "relax", 0)  # the network ran
     assert Path(search.run_dir) == expected and (expected / "policy.json").exists()
     train = compose_config(
         "train",
@@ -54,12 +54,12 @@ def test_hand_started_runs_are_found_by_the_analysis(tmp_path, capsys):
     TrainRun(train).run()
     runs = read_runs(tmp_path)
     assert set(zip(runs["experiment"], runs["variant"], runs["app"])) == {
-        ("search_fashion-mnist", "relax", "search"),
-        ("train_fashion-mnist_wrn40_2", "dada", "train"),
+        ("search_fashion-mnist-on-wrn10_1", "relax", "search"),
+        ("train_fashion-mnist_wrn40_2-on-wrn10_1", "dada", "train"),
     }
     analysis_main(["runs", "--runs", str(tmp_path)])
     listing = capsys.readouterr().out
-    assert "search_fashion-mnist" in listing and "train_fashion-mnist_wrn40_2" in listing
+    assert "search_fashion-mnist-on-wrn10_1" in listing and "train_fashion-mnist_wrn40_2-on-wrn10_1" in listing
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from conftest import compose_config
 from tqdm import tqdm
 
 from reproduce import Run, execute, missing_data, plan, plan_many, runner
-from reproduce.cli import main, parse_seeds, targets_of, thread_override
+from reproduce.cli import local_threads_and_jobs, main, parse_seeds, targets_of
 from reproduce.study import column_jobs, load_design
 from reproduce.tables import LAYOUTS, get_layout, jobs
 
@@ -73,7 +73,7 @@ def test_fast_aa_cells_run_its_released_policy():
     assert fashion.needs is None and fashion.overrides == ("policy=fastaa",)
     table2 = {run.run_dir for run in plan("table2", "smoke", (0,)) if run.variant == "fastaa"}
     assert table2 & {run.run_dir for run in runs.values()} == {  # Table 2's runs give Fig. 1's rows
-        Path(f"runs/smoke/table2_{dataset}_wrn28_10/fastaa/seed0") for dataset in ("cifar10", "cifar100")
+        Path(f"runs/smoke/table2_{dataset}_wrn28_10-on-wrn10_1/fastaa/seed0") for dataset in ("cifar10", "cifar100")
     }
 
 
@@ -171,11 +171,13 @@ def test_runner_with_two_jobs_starts_each_evaluation_after_its_search(tmp_path, 
     assert summaries[searches[1].run_dir]["started"] < summaries[searches[0].run_dir]["ended"]  # two at once
 
 
-def test_parallel_runs_share_the_cpus_unless_threads_is_pinned():
-    assert thread_override(1, [], cpus=16) == []
-    assert thread_override(2, [], cpus=16) == ["threads=8"]
-    assert thread_override(4, [], cpus=2) == ["threads=1"]
-    assert thread_override(2, ["threads=3"], cpus=16) == []
+def test_smoke_and_mini_pin_one_thread_per_run_and_fill_the_cores_unless_told_otherwise():
+    assert local_threads_and_jobs("smoke", None, [], cpus=16) == (["threads=1"], 16)
+    assert local_threads_and_jobs("mini", 2, [], cpus=16) == (["threads=1"], 2)
+    assert local_threads_and_jobs("smoke", None, ["threads=4"], cpus=16) == ([], 4)
+    assert local_threads_and_jobs("paper", None, [], cpus=16) == ([], 1)  # the paper: torch's default threads
+    assert local_threads_and_jobs("paper", 2, [], cpus=16) == (["threads=8"], 2)  # runs share the CPUs
+    assert local_threads_and_jobs("paper", 2, ["threads=3"], cpus=16) == ([], 2)
     with pytest.raises(SystemExit):
         main(["table1", "--jobs", "0", "--dry-run"])
 
@@ -230,4 +232,4 @@ def test_layout_names_are_checked():
         get_layout("table7")
     with pytest.raises(ValueError, match="unknown scale"):
         plan("table1", "tiny")
-    assert os.path.basename(str(plan("fig3a", "smoke")[0].run_dir.parent.parent)) == "search_fashion-mnist"
+    assert os.path.basename(str(plan("fig3a", "smoke")[0].run_dir.parent.parent)) == "search_fashion-mnist-on-wrn10_1"

@@ -40,7 +40,8 @@ def test_finite_difference_matches_double_backward():
     params = dict(model.named_parameters())
     direction = [torch.randn_like(p) for p in params.values()]
     lr = 0.1
-    objective = finite_difference(model, params, {}, direction, _augmented(images, d), labels, lr).objectives().sum()
+    objective = finite_difference(model, params, {}, direction, _augmented(images, d), labels, lr, 0.01)
+    objective = objective.objectives().sum()
     (approximate,) = torch.autograd.grad(objective, d)
 
     loss = torch.nn.functional.cross_entropy(model(_augmented(images, d)), labels)
@@ -125,7 +126,7 @@ def test_same_seed_same_policy(search_config, tmp_path):
 def test_search_recipe_composes_for_every_data_set(dataset):
     """conf/search/<dataset>.yaml lists conf/search/_base.yaml: every key set, the shared values, the set's own."""
     required = ["dataset.root=mine", "dataset.num_classes=5"] if dataset == "folder" else []  # the user's data
-    cfg = compose_config("search", [f"dataset={dataset}", "run_dir=unused", *required])
+    cfg = compose_config("search", [f"dataset={dataset}", "scale=paper", "run_dir=unused", *required])
     validate(cfg)
     assert not OmegaConf.missing_keys(cfg.search) and not OmegaConf.missing_keys(cfg.estimator)
     recipe, own = cfg.search, OmegaConf.load(Path(CONF_DIR) / "search" / f"{dataset}.yaml")

@@ -91,8 +91,8 @@ def test_search_checkpoint_resumes_through_the_safe_loader(search_config, estima
     cfg = search_config(f"estimator={estimator}")
     SearchRun(cfg).run()
     resumed = SearchRun(cfg)
-    resumed._resume()
     saved = checkpoint.load(tmp_path / "run" / "checkpoint.pt")
+    resumed.resume(saved)
     assert resumed.start_epoch == saved["epoch"] + 1 == 1
     assert all(torch.equal(value, saved["model"][key]) for key, value in resumed.model.state_dict().items())
     assert resumed.scheduler.state_dict() == saved["scheduler"]

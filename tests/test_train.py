@@ -165,18 +165,18 @@ def test_cutout_zeroes_a_square_after_normalisation(cifar_batch):
 
 @pytest.mark.parametrize("model,dataset", PAPER_PAIRS)
 def test_every_paper_pair_has_a_recipe(model, dataset):
-    recipe = compose_train(f"model={model}", f"dataset={dataset}").recipe
+    recipe = compose_train(f"model={model}", f"dataset={dataset}", "scale=paper").recipe
     assert recipe.epochs in (200, 270, 1800) and recipe.lr > 0 and recipe.weight_decay > 0
     assert recipe.nesterov and recipe.momentum == 0.9
 
 
 def test_recipes_hold_the_papers_values():
-    wrn = compose_train("model=wrn40_2", "dataset=cifar10").recipe
+    wrn = compose_train("model=wrn40_2", "dataset=cifar10", "scale=paper").recipe
     assert (wrn.batch_size, wrn.lr, wrn.weight_decay) == (512, 0.1, 2e-4)
     assert (wrn.warmup_multiplier, wrn.warmup_epochs, wrn.grad_clip) == (4, 5, 5)
-    pyramid = compose_train("model=pyramidnet272_a200_shakedrop", "dataset=cifar100").recipe
+    pyramid = compose_train("model=pyramidnet272_a200_shakedrop", "dataset=cifar100", "scale=paper").recipe
     assert (pyramid.batch_size, pyramid.lr, pyramid.weight_decay, pyramid.warmup_epochs) == (64, 0.025, 5e-4, 0)
-    resnet = compose_train("model=resnet50", "dataset=imagenet").recipe
+    resnet = compose_train("model=resnet50", "dataset=imagenet", "scale=paper").recipe
     assert (resnet.schedule, list(resnet.milestones), resnet.grad_clip, resnet.warmup_multiplier) == (
         "multistep",
         [90, 180, 240],
@@ -185,8 +185,8 @@ def test_recipes_hold_the_papers_values():
     )
 
 
-def _lrs(recipe, scale, train_size):
-    schedule = plan_schedule(recipe, scale, train_size)
+def _lrs(recipe, train_size):
+    schedule = plan_schedule(recipe, train_size)
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=recipe.lr * recipe.warmup_multiplier)
     scheduler = create_scheduler(optimizer, recipe, schedule)
     lrs = []
@@ -198,7 +198,7 @@ def _lrs(recipe, scale, train_size):
 
 def test_warmup_ramps_to_four_times_the_lr_then_cosine_to_zero():
     cfg = compose_train("model=wrn40_2", "dataset=cifar10", "scale=paper")
-    schedule, lrs = _lrs(cfg.recipe, cfg.scale, train_size=50_000)
+    schedule, lrs = _lrs(cfg.recipe, train_size=50_000)
     assert schedule.steps_per_epoch == 97 and schedule.warmup_steps == 5 * 97
     assert lrs[0] == pytest.approx(0.1) and lrs[schedule.warmup_steps] == pytest.approx(0.4)
     assert all(a < b for a, b in zip(lrs[: schedule.warmup_steps], lrs[1 : schedule.warmup_steps + 1]))
@@ -207,15 +207,17 @@ def test_warmup_ramps_to_four_times_the_lr_then_cosine_to_zero():
 
 
 def test_scale_train_batch_size_caps_the_evaluation_batch_only():
-    cfg = compose_train("model=wrn40_2", "dataset=fashion-mnist", "scale=mini")
-    assert plan_schedule(cfg.recipe, cfg.scale, train_size=500).batch_size == cfg.scale.train_batch_size
-    cfg.scale.train_batch_size = None  # null: the scale's batch_size, which the search also takes
-    assert plan_schedule(cfg.recipe, cfg.scale, train_size=500).batch_size == cfg.scale.batch_size
+    cfg = compose_train("dataset=fashion-mnist", "scale=mini")
+    assert cfg.recipe.batch_size == 64 == plan_schedule(cfg.recipe, train_size=500).batch_size  # mini: 64
+    assert compose_app_config("search", ["dataset=fashion-mnist", "scale=mini"]).search.batch_size == 128
+    # null: the scale's batch_size, which the search also takes
+    fallback = compose_train("dataset=fashion-mnist", "scale=mini", "scale.train_batch_size=null")
+    assert fallback.recipe.batch_size == 128
 
 
 def test_multistep_divides_the_lr_by_ten_at_each_scaled_milestone():
     cfg = compose_train("model=resnet50", "dataset=imagenet", "scale=paper", "scale.train_epochs=27")
-    schedule, lrs = _lrs(cfg.recipe, cfg.scale, train_size=10 * 1024)
+    schedule, lrs = _lrs(cfg.recipe, train_size=10 * 1024)
     assert schedule.milestone_steps == (90, 180, 240) and schedule.warmup_steps == 3  # a tenth of 270 epochs
     after_warmup = [lrs[schedule.warmup_steps + step] for step in (0, 89, 90, 179, 180, 240)]
     assert after_warmup == pytest.approx([0.4, 0.4, 0.04, 0.04, 0.004, 0.0004])
@@ -240,7 +242,11 @@ def test_imagenet_pipeline_reads_an_image_folder(tmp_path, policy_file):
                 pixels = np.random.default_rng(index * 10 + item).integers(0, 256, (40, 48, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(tmp_path / "imagenet" / split / wnid / f"{item}.png")
     cfg = compose_train(
-        "dataset=imagenet", "model=resnet50", f"dataset.root={tmp_path}", *_policy_overrides("dada", policy_file)
+        "dataset=imagenet",
+        "model=resnet50",
+        "scale=paper",
+        f"dataset.root={tmp_path}",
+        *_policy_overrides("dada", policy_file),
     )
     augmentation = create_augmentation(cfg.policy, "imagenet", 0, in_memory=False)
     train = pipeline.load_train_split(cfg.dataset, augmentation, cfg.recipe, size=4, seed=0)
@@ -303,8 +309,8 @@ def test_unknown_config_key_fails_at_composition():
 
 def test_run_name_and_folder_follow_the_choices():
     cfg = compose_train("policy=random", "seed=4", "tag=-try2")
-    assert cfg.name == "train-fashion-mnist-wrn40_2-random-smoke-try2"
-    assert cfg.run_dir == "runs/smoke/train_fashion-mnist_wrn40_2/random-try2/seed4"  # dada.layout
+    assert cfg.name == "train-fashion-mnist-wrn10_1-random-smoke-try2"  # the network that runs at smoke scale
+    assert cfg.run_dir == "runs/smoke/train_fashion-mnist_wrn40_2-on-wrn10_1/random-try2/seed4"  # dada.layout
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ class DetectDatasetConfig:
 @dataclass
 class DetectorConfig:
     name: str = MISSING  # retinanet | faster_rcnn | mask_rcnn
-    lr: float = valid("> 0")  # at the schedule's batch_size; scaled linearly with a smaller batch
+    lr: float = valid("> 0")  # at the schedule's batch_size; a scale's smaller batch scales it linearly (dada.scale)
     kwargs: dict[str, Any] = field(default_factory=dict)  # to torchvision's detector class
 
 
@@ -38,7 +38,7 @@ class DetectScheduleConfig:
     batch_size: int = valid(">= 1")  # the batch the detector's lr is given at
     momentum: float = valid("[0, 1)")
     weight_decay: float = valid(">= 0")
-    milestones: list[int] = valid(">= 1")  # epochs after which the lr drops by gamma
+    milestones: list[float] = valid("> 0")  # epochs after which the lr drops by gamma
     gamma: float = valid("(0, 1]")
     warmup_iters: int = valid(">= 0")  # iterations of linear warmup, 0 for none
     warmup_ratio: float = valid("(0, 1]")  # the warmup's starting fraction of the lr
@@ -73,11 +73,10 @@ class DetectAppConfig:
     run_dir: str = MISSING
     experiment_name: str = "detect_${dataset.name}_${detector.name}"
     variant_name: str = "${backbone.name}${tag}"  # run_dir's variant: the backbone's column
-    subset_seed: int = valid(
-        f"[0, {SEED_MAX}]", 0
-    )  # scaled-down runs: the same train/test images for every seed and backbone
-    num_workers: int = valid(">= 0", 4)  # DataLoader workers (scale.num_workers replaces it when set)
-    log_every: int = valid(">= 1", 20)  # iterations between step-level metrics
+    subset_seed: int = valid(f"[0, {SEED_MAX}]", 0)  # scaled-down runs: the same images for every seed, backbone
+    num_workers: int = valid(">= 0", 4)  # DataLoader workers
+    train_images: Optional[int] = valid(">= 1", None)  # a subset of the training images with instances; null: all
+    test_images: Optional[int] = valid(">= 1", None)  # a subset of the test images; null: all
     tag: str = ""
 
 

@@ -14,8 +14,7 @@ import torch
 
 from dada import checkpoint
 from dada.files import UnreadableFileError, read_yaml
-from dada.runtime import finished_summary
-from dada.schemas import TrainSummary, parse_summary
+from dada.layout import RunFolder
 
 BACKBONE_MODEL = "resnet50"
 
@@ -39,24 +38,20 @@ class BackboneRun:
 def read_backbone_run(run_dir: str | Path) -> BackboneRun:
     """The finished ResNet-50 run at ``run_dir``; BackboneRunError says what is wrong and what to run."""
     run_dir = Path(run_dir)
-    summary = finished_summary(run_dir) if run_dir.is_dir() else None
-    if summary is None:
-        raise BackboneRunError(
-            f"backbone run {run_dir} has not finished (no summary.json with status FINISHED there): train it first, "
-            f"e.g. python -m dada.train model=resnet50 ... run_dir={run_dir}, or point backbone.run at a finished one"
-        )
-    typed = parse_summary(summary)
-    if not isinstance(typed, TrainSummary):
-        raise BackboneRunError(f"backbone run {run_dir} is a {typed.app} run; it must be a dada.train run")
+    advice = (
+        f"train it first, e.g. python -m dada.train model=resnet50 ... run_dir={run_dir}, or point backbone.run at a "
+        f"finished one"
+    )
+    typed = RunFolder(run_dir).finished_run("train", "backbone run", advice, BackboneRunError)
     if typed.model != BACKBONE_MODEL:
         raise BackboneRunError(
             f"backbone run {run_dir} trained {typed.model}, not {BACKBONE_MODEL}: the detectors take a ResNet-50 body. "
             f"At a reduced scale dada.train swaps the network (scale.model); train with scale.model=null to keep it"
         )
-    state = checkpoint.load(run_dir / "checkpoint.pt", kind="train")
+    state = checkpoint.load(RunFolder(run_dir).checkpoint, kind="train")
     if state is None:
         raise BackboneRunError(f"backbone run {run_dir} has no checkpoint.pt: its weights are gone; train it again")
-    mean, std = _normalisation(run_dir / "config.yaml")
+    mean, std = _normalisation(RunFolder(run_dir).config)
     return BackboneRun(
         run_dir, typed.policy.name if typed.policy else "unknown", typed.dataset, mean, std, state["model"]
     )

@@ -8,7 +8,6 @@ COCO's server scores).
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -23,43 +22,39 @@ from dada.detect._config import validate
 from dada.detect.backbone import read_backbone_run
 from dada.detect.embedded import build_embedded
 from dada.detect.schedule import create_optimizer, create_scheduler, plan_detection_schedule
-from dada.runtime import (
-    check_identity,
-    finished_summary,
-    refuse_non_finite,
-    resolve_device,
-    run_identity,
-    run_lock,
-    save_hydra_record,
-    seed_everything,
-)
-from dada.schemas import DetectSummary, EvalCost
-from dada.tracking import DeviceClock, tracker_for
+from dada.run import RunLifecycle
+from dada.runtime import resolve_device, seed_everything
+from dada.scale import scale_name
+from dada.schemas import DetectSummary
+from dada.tracking import DeviceClock
+from dada.tracking.cost import eval_cost
 from dada.train.loop import stream_seed
 
 log = logging.getLogger(__name__)
 ORDER_STREAM = 0
-IDENTITY_KEYS = ("dataset", "detector", "schedule", "backbone", "scale", "seed", "subset_seed")
 
 
-class DetectRun:
-    """One seeded detection run; ``run()`` holds the run folder's lock, resumes, and is a no-op once finished."""
+class DetectRun(RunLifecycle):
+    """One seeded detection run; ``run()`` holds the run folder's lock, resumes, and is a no-op once finished
+    (`dada.run.RunLifecycle`)."""
+
+    app, noun, lower = "detect", "detection", "detector.lr or lengthen schedule.warmup_iters"
+    identity_keys = (
+        *("dataset", "detector", "schedule", "backbone", "scale", "seed"),
+        *("subset_seed", "train_images", "test_images"),
+    )
 
     def __init__(self, cfg: DictConfig):
-        validate(cfg)
-        self.cfg = cfg
-        self.run_dir = Path(cfg.run_dir)
+        super().__init__(cfg, validate)
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed, deterministic=cfg.deterministic, threads=cfg.threads)
         self.order_generator = torch.Generator().manual_seed(stream_seed(cfg.seed, ORDER_STREAM))
-        self.identity = run_identity(cfg, IDENTITY_KEYS)
         self.masks = cfg.detector.name in models.MASK_DETECTORS
-        self.num_workers = cfg.num_workers if cfg.scale.num_workers is None else cfg.scale.num_workers
-        self.start_epoch, self.history, self.seconds = 0, [], {"train": 0.0, "total": 0.0}
+        self.history, self.seconds = [], {"train": 0.0, "total": 0.0}
 
     @property
-    def checkpoint_path(self) -> Path:
-        return self.run_dir / "checkpoint.pt"
+    def epochs(self) -> int:
+        return self.schedule.epochs
 
     # -- data, model, optimiser ----------------------------------------------------------------------------------
 
@@ -73,13 +68,11 @@ class DetectRun:
         test = datasets.coco_split(*spec.paths(root, "val"), train=False)
         self.coco = test.coco
         self.num_classes = datasets.num_classes(train)
-        self.train_split = datasets.subset(
-            train, datasets.with_instances(train), cfg.scale.train_images, cfg.subset_seed
-        )
-        self.test_split = datasets.subset(test, list(range(len(test))), cfg.scale.test_images, cfg.subset_seed)
+        self.train_split = datasets.subset(train, datasets.with_instances(train), cfg.train_images, cfg.subset_seed)
+        self.test_split = datasets.subset(test, list(range(len(test))), cfg.test_images, cfg.subset_seed)
         self.test_ids = [test.ids[index] for index in self.test_split.indices]
 
-    def _prepare(self) -> None:
+    def prepare(self) -> None:
         cfg = self.cfg
         self._data()
         self.backbone = read_backbone_run(cfg.backbone.run)
@@ -95,7 +88,7 @@ class DetectRun:
         models.load_backbone(self.model, self.backbone.model_state, f"backbone run {self.backbone.run_dir}")
         models.freeze_stages(self.model, cfg.backbone.frozen_stages)
         self.model.to(self.device)
-        self.schedule = plan_detection_schedule(cfg.schedule, cfg.scale, cfg.detector.lr, len(self.train_split))
+        self.schedule = plan_detection_schedule(cfg.schedule, cfg.detector.lr, len(self.train_split))
         self.optimizer = create_optimizer(self.model, cfg.schedule, self.schedule)
         self.scheduler = create_scheduler(self.optimizer, self.schedule)
         self.train_batches = DataLoader(
@@ -103,13 +96,13 @@ class DetectRun:
             batch_size=self.schedule.batch_size,
             shuffle=True,
             generator=self.order_generator,
-            num_workers=self.num_workers,
+            num_workers=cfg.num_workers,
             collate_fn=datasets.collate,
         )
         self.test_batches = DataLoader(
             self.test_split,
             batch_size=self.schedule.batch_size,
-            num_workers=self.num_workers,
+            num_workers=cfg.num_workers,
             collate_fn=datasets.collate,
         )
         log.info(
@@ -125,11 +118,8 @@ class DetectRun:
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
 
-    def _state(self, epoch: int) -> dict[str, Any]:
+    def checkpoint_state(self) -> dict[str, Any]:
         return {
-            "kind": "detect",
-            "epoch": epoch,
-            "identity": self.identity,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -139,46 +129,30 @@ class DetectRun:
             "seconds": self.seconds,
         }
 
-    def _resume(self, state: dict | None) -> None:
-        if state is None:
-            return
-        try:
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            self.order_generator.set_state(state["order_generator"])
-            checkpoint.set_rng_state(state["rng"])
-        except (RuntimeError, KeyError, ValueError, TypeError) as error:
-            raise checkpoint.WrongCheckpointError(
-                f"checkpoint {self.checkpoint_path} does not fit this run ({self.cfg.detector.name}): "
-                f"{type(error).__name__}: {str(error).splitlines()[0]}. It was not overwritten: resume with the "
-                f"settings it was written with, or choose another run_dir"
-            ) from None
-        self.start_epoch, self.history, self.seconds = state["epoch"] + 1, state["history"], state["seconds"]
-        log.info("resumed %s after epoch %d", self.run_dir, state["epoch"] + 1)
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.order_generator.set_state(state["order_generator"])
+        checkpoint.set_rng_state(state["rng"])
+        self.history, self.seconds = state["history"], state["seconds"]
+
+    def describe(self) -> str:
+        return self.cfg.detector.name
 
     # -- training and evaluation ---------------------------------------------------------------------------------
 
-    def _train_step(self, images, targets, epoch: int, step: int) -> dict[str, float]:
+    def train_step(self, images, targets, epoch: int, step: int) -> dict[str, float]:
         images = [image.to(self.device) for image in images]
         targets = [
             {key: value.as_subclass(torch.Tensor).to(self.device) for key, value in target.items() if key != "image_id"}
             for target in targets
         ]
         losses = self.model(images, targets)
-        loss = sum(losses.values())
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(
-                f"non-finite detection loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1}; the last good "
-                f"checkpoint, {self.checkpoint_path}, is kept. Lower detector.lr or lengthen schedule.warmup_iters"
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.schedule.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], self.cfg.schedule.grad_clip)
-        self.optimizer.step()
+        parameters, clip = self.optimizer.param_groups[0]["params"], self.cfg.schedule.grad_clip
+        loss = self.optimizer_step(sum(losses.values()), parameters, clip, epoch, step)
         self.scheduler.step()
-        return {"loss": loss.item(), **{name: value.item() for name, value in losses.items()}}
+        return {"loss": loss, **{name: value.item() for name, value in losses.items()}}
 
     def _train_epoch(self, epoch: int, tracker) -> dict[str, float]:
         models.set_train_mode(self.model, self.cfg.backbone.norm_eval)
@@ -187,10 +161,10 @@ class DetectRun:
         for step, (images, targets) in enumerate(progress):
             global_step = epoch * self.schedule.steps_per_epoch + step
             lr = self.optimizer.param_groups[0]["lr"]
-            losses = self._train_step(images, targets, epoch, step)
+            losses = self.train_step(images, targets, epoch, step)
             totals = {name: totals.get(name, 0.0) + value for name, value in losses.items()}
             progress.set_postfix(loss=f"{losses['loss']:.3f}")
-            if global_step % self.cfg.log_every == 0:
+            if global_step % self.cfg.logger.log_every == 0:
                 tracker.log_metrics({"step/train_loss": losses["loss"], "step/lr": lr}, step=global_step)
         return {f"train/{name}": total / self.schedule.steps_per_epoch for name, total in totals.items()}
 
@@ -205,7 +179,7 @@ class DetectRun:
                 results += evaluate.detections_to_results(target["image_id"], output)
         return evaluate.coco_metrics(self.coco, results, self.test_ids, masks=self.masks)
 
-    def _epoch(self, epoch: int, tracker) -> dict[str, float]:
+    def train_epoch(self, epoch: int, tracker) -> dict[str, float]:
         with DeviceClock(self.device) as clock:
             metrics = self._train_epoch(epoch, tracker)
         self.seconds = {"train": self.seconds["train"] + clock.seconds, "total": self.seconds["total"] + clock.seconds}
@@ -214,74 +188,39 @@ class DetectRun:
 
     # -- the run -------------------------------------------------------------------------------------------------
 
-    def _tracker(self):
-        tags = {
-            "app": "detect",
-            "dataset": self.cfg.dataset.name,
-            "model": self.cfg.detector.name,
-            "backbone": str(self.cfg.backbone.run),
-            "scale": self.cfg.scale.name,
-            "table": self.cfg.table,
-            "seed": str(self.cfg.seed),
-        }
-        return tracker_for(self.cfg, self.run_dir, tags, resume_epoch=self.start_epoch)
+    def tags(self) -> dict[str, str]:
+        return {"model": self.cfg.detector.name, "backbone": str(self.cfg.backbone.run)}
 
-    def run(self) -> dict:
-        with run_lock(self.run_dir):
-            return self._run()
+    def keep(self, metrics: dict[str, float]) -> None:
+        self.history.append(metrics)
 
-    def _run(self) -> dict:
-        state = checkpoint.load(self.checkpoint_path, kind="detect")
-        check_identity(self.run_dir, state and state.get("identity"), self.identity)
-        finished = finished_summary(self.run_dir)
-        if finished is not None:
-            log.info("%s is finished; nothing to do", self.run_dir)
-            return finished
-        save_hydra_record(self.run_dir, self.cfg)
-        self._prepare()
-        self._resume(state)
-        with self._tracker() as tracker:
-            for epoch in range(self.start_epoch, self.schedule.epochs):
-                metrics = self._epoch(epoch, tracker)
-                self._check_finite(f"after epoch {epoch + 1}", metrics)
-                self.history.append(metrics)
-                tracker.log_metrics(metrics, step=(epoch + 1) * self.schedule.steps_per_epoch)
-                checkpoint.save_atomic(self._state(epoch), self.checkpoint_path)
-                log.info("epoch %d: %s", epoch + 1, {key: round(value, 4) for key, value in metrics.items()})
-            with DeviceClock(self.device) as clock:
-                ap = self.evaluate()
-            self.seconds["total"] += clock.seconds
-            log.info("COCO AP (%%): %s", ap)
-            scores = {f"test/{name}": value for name, value in ap.items() if value is not None}
-            tracker.log_metrics(scores, step=self.schedule.total_steps)
-            summary = self._summary(ap)
-            tracker.set_summary(summary)
-        return {"status": "FINISHED", **summary}
+    def log_epoch(self, epoch: int, metrics: dict[str, float], tracker) -> None:
+        tracker.log_metrics(metrics, step=(epoch + 1) * self.schedule.steps_per_epoch)
 
-    def _check_finite(self, where: str, metrics: dict[str, float]) -> None:
-        """Refuse a diverged detector (non-finite losses or weights) before it reaches a checkpoint or a summary."""
-        refuse_non_finite(
-            where,
-            metrics,
-            {"detector": self.model},
-            f"Nothing of it was saved; the last good checkpoint, {self.checkpoint_path}, is kept. Lower detector.lr",
-        )
+    def finite_modules(self) -> dict[str, torch.nn.Module]:
+        return {"detector": self.model}
+
+    def finish(self, tracker) -> dict[str, Any]:
+        """The final epoch's detector scored on the test images."""
+        with DeviceClock(self.device) as clock:
+            ap = self.evaluate()
+        self.seconds["total"] += clock.seconds
+        log.info("COCO AP (%%): %s", ap)
+        scores = {f"test/{name}": value for name, value in ap.items() if value is not None}
+        tracker.log_metrics(scores, step=self.schedule.total_steps)
+        return self._summary(ap)
+
+    def result(self, summary) -> str:
+        return f"box AP {summary.get('ap_bbox')} % (checkpoint {self.checkpoint_path})"
 
     def _summary(self, ap: dict[str, float | None]) -> dict[str, Any]:
-        clock = DeviceClock(self.device)
-        cost = EvalCost(
-            unit=clock.unit,
-            device_name=clock.device_name,
-            device_count=clock.device_count,
-            num_threads=clock.num_threads,
-            eval_device_hours=clock.device_count * self.seconds["total"] / 3600,
-        )
+        cost = eval_cost(DeviceClock(self.device), self.seconds["total"])
         return DetectSummary(
             name=self.cfg.name,
             seed=self.cfg.seed,
             dataset=self.cfg.dataset.name,
             model=f"{self.cfg.detector.name}_resnet50_fpn",
-            scale=self.cfg.scale.name,
+            scale=scale_name(self.cfg),
             epochs=self.schedule.epochs,
             detector=self.cfg.detector.name,
             backbone_run=str(self.backbone.run_dir),

@@ -38,20 +38,16 @@ class DetectionSchedule:
         return warmup * self.gamma ** sum(step >= milestone for milestone in self.milestone_steps)
 
 
-def plan_detection_schedule(schedule, scale, detector_lr: float, train_size: int) -> DetectionSchedule:
-    """``schedule`` (conf/detect_schedule/) for ``train_size`` images; the scale's non-null fields replace the
-    epochs and cap the batch (``train_batch_size``, else ``batch_size``)."""
-    epochs = schedule.epochs if scale.train_epochs is None else scale.train_epochs
-    cap = scale.batch_size if scale.train_batch_size is None else scale.train_batch_size
-    batch_size = schedule.batch_size if cap is None else min(schedule.batch_size, cap)
-    steps_per_epoch = math.ceil(train_size / batch_size)
-    fraction = epochs / schedule.epochs
-    milestones = tuple(round(epoch * fraction * steps_per_epoch) for epoch in schedule.milestones)
+def plan_detection_schedule(schedule, detector_lr: float, train_size: int) -> DetectionSchedule:
+    """``schedule`` (conf/detect_schedule/) for ``train_size`` images at ``detector_lr`` (a scaled schedule's
+    epochs, milestones and batch, and the lr that follows the batch, come from `dada.scale.apply_scale`)."""
+    steps_per_epoch = math.ceil(train_size / schedule.batch_size)
+    milestones = tuple(round(epoch * steps_per_epoch) for epoch in schedule.milestones)
     return DetectionSchedule(
-        epochs=epochs,
-        batch_size=batch_size,
+        epochs=schedule.epochs,
+        batch_size=schedule.batch_size,
         steps_per_epoch=steps_per_epoch,
-        lr=detector_lr * batch_size / schedule.batch_size,
+        lr=detector_lr,
         warmup_steps=schedule.warmup_iters,
         warmup_ratio=schedule.warmup_ratio,
         milestone_steps=milestones,

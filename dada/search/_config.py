@@ -50,8 +50,8 @@ class SearchRecipe:
     alpha_init: float = MISSING
     probability_init: float = valid("[0, 1]")
     magnitude_init: float = valid("[0, 1]")
+    fd_epsilon: float = valid("> 0")  # Eq. 19's finite-difference step, divided by the direction's norm
     top_k: int = MISSING
-    log_every: int = valid(">= 1")
 
 
 @dataclass

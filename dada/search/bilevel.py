@@ -96,10 +96,12 @@ def finite_difference(
     images: torch.Tensor,
     labels: torch.Tensor,
     lr: float | None,
+    step: float,
 ) -> FiniteDifference:
-    """Eq. 18-19 with ε = 0.01/‖v‖; ``lr=None`` drops ζ (official). The sum's d-gradient is Eq. 18's product."""
+    """Eq. 18-19 with ε = ``step``/‖v‖ (``search.fd_epsilon``); ``lr=None`` drops ζ (official). The sum's d-gradient
+    is Eq. 18's product."""
     norm = torch.sqrt(sum((v * v).sum() for v in direction))
-    epsilon = 0.01 / norm.clamp_min(1e-12)
+    epsilon = step / norm.clamp_min(1e-12)
     plus = {n: w.detach() + epsilon * v for (n, w), v in zip(params.items(), direction)}
     minus = {n: w.detach() - epsilon * v for (n, w), v in zip(params.items(), direction)}
     batch = len(labels)
@@ -124,6 +126,7 @@ class BiLevelOptimizer:
         policy_optimizer: torch.optim.Optimizer,
         grad_clip: float,
         inputs: SearchInputs,
+        fd_epsilon: float,
         variant: Variant = VARIANTS["official"],
         mode: str = "unrolled",
         sampling: str = "batch",
@@ -137,6 +140,7 @@ class BiLevelOptimizer:
         self.model, self.space, self.estimator, self.inputs = model, space, estimator, inputs
         self.network_optimizer, self.policy_optimizer = network_optimizer, policy_optimizer
         self.grad_clip, self.variant, self.mode, self.sampling = grad_clip, variant, mode, sampling
+        self.fd_epsilon = fd_epsilon
 
     def step(
         self,
@@ -195,6 +199,7 @@ class BiLevelOptimizer:
                 augmented,
                 train_labels,
                 lr if self.variant.scale_by_lr else None,
+                self.fd_epsilon,
             )
             objectives = difference.objectives()
         else:

@@ -16,24 +16,22 @@ It writes what a search writes for its evaluations and the analysis: ``policy.js
 from __future__ import annotations
 
 import json
-import logging
-from pathlib import Path
+from typing import Any, Mapping
 
 import hydra
 import torch
 from omegaconf import DictConfig
 
-from dada.config import register_app_schemas
+from dada.cli import run_app
+from dada.config import CONF_DIR
+from dada.files import write_atomic
 from dada.policy import Policy
-from dada.runtime import finished_summary, run_lock, save_hydra_record
+from dada.run import RunLifecycle
 from dada.schemas import SearchSummary
 from dada.search._config import validate
-from dada.search.loop import top_overlap
+from dada.search.loop import SearchRun, top_overlap
 from dada.search.policy_metrics import numbered_metrics
 from dada.search.space import SearchSpace
-from dada.tracking import tracker_for
-
-log = logging.getLogger(__name__)
 
 
 def initial_space(recipe: DictConfig) -> SearchSpace:
@@ -49,44 +47,59 @@ def initial_policy(recipe: DictConfig, seed: int, name: str = "dada-search-step0
     return initial_space(recipe).export(recipe.top_k, name=name, generator=generator)
 
 
+class InitialExport(RunLifecycle):
+    """A search of no epochs: the shared lifecycle (lock, identity, a finished folder left as it is, summary, tracker)
+    around the step-0 export."""
+
+    app, noun = "search", "step-0 export"
+    identity_keys, lower, rename = SearchRun.identity_keys, SearchRun.lower, SearchRun.rename
+    epochs = 0
+
+    def __init__(self, cfg: DictConfig):
+        super().__init__(cfg, validate)
+
+    def prepare(self) -> None:
+        self.space = initial_space(self.cfg.search)
+
+    def finite_modules(self) -> dict[str, torch.nn.Module]:
+        return {"policy": self.space}
+
+    def tags(self) -> dict[str, str]:
+        return {"model": self.cfg.model.name, "estimator": self.cfg.estimator.name}
+
+    def finish(self, tracker) -> dict[str, Any]:
+        cfg = self.cfg
+        policy = initial_policy(cfg.search, cfg.seed, name=f"{cfg.name}-seed{cfg.seed}-step0")
+        policy_path = policy.save(self.folder.policy)
+        write_atomic(self.run_dir / "policy_archive.json", json.dumps(policy.to_archive()))
+        tracker.log_metrics({"epoch": 0}, step=0, run_folder_only=numbered_metrics(self.space))
+        tracker.log_artifact(policy_path)
+        return SearchSummary(
+            name=cfg.name,
+            seed=cfg.seed,
+            dataset=cfg.dataset.name,
+            model=cfg.model.name,
+            scale=cfg.scale.name,
+            epochs=0,
+            estimator=cfg.estimator.name,
+            variant=cfg.search.variant,
+            policy=str(policy_path),
+            top_overlap_with_other_seeds=top_overlap(self.run_dir, policy),
+        ).to_dict()
+
+    def result(self, summary: Mapping[str, Any]) -> str:
+        return f"policy {summary['policy']} (step 0: no policy step taken)"
+
+
 def export_initial(cfg: DictConfig) -> dict:
     """Write the step-0 policy and its summary into ``cfg.run_dir``; a finished run is returned as it is."""
-    validate(cfg)
-    run_dir = Path(cfg.run_dir)
-    with run_lock(run_dir):
-        finished = finished_summary(run_dir)
-        if finished is not None:
-            log.info("%s is finished; nothing to do", run_dir)
-            return finished
-        save_hydra_record(run_dir, cfg)
-        policy = initial_policy(cfg.search, cfg.seed, name=f"{cfg.name}-seed{cfg.seed}-step0")
-        policy_path = policy.save(run_dir / "policy.json")
-        (run_dir / "policy_archive.json").write_text(json.dumps(policy.to_archive()))
-        tags = {"app": "search", "estimator": cfg.estimator.name, "dataset": cfg.dataset.name, "scale": cfg.scale.name}
-        with tracker_for(cfg, run_dir, {**tags, "table": cfg.table, "seed": str(cfg.seed)}) as tracker:
-            tracker.log_metrics({"epoch": 0}, step=0, run_folder_only=numbered_metrics(initial_space(cfg.search)))
-            summary = SearchSummary(
-                name=cfg.name,
-                seed=cfg.seed,
-                dataset=cfg.dataset.name,
-                model=cfg.scale.model or cfg.model.name,
-                scale=cfg.scale.name,
-                epochs=0,
-                estimator=cfg.estimator.name,
-                variant=cfg.search.variant,
-                policy=str(policy_path),
-                top_overlap_with_other_seeds=top_overlap(run_dir, policy),
-            ).to_dict()
-            tracker.log_artifact(policy_path)
-            tracker.set_summary(summary)
-        return {**summary, "status": "FINISHED"}
+    return InitialExport(cfg).run()
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="search")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="search")
 def main(cfg: DictConfig) -> None:
     export_initial(cfg)
 
 
 if __name__ == "__main__":
-    register_app_schemas("search")
-    main()
+    run_app("search", main)

@@ -5,28 +5,20 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from dada import checkpoint, data, estimators, models, transforms
+from dada import checkpoint, estimators, models, transforms
+from dada.data.search_set import SearchData, prepare_search_data
 from dada.files import read_json, write_atomic
 from dada.plots import policy_heatmap
-from dada.policy import POLICY_CAP
-from dada.runtime import (
-    check_identity,
-    finished_summary,
-    refuse_non_finite,
-    resolve_device,
-    run_identity,
-    run_lock,
-    save_hydra_record,
-    seed_everything,
-)
+from dada.policy import POLICY_CAP, Policy
+from dada.run import RunLifecycle
+from dada.runtime import resolve_device, seed_everything
+from dada.scale import scale_name
 from dada.schemas import (
     SearchCost,
     SearchSummary,
@@ -38,55 +30,9 @@ from dada.search.bilevel import BiLevelOptimizer, StepResult
 from dada.search.policy_metrics import TABLE_NAME, PolicySummaries, numbered_metrics, state_table
 from dada.search.space import SearchSpace
 from dada.search.variant import get_variant
-from dada.tracking import DeviceClock, flops, tracker_for
+from dada.tracking import DeviceClock, flops
 
 log = logging.getLogger(__name__)
-IDENTITY_KEYS = ("dataset", "model", "search", "estimator", "scale", "seed")  # a resume or re-run must keep these
-
-
-@dataclass
-class SearchData:
-    train_images: torch.Tensor  # uint8 [N,3,H,W], on the device
-    train_labels: torch.Tensor
-    val_images: torch.Tensor
-    val_labels: torch.Tensor
-
-
-def reduced_set(dataset: DictConfig, size: int) -> data.LabeledImages:
-    """The reduced training set of section 4.2, in memory: ``size`` images, stratified and seeded.
-
-    An image folder keeps ``dataset.search_classes`` random classes when set (reduced ImageNet: 120), renumbered
-    from 0, and only the chosen images are decoded, at ``dataset.image_size``.
-    """
-    seed = dataset.search_split_seed
-    if data.get_spec(dataset.name).in_memory:
-        full = data.load_images(dataset.name, dataset.root, train=True)
-        return full.subset(data.reduced_indices(full.labels, size, seed=seed))
-    folder = data.load_image_folder(dataset.name, dataset.root, train=True, num_classes=dataset.num_classes)
-    targets = torch.tensor(folder.targets)
-    # The ImageNet pipeline crops at run time: keep a centre square at the validation resize (see FIDELITY.md).
-    decode_size = dataset.search_pipeline.val_resize if dataset.search_pipeline else dataset.image_size
-    if dataset.search_classes:
-        indices, label_map = data.reduced_imagenet_indices(targets, dataset.search_classes, size, seed)
-        return data.decode_images(folder, indices, decode_size, label_map)
-    return data.decode_images(folder, data.reduced_indices(targets, size, seed=seed), decode_size)
-
-
-def prepare_data(cfg: DictConfig, device: torch.device) -> SearchData:
-    """The reduced training set, split 50/50 and stratified into search-train and search-val (section 4.1)."""
-    dataset = cfg.dataset
-    size = dataset.search_images if cfg.scale.search_images is None else cfg.scale.search_images
-    reduced = reduced_set(dataset, size)
-    train_index, val_index = data.search_split(
-        reduced.labels, train_fraction=dataset.search_train_fraction, seed=dataset.search_split_seed
-    )
-    images, labels = reduced.images, reduced.labels
-    return SearchData(
-        images[train_index].to(device),
-        labels[train_index].to(device),
-        images[val_index].to(device),
-        labels[val_index].to(device),
-    )
 
 
 class _GradientMoments:
@@ -117,30 +63,29 @@ class _GradientMoments:
         return out
 
 
-class SearchRun:
+class SearchRun(RunLifecycle):
     """One seeded search; ``run()`` resumes from ``<run_dir>/checkpoint.pt`` and is a no-op once finished.
 
     The config is checked first (unknown keys, out-of-range values); ``run()`` holds the run folder's lock and
-    refuses a folder whose run had other settings.
+    refuses a folder whose run had other settings (`dada.run.RunLifecycle`).
     """
 
+    app, noun = "search", "search"
+    identity_keys = ("dataset", "model", "search", "estimator", "scale", "seed")
+    lower = "search.lr or search.policy_lr"
+    rename = "variant_name=..."
+
     def __init__(self, cfg: DictConfig):
-        validate(cfg)
-        self.cfg = cfg
-        self.identity = run_identity(cfg, IDENTITY_KEYS)
-        self.run_dir = Path(cfg.run_dir)
+        super().__init__(cfg, validate)
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed, deterministic=cfg.deterministic, threads=cfg.threads)
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)  # sub-policies, gates, crops, order
         recipe = cfg.search
         self.variant = get_variant(recipe.variant)
-        self.epochs = recipe.epochs if cfg.scale.search_epochs is None else cfg.scale.search_epochs
-        self.batch_size = (
-            recipe.batch_size if cfg.scale.batch_size is None else min(recipe.batch_size, cfg.scale.batch_size)
-        )
+        self.epochs, self.batch_size = recipe.epochs, recipe.batch_size
         self.cutout = recipe.cutout if recipe.cutout is not None else cfg.dataset.cutout
         classes = cfg.dataset.search_classes or cfg.dataset.num_classes  # reduced ImageNet: a 120-way head
-        self.model = models.create(cfg.scale.model or cfg.model.name, classes, **cfg.model.kwargs).to(self.device)
+        self.model = models.create(cfg.model.name, classes, **cfg.model.kwargs).to(self.device)
         self.space = SearchSpace(
             recipe.ops_per_sub_policy, recipe.ordered, recipe.alpha_init, recipe.probability_init, recipe.magnitude_init
         ).to(self.device)
@@ -150,7 +95,7 @@ class SearchRun:
             num_categories=self.space.num_sub_policies,
             num_gates=self.space.probability.numel(),
             boundary="straight_through" if self.variant.project else "freeze",
-            **self._estimator_kwargs(),
+            **self.estimator_options(),
         ).to(self.device)
         network_optimizer = torch.optim.SGD(
             self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
@@ -182,24 +127,22 @@ class SearchRun:
             policy_optimizer,
             recipe.grad_clip,
             self.inputs,
+            recipe.fd_epsilon,
             self.variant,
             recipe.mode,
             recipe.sampling,
         )
         self.clock = DeviceClock(self.device)
-        self.start_epoch, self.resumed_seconds = 0, 0.0
+        self.resumed_seconds = 0.0
 
-    def _estimator_kwargs(self) -> dict:
+    def estimator_options(self) -> dict:
         options = OmegaConf.to_container(self.cfg.estimator)
         return {key: value for key, value in options.items() if key != "name" and value is not None}
 
     # -- checkpoints -------------------------------------------------------------------------------------------
 
-    def _state(self, epoch: int) -> dict:
+    def checkpoint_state(self) -> dict:
         return {
-            "kind": "search",
-            "identity": self.identity,
-            "epoch": epoch,
             "model": self.model.state_dict(),
             "space": self.space.state_dict(),
             "estimator": self.estimator.state_dict(),
@@ -211,33 +154,23 @@ class SearchRun:
             "search_seconds": self.search_seconds,
         }
 
-    def _resume(self, state: dict | None = None) -> None:
-        """Restore ``state`` (the checkpoint ``run()`` read, else the file's) into the run; nothing if there is none."""
-        state = state or checkpoint.load(self.run_dir / "checkpoint.pt", kind="search")
-        if state is None:
-            return
-        try:
-            self.model.load_state_dict(state["model"])
-            self.space.load_state_dict(state["space"])
-            self.estimator.load_state_dict(state["estimator"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            self.optimizer.network_optimizer.load_state_dict(state["network_optimizer"])
-            self.optimizer.policy_optimizer.load_state_dict(state["policy_optimizer"])
-            self.generator.set_state(state["generator"])
-            checkpoint.set_rng_state(state["rng"])
-        except (RuntimeError, KeyError, ValueError, TypeError) as error:
-            raise checkpoint.WrongCheckpointError(
-                f"checkpoint {self.run_dir / 'checkpoint.pt'} does not fit this search (model "
-                f"{self.cfg.scale.model or self.cfg.model.name}, estimator {self.cfg.estimator.name}): "
-                f"{type(error).__name__}: {str(error).splitlines()[0]}. It was not overwritten: resume with the "
-                f"settings it was written with, or choose another run_dir"
-            ) from None
-        self.start_epoch, self.resumed_seconds = state["epoch"] + 1, state["search_seconds"]
-        log.info("resumed %s after epoch %d", self.run_dir, state["epoch"])
+    def restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.space.load_state_dict(state["space"])
+        self.estimator.load_state_dict(state["estimator"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.optimizer.network_optimizer.load_state_dict(state["network_optimizer"])
+        self.optimizer.policy_optimizer.load_state_dict(state["policy_optimizer"])
+        self.generator.set_state(state["generator"])
+        checkpoint.set_rng_state(state["rng"])
+        self.resumed_seconds = state["search_seconds"]
+
+    def describe(self) -> str:
+        return f"model {self.cfg.model.name}, estimator {self.cfg.estimator.name}"
 
     # -- the loop ----------------------------------------------------------------------------------------------
 
-    def _steps_per_epoch(self, split: SearchData) -> int:
+    def steps_per_epoch(self, split: SearchData) -> int:
         return len(split.train_labels) // self.batch_size
 
     def _batches(self, count: int) -> torch.Tensor:
@@ -282,7 +215,7 @@ class SearchRun:
             images = transforms.center_crop(images, self.cfg.dataset.image_size)
         return images, split.val_labels[index]
 
-    def _epoch(self, epoch: int, split: SearchData, tracker) -> dict[str, float]:
+    def search_epoch(self, epoch: int, split: SearchData, tracker) -> dict[str, float]:
         moments, totals = _GradientMoments(), {"train_loss": 0.0, "val_loss": 0.0, "surrogate_loss": 0.0}
         train_batches = self._batches(len(split.train_labels))
         val_batches = self._batches(len(split.val_labels))
@@ -292,14 +225,14 @@ class SearchRun:
             result = self.optimizer.step(
                 self.train_batch(split, train_index), self.val_batch(split, val_index), self.generator
             )
-            self._check_finite(result, epoch, step)
+            self._check_finite_step(result, epoch, step)
             moments.add(result)
             totals["train_loss"] += result.train_loss
             totals["val_loss"] += result.val_loss
             totals["surrogate_loss"] += result.surrogate_loss or 0.0
             progress.set_postfix(train=f"{result.train_loss:.3f}", val=f"{result.val_loss:.3f}")
             global_step = epoch * len(train_batches) + step
-            if step % self.cfg.search.log_every == 0:
+            if step % self.cfg.logger.log_every == 0:
                 tracker.log_metrics(
                     {
                         "step/train_loss": result.train_loss,
@@ -319,7 +252,7 @@ class SearchRun:
             "search/val_accuracy": self._val_accuracy(split),
         }
 
-    def _check_finite(self, result: StepResult, epoch: int, step: int) -> None:
+    def _check_finite_step(self, result: StepResult, epoch: int, step: int) -> None:
         if not (
             torch.isfinite(torch.tensor([result.train_loss, result.val_loss, result.policy_objective])).all()
             and torch.isfinite(self.space.alpha).all()
@@ -329,15 +262,8 @@ class SearchRun:
                 f"val {result.val_loss}); the last good state is {self.run_dir / 'checkpoint.pt'}"
             )
 
-    def _check_finite_state(self, where: str, metrics: Mapping[str, float] | None = None) -> None:
-        """Refuse non-finite metrics, network weights or policy parameters before they are saved or exported."""
-        refuse_non_finite(
-            where,
-            metrics or {},
-            {"network": self.model, "policy": self.space, "estimator": self.estimator},
-            f"Nothing of it was saved or exported; the last good state, {self.run_dir / 'checkpoint.pt'}, is kept. "
-            f"Lower search.lr or search.policy_lr",
-        )
+    def finite_modules(self) -> dict[str, torch.nn.Module]:
+        return {"network": self.model, "policy": self.space, "estimator": self.estimator}
 
     @torch.no_grad()
     def _val_accuracy(self, split: SearchData) -> float:
@@ -360,51 +286,49 @@ class SearchRun:
         )
         tracker.log_figure(figure, f"policy_epoch{epoch + 1:03d}")
 
-    def run(self) -> dict:
-        with run_lock(self.run_dir):
-            return self._run()
+    def tags(self) -> dict[str, str]:
+        return {"estimator": self.cfg.estimator.name, "model": self.cfg.model.name}
 
-    def _run(self) -> dict:
-        state = checkpoint.load(self.run_dir / "checkpoint.pt", kind="search")
-        check_identity(self.run_dir, state and state.get("identity"), self.identity)
-        finished = finished_summary(self.run_dir)
-        if finished is not None:
-            log.info("%s is finished; nothing to do", self.run_dir)
-            return finished
-        save_hydra_record(self.run_dir, self.cfg)
-        split = prepare_data(self.cfg, self.device)
-        if self._steps_per_epoch(split) == 0:
+    def prepare(self) -> None:
+        self.split = prepare_search_data(self.cfg.dataset, self.device)
+        if self.steps_per_epoch(self.split) == 0:
             raise ValueError(
-                f"the search-train split holds {len(split.train_labels)} images, fewer than one batch "
-                f"of {self.batch_size}; raise scale.search_images or lower scale.batch_size"
+                f"the search-train split holds {len(self.split.train_labels)} images, fewer than one batch "
+                f"of {self.batch_size}; raise dataset.search_images or lower search.batch_size"
             )
-        self._resume(state)
-        tags = {
-            "app": "search",
-            "estimator": self.cfg.estimator.name,
-            "dataset": self.cfg.dataset.name,
-            "model": self.cfg.scale.model or self.cfg.model.name,
-            "scale": self.cfg.scale.name,
-            "table": self.cfg.table,
-            "seed": str(self.cfg.seed),
-        }
-        logger = self.cfg.logger
-        with tracker_for(self.cfg, self.run_dir, tags, resume_epoch=self.start_epoch) as tracker:
-            for epoch in range(self.start_epoch, self.epochs):
-                with self.clock:
-                    metrics = self._epoch(epoch, split, tracker)
-                    self.scheduler.step()
-                self._check_finite_state(f"after epoch {epoch + 1}", metrics)
-                step = (epoch + 1) * self._steps_per_epoch(split)
-                summaries = self.policy_summaries(self.space)
-                tracker.log_metrics({"epoch": epoch + 1, **metrics, **summaries}, step, numbered_metrics(self.space))
-                tracker.log_table(TABLE_NAME, state_table(self.space, epoch + 1), step)
-                if (epoch + 1) % logger.heatmap_every == 0 or epoch + 1 == self.epochs:
-                    self._log_heatmap(tracker, epoch)
-                checkpoint.save_atomic(self._state(epoch), self.run_dir / "checkpoint.pt")
-                log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in metrics.items()})
-            summary = self._finish(tracker, split)
-        return summary
+        log.info(
+            "%s on %d search-train / %d search-val images, %d epochs, batch %d, lr %g, policy lr %g",
+            self.cfg.model.name,
+            len(self.split.train_labels),
+            len(self.split.val_labels),
+            self.epochs,
+            self.batch_size,
+            self.cfg.search.lr,
+            self.cfg.search.policy_lr,
+        )
+
+    def train_epoch(self, epoch: int, tracker) -> dict[str, float]:
+        with self.clock:
+            metrics = self.search_epoch(epoch, self.split, tracker)
+            self.scheduler.step()
+        return metrics
+
+    def log_epoch(self, epoch: int, metrics: dict[str, float], tracker) -> None:
+        step = (epoch + 1) * self.steps_per_epoch(self.split)
+        summaries = self.policy_summaries(self.space)
+        tracker.log_metrics({"epoch": epoch + 1, **metrics, **summaries}, step, numbered_metrics(self.space))
+        tracker.log_table(TABLE_NAME, state_table(self.space, epoch + 1), step)
+        if (epoch + 1) % self.cfg.logger.heatmap_every == 0 or epoch + 1 == self.epochs:
+            self._log_heatmap(tracker, epoch)
+
+    def finish(self, tracker) -> dict:
+        return self._finish(tracker, self.split)
+
+    def result(self, summary) -> str:
+        """The policy file and its heaviest sub-policies."""
+        policy = Policy.load(summary["policy"])
+        top = "; ".join(str(sub_policy) for sub_policy in policy.sub_policies[:3])
+        return f"policy {summary['policy']} ({len(policy.sub_policies)} sub-policies; the first: {top})"
 
     @property
     def search_seconds(self) -> float:
@@ -412,9 +336,9 @@ class SearchRun:
         return self.resumed_seconds + self.clock.seconds
 
     def _finish(self, tracker, split: SearchData) -> dict:
-        self._check_finite_state("at the policy export")
+        self.check_finite("at the policy export")
         policy = self.space.export(self.cfg.search.top_k, name=f"{self.cfg.name}-seed{self.cfg.seed}")
-        policy_path = policy.save(self.run_dir / "policy.json")
+        policy_path = policy.save(self.folder.policy)
         write_atomic(self.run_dir / "policy_archive.json", json.dumps(policy.to_archive()))
         # FLOPs: one step counted (hypergradient runs a step's passes and updates nothing), times the steps; the
         # network part is the step's training forward and backward, the policy part the rest of the step.
@@ -422,14 +346,11 @@ class SearchRun:
         train, val = self.train_batch(split, index), self.val_batch(split, index[: len(split.val_labels)])
         step_flops = flops.count_flops(self.optimizer.hypergradient, train, val, self.generator)
         network_flops = flops.training_step_flops(self.model, train[0].shape)
-        steps = self.epochs * self._steps_per_epoch(split)
+        steps = self.epochs * self.steps_per_epoch(split)
         validation_flops = flops.forward_flops(self.model, (len(split.val_labels), *val[0].shape[1:])) * self.epochs
         clock = self.clock
         cost = SearchCost(
-            unit=clock.unit,
-            device_name=clock.device_name,
-            device_count=clock.device_count,
-            num_threads=clock.num_threads,
+            **clock.device_info(),
             search_device_hours=self.search_seconds / 3600 * clock.device_count,
             images_per_second=len(split.train_labels) * self.epochs / max(self.search_seconds, 1e-9),
             flops=float(step_flops * steps + validation_flops),
@@ -440,8 +361,8 @@ class SearchRun:
             name=self.cfg.name,
             seed=self.cfg.seed,
             dataset=self.cfg.dataset.name,
-            model=self.cfg.scale.model or self.cfg.model.name,
-            scale=self.cfg.scale.name,
+            model=self.cfg.model.name,
+            scale=scale_name(self.cfg),
             epochs=self.epochs,
             estimator=self.cfg.estimator.name,
             variant=self.variant.name,
@@ -451,8 +372,7 @@ class SearchRun:
             top_overlap_with_other_seeds=top_overlap(self.run_dir, policy),
         ).to_dict()
         tracker.log_artifact(policy_path)
-        tracker.set_summary(summary)
-        return {**summary, "status": "FINISHED"}
+        return summary
 
 
 def top_overlap(run_dir: Path, policy) -> dict[str, float]:

@@ -11,6 +11,7 @@ import time
 import torch
 
 from dada.runtime import resolve_device
+from dada.schemas import EvalCost
 from dada.tracking._system import device_name as _device_name
 
 
@@ -102,3 +103,17 @@ class DeviceClock:
             f"{prefix}device_count": str(self.device_count),
             f"{prefix}num_threads": str(self.num_threads),
         }
+
+    def device_info(self) -> dict[str, object]:
+        """What the hours were measured on, as `dada.schemas.DeviceInfo`'s fields."""
+        return {
+            "unit": self.unit,
+            "device_name": self.device_name,
+            "device_count": self.device_count,
+            "num_threads": self.num_threads,
+        }
+
+
+def eval_cost(clock: DeviceClock, seconds: float, flops: float | None = None) -> EvalCost:
+    """An evaluation's or a detection's cost: ``seconds`` on ``clock``'s devices (across resumes), in device-hours."""
+    return EvalCost(**clock.device_info(), eval_device_hours=clock.device_count * seconds / 3600, flops=flops)

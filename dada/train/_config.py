@@ -27,7 +27,7 @@ class RecipeConfig:
     schedule: str = MISSING  # cosine | multistep, stepped per iteration
     warmup_multiplier: float = valid(">= 1", 1.0)  # GradualWarmupScheduler: lr ramps to lr * multiplier (from 0 at 1)
     warmup_epochs: float = valid(">= 0", 0.0)
-    milestones: list[int] = valid(">= 1", [])  # multistep: epochs after the warmup
+    milestones: list[float] = valid("> 0", [])  # multistep: epochs after the warmup
     gamma: float = valid("(0, 1]", 0.1)  # multistep decay factor
     crop_padding: int = valid(">= 0", 4)  # pad-and-crop of the 32x32 sets
     color_jitter: float = valid(">= 0", 0.0)  # ImageNet: brightness, contrast and saturation strength
@@ -40,7 +40,8 @@ class PolicyConfig:
     """What runs between crop+flip and normalisation; ``cutout: false`` is the paper's "Baseline"."""
 
     name: str = MISSING  # none | cutout | autoaugment | randaugment | trivialaugment | random | dada | fastaa
-    source: Optional[str] = None  # dada: shipped name or policy.json; autoaugment, fastaa: cifar10 | svhn | imagenet
+    # dada: a shipped name, a search's run folder or a policy.json; autoaugment, fastaa: cifar10 | svhn | imagenet
+    source: Optional[str] = None
     num_ops: Optional[int] = valid(">= 1", None)  # randaugment: N; random: operations per sub-policy
     magnitude: Optional[int] = valid(">= 0", None)  # randaugment: M
     num_sub_policies: Optional[int] = valid(">= 1", None)  # random
@@ -59,7 +60,9 @@ class TrainAppConfig(RunConfig):
     channels_last: bool = True  # CUDA only
     compile: bool = False  # torch.compile the model
     num_workers: int = valid(">= 0", 4)  # DataLoader workers, where a loader is used (0: in the process)
-    log_every: int = valid(">= 1", 50)  # steps between step-level metrics
+    train_images: Optional[int] = valid(">= 1", None)  # a stratified training subset (subset_seed); null: all
+    test_images: Optional[int] = valid(">= 1", None)  # a stratified subset of the test set; null: all of it
+    test_every: int = valid(">= 1", 1)  # test every N epochs and after the last
     tag: str = ""  # appended to the run name, e.g. tag=-relax-seed1
 
 

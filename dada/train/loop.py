@@ -6,11 +6,8 @@ the test set (what Fast AA's train.py reports) appears only under a name that sa
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
 import time
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -20,18 +17,12 @@ from torch import nn
 from tqdm import tqdm
 
 from dada import checkpoint, data, models
-from dada.runtime import (
-    check_identity,
-    finished_summary,
-    refuse_non_finite,
-    resolve_device,
-    run_identity,
-    run_lock,
-    save_hydra_record,
-    seed_everything,
-)
-from dada.schemas import EvalCost, PolicyInfo, TrainSummary
-from dada.tracking import DeviceClock, flops, tracker_for
+from dada.run import RunLifecycle
+from dada.runtime import resolve_device, seed_everything
+from dada.scale import scale_name
+from dada.schemas import PolicyInfo, TrainSummary
+from dada.tracking import DeviceClock, flops
+from dada.tracking.cost import eval_cost
 from dada.train import pipeline
 from dada.train._config import validate
 from dada.train.distributed import Distributed
@@ -41,7 +32,6 @@ from dada.train.recipe import create_optimizer, create_scheduler, plan_schedule
 
 log = logging.getLogger(__name__)
 ORDER_STREAM, AUGMENT_STREAM = 0, 1  # independent random streams derived from the run seed
-IDENTITY_KEYS = ("dataset", "model", "recipe", "policy", "scale", "seed", "subset_seed")
 
 
 def stream_seed(seed: int, *key: int) -> int:
@@ -49,38 +39,30 @@ def stream_seed(seed: int, *key: int) -> int:
     return int(np.random.SeedSequence([seed, *key]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-class _NoTracker:
-    """What ranks other than 0 log to: nothing."""
-
-    def log_metrics(self, metrics, step: int) -> None:
-        pass
-
-    def set_summary(self, summary) -> None:
-        pass
-
-
-class TrainRun:
+class TrainRun(RunLifecycle):
     """One seeded evaluation; ``run()`` resumes from ``<run_dir>/checkpoint.pt`` and is a no-op once finished.
 
     The config is checked first (a recipe, unknown keys, out-of-range values); ``run()`` holds the run folder's
-    lock (rank 0) and refuses a folder whose run had other settings.
+    lock (rank 0) and refuses a folder whose run had other settings (`dada.run.RunLifecycle`).
     """
 
+    app, noun, lower = "train", "evaluation", "recipe.lr"
+    identity_keys = (
+        *("dataset", "model", "recipe", "policy", "scale", "seed"),
+        *("subset_seed", "train_images", "test_images", "test_every"),
+    )
+
     def __init__(self, cfg: DictConfig):
-        validate(cfg)
-        self.cfg = cfg
-        self.run_dir = Path(cfg.run_dir)
+        super().__init__(cfg, validate)
         self.dist = Distributed.setup(resolve_device(cfg.device))
         self.device = self.dist.device
+        self.is_main = self.dist.is_main
         if not self.dist.is_main:
             log.setLevel(logging.WARNING)  # rank 0 speaks for the job
         seed_everything(cfg.seed + self.dist.rank, deterministic=cfg.deterministic, threads=cfg.threads)
         self.order_generator = torch.Generator().manual_seed(stream_seed(cfg.seed, ORDER_STREAM))
         self.augment_generator = torch.Generator().manual_seed(stream_seed(cfg.seed, AUGMENT_STREAM, self.dist.rank))
-        self.identity = run_identity(cfg, IDENTITY_KEYS)
-        self.architecture = cfg.scale.model or cfg.model.name
-        self.num_workers = cfg.num_workers if cfg.scale.num_workers is None else cfg.scale.num_workers
-        self.model = models.create(self.architecture, cfg.dataset.num_classes, **cfg.model.kwargs).to(self.device)
+        self.model = models.create(cfg.model.name, cfg.dataset.num_classes, **cfg.model.kwargs).to(self.device)
         self.channels_last = cfg.channels_last and self.device.type == "cuda"
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -88,11 +70,11 @@ class TrainRun:
         if cfg.compile:
             self.network = torch.compile(self.network)
         self.criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.CrossEntropyLoss()
-        self.start_epoch, self.history, self.seconds = 0, [], {"train": 0.0, "total": 0.0}
+        self.history, self.seconds = [], {"train": 0.0, "total": 0.0}
 
     @property
-    def checkpoint_path(self) -> Path:
-        return self.run_dir / "checkpoint.pt"
+    def epochs(self) -> int:
+        return self.schedule.epochs
 
     def _autocast(self):
         return torch.autocast(
@@ -101,16 +83,16 @@ class TrainRun:
 
     # -- data, optimiser, schedule ------------------------------------------------------------------------------
 
-    def _prepare(self) -> None:
+    def prepare(self) -> None:
         cfg, dataset = self.cfg, self.cfg.dataset
         in_memory = data.get_spec(dataset.eval_train_split).in_memory
         self.augmentation = create_augmentation(cfg.policy, dataset.name, cfg.seed, in_memory)
         train_split = pipeline.load_train_split(
-            dataset, self.augmentation, cfg.recipe, cfg.scale.train_images, cfg.subset_seed
+            dataset, self.augmentation, cfg.recipe, cfg.train_images, cfg.subset_seed
         )
-        test_split = pipeline.load_test_split(dataset, cfg.scale.test_images, cfg.subset_seed)
+        test_split = pipeline.load_test_split(dataset, cfg.test_images, cfg.subset_seed)
         self.train_images, self.test_images = len(train_split), len(test_split)
-        self.schedule = plan_schedule(cfg.recipe, cfg.scale, self.train_images)
+        self.schedule = plan_schedule(cfg.recipe, self.train_images)
         sampler = pipeline.ShardedBatchSampler(
             self.train_images, self.schedule.batch_size, self.order_generator, self.dist.rank, self.dist.world_size
         )
@@ -122,10 +104,10 @@ class TrainRun:
             sampler,
             self.augment_generator,
             self.device,
-            self.num_workers,
+            cfg.num_workers,
         )
         eval_batch = max(cfg.recipe.eval_batch_size // self.dist.world_size, 1)
-        self.test_batches = pipeline.test_batches(test_split, eval_batch, self.dist, self.device, self.num_workers)
+        self.test_batches = pipeline.test_batches(test_split, eval_batch, self.dist, self.device, cfg.num_workers)
         cutout = dataset.cutout if self.augmentation.cutout else 0
         self.preprocess = pipeline.Preprocess(list(dataset.mean), list(dataset.std), cutout, cfg.recipe.lighting)
         self.optimizer = create_optimizer(self.model, cfg.recipe)
@@ -133,7 +115,7 @@ class TrainRun:
         log.info(
             "%s\n%s on %d train / %d test images, %s",
             self.augmentation,
-            self.architecture,
+            cfg.model.name,
             self.train_images,
             self.test_images,
             self.schedule,
@@ -141,12 +123,9 @@ class TrainRun:
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
 
-    def _state(self, epoch: int) -> dict[str, Any]:
+    def checkpoint_state(self) -> dict[str, Any]:
         """Everything an exact resume needs; per-rank random states gathered from every rank."""
         return {
-            "kind": "train",
-            "epoch": epoch,
-            "identity": self.identity,
             "world_size": self.dist.world_size,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -158,29 +137,21 @@ class TrainRun:
             "seconds": self.seconds,
         }
 
-    def _resume(self, state: dict | None) -> None:
-        if state is None:
-            return
+    def check_resumable(self, state: dict[str, Any]) -> None:
         if state["world_size"] != self.dist.world_size:
             raise ValueError(
                 f"{self.checkpoint_path} was written by {state['world_size']} ranks; resume it with "
                 f"the same number (this job has {self.dist.world_size})"
             )
-        try:
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            self.order_generator.set_state(state["order_generator"])
-            self.augment_generator.set_state(state["augment_generator"][self.dist.rank])
-            checkpoint.set_rng_state(state["rng"][self.dist.rank])
-        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as error:
-            raise checkpoint.WrongCheckpointError(
-                f"checkpoint {self.checkpoint_path} does not fit this run (model {self.architecture}): "
-                f"{type(error).__name__}: {str(error).splitlines()[0]}. It was not overwritten: resume with the "
-                f"settings it was written with, or choose another run_dir"
-            ) from None
-        self.start_epoch, self.history, self.seconds = state["epoch"] + 1, state["history"], state["seconds"]
-        log.info("resumed %s after epoch %d", self.run_dir, state["epoch"] + 1)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.order_generator.set_state(state["order_generator"])
+        self.augment_generator.set_state(state["augment_generator"][self.dist.rank])
+        checkpoint.set_rng_state(state["rng"][self.dist.rank])
+        self.history, self.seconds = state["history"], state["seconds"]
 
     # -- one epoch -----------------------------------------------------------------------------------------------
 
@@ -191,21 +162,11 @@ class TrainRun:
             logits = self.network(images).float()
         return logits, self.criterion(logits, labels)
 
-    def _train_step(self, images: torch.Tensor, labels: torch.Tensor, epoch: int, step: int):
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor, epoch: int, step: int):
         inputs = self.preprocess(images.to(self.device, non_blocking=True), self.augment_generator)
         labels = labels.to(self.device, non_blocking=True)
         logits, loss = self._forward(inputs, labels)
-        value = loss.item()
-        if not math.isfinite(value):
-            raise FloatingPointError(
-                f"non-finite training loss ({value}) at epoch {epoch + 1}, step {step + 1}; "
-                f"the last good checkpoint, {self.checkpoint_path}, is kept"
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.recipe.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.recipe.grad_clip)
-        self.optimizer.step()
+        value = self.optimizer_step(loss, self.model.parameters(), self.cfg.recipe.grad_clip, epoch, step)
         return logits.detach(), labels, value
 
     def _train_epoch(self, epoch: int, tracker) -> dict[str, float]:
@@ -220,11 +181,11 @@ class TrainRun:
         for step, (images, labels) in enumerate(progress):
             global_step = epoch * self.schedule.steps_per_epoch + step
             self.scheduler.step_update(global_step)
-            logits, labels, loss = self._train_step(images, labels, epoch, step)
+            logits, labels, loss = self.train_step(images, labels, epoch, step)
             meters.update(logits, labels, loss)
             rate = meters.count * self.dist.world_size / (time.perf_counter() - started)
             progress.set_postfix(loss=f"{meters.loss.avg:.3f}", acc=f"{meters.top1.avg:.1f}", img_s=f"{rate:.0f}")
-            if global_step % self.cfg.log_every == 0:
+            if global_step % self.cfg.logger.log_every == 0:
                 tracker.log_metrics(
                     {"step/train_loss": loss, "step/lr": self.optimizer.param_groups[0]["lr"]}, step=global_step
                 )
@@ -242,11 +203,10 @@ class TrainRun:
         return {f"test/{key}": value for key, value in meters.reduce(self.dist).items()}
 
     def _tests_after(self, epoch: int) -> bool:
-        """Whether epoch ``epoch`` (from 0) ends with a test: every ``scale.test_every`` epochs, and the last."""
-        every = self.cfg.scale.test_every or 1
-        return (epoch + 1) % every == 0 or epoch + 1 == self.schedule.epochs
+        """Whether epoch ``epoch`` (from 0) ends with a test: every ``test_every`` epochs, and the last."""
+        return (epoch + 1) % self.cfg.test_every == 0 or epoch + 1 == self.schedule.epochs
 
-    def _epoch(self, epoch: int, tracker) -> dict[str, float]:
+    def train_epoch(self, epoch: int, tracker) -> dict[str, float]:
         """Train one epoch, then test if due; the clocks add to the run's seconds (kept across resumes)."""
         with DeviceClock(self.device) as epoch_clock:
             with DeviceClock(self.device) as train_clock:
@@ -268,59 +228,30 @@ class TrainRun:
 
     # -- the run -------------------------------------------------------------------------------------------------
 
-    def _tracker(self):
-        if not self.dist.is_main:
-            return contextlib.nullcontext(_NoTracker())
-        tags = {
-            "app": "train",
-            "dataset": self.cfg.dataset.name,
-            "model": self.architecture,
-            "policy": self.cfg.policy.name,
-            "scale": self.cfg.scale.name,
-            "table": self.cfg.table,
-            "seed": str(self.cfg.seed),
-        }
-        return tracker_for(self.cfg, self.run_dir, tags, resume_epoch=self.start_epoch)
+    def tags(self) -> dict[str, str]:
+        return {"model": self.cfg.model.name, "policy": self.cfg.policy.name}
+
+    def keep(self, metrics: dict[str, float]) -> None:
+        self.history.append(metrics)
+
+    def log_epoch(self, epoch: int, metrics: dict[str, float], tracker) -> None:
+        tracker.log_metrics(metrics, step=(epoch + 1) * self.schedule.steps_per_epoch)
+
+    def finite_modules(self) -> dict[str, nn.Module]:
+        return {"weight": self.model}
+
+    def finish(self, tracker) -> dict[str, Any]:
+        self.check_finite("before the summary", self.history[-1])
+        summary = self._summary()
+        return summary
+
+    def result(self, summary: Mapping[str, Any]) -> str:
+        return f"test error {summary['test_error_top1']:.2f} % (checkpoint {self.checkpoint_path})"
 
     def run(self) -> dict:
-        with run_lock(self.run_dir) if self.dist.is_main else contextlib.nullcontext():
-            return self._run()
-
-    def _run(self) -> dict:
-        state = checkpoint.load(self.checkpoint_path, kind="train")
-        check_identity(self.run_dir, state and state.get("identity"), self.identity)
-        finished = finished_summary(self.run_dir)
-        if finished is not None:
-            log.info("%s is finished; nothing to do", self.run_dir)
-            return finished
-        if self.dist.is_main:
-            save_hydra_record(self.run_dir, self.cfg)
-        self._prepare()
-        self._resume(state)
-        with self._tracker() as tracker:
-            for epoch in range(self.start_epoch, self.schedule.epochs):
-                metrics = self._epoch(epoch, tracker)
-                self._check_finite(f"after epoch {epoch + 1}", metrics)
-                self.history.append(metrics)
-                state = self._state(epoch)
-                if self.dist.is_main:  # the record first: a kill between the two re-runs the epoch, never loses it
-                    tracker.log_metrics(metrics, step=(epoch + 1) * self.schedule.steps_per_epoch)
-                    checkpoint.save_atomic(state, self.checkpoint_path)
-                log.info("epoch %d: %s", epoch + 1, {key: round(value, 4) for key, value in metrics.items()})
-            self._check_finite("before the summary", self.history[-1])
-            summary = self._summary()
-            tracker.set_summary(summary)
+        summary = super().run()
         self.dist.barrier()
-        return {"status": "FINISHED", **summary}
-
-    def _check_finite(self, where: str, metrics: Mapping[str, float]) -> None:
-        """Refuse non-finite metrics (the test loss too) or weights before they reach a checkpoint or a summary."""
-        refuse_non_finite(
-            where,
-            metrics,
-            {"weight": self.model},
-            f"Nothing of it was saved; the last good checkpoint, {self.checkpoint_path}, is kept. Lower recipe.lr",
-        )
+        return summary
 
     def _summary(self) -> dict[str, Any]:
         final = self.history[-1]
@@ -334,13 +265,8 @@ class TrainRun:
         tests = sum(self._tests_after(epoch) for epoch in range(self.schedule.epochs))
         train_flops = flops.training_step_flops(self.model, (self.schedule.batch_size, *image))
         test_flops = flops.forward_flops(self.model, (self.test_images, *image))
-        cost = EvalCost(
-            unit=clock.unit,
-            device_name=clock.device_name,
-            device_count=clock.device_count,
-            num_threads=clock.num_threads,
-            eval_device_hours=clock.device_count * self.seconds["total"] / 3600,
-            flops=float(train_flops * self.schedule.total_steps + test_flops * tests),
+        cost = eval_cost(
+            clock, self.seconds["total"], float(train_flops * self.schedule.total_steps + test_flops * tests)
         )
         policy = PolicyInfo(
             self.augmentation.name, self.augmentation.source, self.augmentation.on_device, self.preprocess.cutout
@@ -349,8 +275,8 @@ class TrainRun:
             name=self.cfg.name,
             seed=self.cfg.seed,
             dataset=self.cfg.dataset.name,
-            model=self.architecture,
-            scale=self.cfg.scale.name,
+            model=self.cfg.model.name,
+            scale=scale_name(self.cfg),
             epochs=self.schedule.epochs,
             policy=policy,
             train_images=self.train_images,

@@ -9,12 +9,15 @@ in DataLoader workers.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 from torchvision.transforms import v2
 
+from dada.layout import RunFolder
 from dada.policy import SHIPPED_POLICIES, Policy, load_named
 
 AUTOAUGMENT_POLICIES = {
@@ -82,13 +85,31 @@ def _random(config, dataset: str, seed: int) -> Policy:
 
 
 def _dada(config, dataset: str, seed: int) -> Policy:
-    return Policy.load(_dada_source(config, dataset))
+    return Policy.load(search_policy_file(_dada_source(config, dataset), dataset))
+
+
+def search_policy_file(source: str, dataset: str) -> str:
+    """The policy file of ``source``: a search's run folder gives its ``policy.json``, checked as the detection
+    checks its backbone run: the search finished (its summary readable), and on ``dataset`` or a warning. A
+    ``policy.json`` inside a run folder is checked alike; a shipped name or another file passes as it is."""
+    path = Path(source)
+    folder = RunFolder(path if path.is_dir() else path.parent)
+    if not (path.is_dir() or (path.name == RunFolder.POLICY and folder.summary.exists())):
+        return source
+    advice = "run it to the end first, or point policy.source at a finished search or a policy file"
+    typed = folder.finished_run("search", f"policy.source={source}: search", advice)
+    if typed.dataset != dataset:
+        warnings.warn(
+            f"policy.source={source} was searched on {typed.dataset}; this evaluation trains on {dataset}",
+            RuntimeWarning,
+        )
+    return source if path.is_file() else str(folder.policy)
 
 
 def _dada_source(config, dataset: str) -> str:
     """A shipped DADA policy (by default the data set's) or the path of a search's policy.json."""
     return config.source or default_source(
-        "dada", dataset, SHIPPED_POLICIES["dada"], " or the path of a search's policy.json"
+        "dada", dataset, SHIPPED_POLICIES["dada"], " or a search's run folder or policy.json"
     )
 
 

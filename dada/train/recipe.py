@@ -35,19 +35,17 @@ class Schedule:
         return self.epochs * self.steps_per_epoch
 
 
-def plan_schedule(recipe, scale, train_size: int) -> Schedule:
-    """The recipe's schedule for ``train_size`` images; the scale's non-null fields replace its length and batch."""
+def plan_schedule(recipe, train_size: int) -> Schedule:
+    """The recipe's schedule for ``train_size`` images (a scaled recipe's epochs, warmup and milestones come
+    shortened by `dada.scale.apply_scale`)."""
     if recipe.schedule not in SCHEDULES:
         raise ValueError(f"unknown recipe.schedule {recipe.schedule!r}; valid choices: {', '.join(SCHEDULES)}")
-    epochs = recipe.epochs if scale.train_epochs is None else scale.train_epochs
-    cap = scale.batch_size if scale.train_batch_size is None else scale.train_batch_size
-    batch_size = recipe.batch_size if cap is None else min(recipe.batch_size, cap)
+    epochs, batch_size = recipe.epochs, recipe.batch_size
     steps_per_epoch = train_size // batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"batch size {batch_size} exceeds the {train_size} training images")
-    fraction = epochs / recipe.epochs
-    warmup_steps = round(recipe.warmup_epochs * fraction * steps_per_epoch)
-    milestones = tuple(round(epoch * fraction * steps_per_epoch) for epoch in recipe.milestones)
+    warmup_steps = round(recipe.warmup_epochs * steps_per_epoch)
+    milestones = tuple(round(epoch * steps_per_epoch) for epoch in recipe.milestones)
     return Schedule(epochs, batch_size, steps_per_epoch, warmup_steps, milestones)
 
 
