@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import compose_config
 
-from dada import estimators, transforms
+from dada import estimators, models, transforms
 from dada.search import SearchSpace
 from dada.search.augment import SearchInputs, apply_fired, on_network_input
 from dada.search.bilevel import BiLevelOptimizer
@@ -293,3 +293,61 @@ def test_gate_patterns_cover_every_subset():
     (grad,) = torch.autograd.grad(total, g)
     torch.testing.assert_close(total, torch.tensor(1.0))
     assert grad.abs().max() < 1e-6
+
+
+# Row 21, the WRN. Parameter counts of the official definition, WideResNet(depth, k, dropout_rate=0.0,
+# num_classes=10) of VDIGPKU/DADA search_relax/networks/wideresnet.py:44-60 (= Fast AA's networks/wideresnet.py),
+# counted on 2026-12-06 from that file. Its convolutions' biases are the only parameters it has beyond ours.
+OFFICIAL_WRN_PARAMETERS = {"wrn10_1": 78_186, "wrn40_2": 2_246_474, "wrn28_10": 36_489_290}
+ZAGORUYKO_WRN_PARAMETERS = {"wrn10_1": 77_850, "wrn40_2": 2_243_546, "wrn28_10": 36_479_194}
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL_WRN_PARAMETERS))
+@pytest.mark.parametrize("variant", ["official", "zagoruyko"])
+def test_wrn_parameter_count_matches_its_definition(name, variant):
+    expected = (OFFICIAL_WRN_PARAMETERS if variant == "official" else ZAGORUYKO_WRN_PARAMETERS)[name]
+    with torch.device("meta"):  # WRN-28-10 holds 36 M parameters: count them without allocating
+        model = models.create(name, 10, variant=variant)
+    assert sum(parameter.numel() for parameter in model.parameters()) == expected
+
+
+def test_official_wrn_is_the_default():
+    assert models.create("wrn10_1", 10).variant == "official"
+    for app in ("search", "train"):
+        assert compose_config(app, ["model=wrn28_10"]).model.kwargs.variant == "official"
+
+
+@pytest.mark.parametrize("variant", ["official", "zagoruyko"])
+def test_wrn_biases_stride_and_momentum(variant):
+    official = variant == "official"
+    model = models.create("wrn10_1", 10, variant=variant)
+    convolutions = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all((conv.bias is not None) == official for conv in convolutions)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert {norm.momentum for norm in norms} == {0.9 if official else 0.1}
+    downsampling = model.blocks[1]  # the first block of stage 2 halves the resolution
+    assert (downsampling.conv1.stride, downsampling.conv2.stride) == (((1, 1), (2, 2)) if official else ((2, 2), (1, 1)))
+    assert (model.head[-1].bias.abs().sum() > 0) == official  # PyTorch's default init; He init zeroes it
+
+
+@pytest.mark.parametrize("variant", ["official", "zagoruyko"])
+def test_wrn_projection_reads_the_raw_or_the_activated_input(variant):
+    torch.manual_seed(0)
+    block = models.create("wrn10_1", 10, variant=variant).blocks[1]
+    seen = {}
+    block.projection.register_forward_pre_hook(lambda module, args: seen.update(projected=args[0]))
+    x = torch.randn(2, 16, 8, 8)
+    block(x)
+    activated = torch.relu(block.norm1(x))
+    assert torch.equal(seen["projected"], x if variant == "official" else activated)
+
+
+def test_official_wrn_running_statistics_follow_the_last_batch():
+    """momentum=0.9 in PyTorch's convention: running = 0.1 * old + 0.9 * batch (official wideresnet.py:24)."""
+    torch.manual_seed(0)
+    model = models.create("wrn10_1", 10)
+    x = torch.randn(8, 3, 8, 8) + 3.0
+    model(x)
+    stem_output = model.stem(x)
+    expected = 0.1 * 0.0 + 0.9 * stem_output.mean(dim=(0, 2, 3))
+    torch.testing.assert_close(model.blocks[0].norm1.running_mean, expected, rtol=1e-5, atol=1e-6)
