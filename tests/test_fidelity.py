@@ -3,6 +3,7 @@
 import dataclasses
 import itertools
 import json
+import math
 import re
 from pathlib import Path
 
@@ -10,10 +11,11 @@ import pytest
 import torch
 from conftest import compose_config
 
-from dada import estimators, models, transforms
+from dada import data, estimators, models, transforms
 from dada.search import SearchSpace
 from dada.search.augment import SearchInputs, apply_fired, on_network_input
 from dada.search.bilevel import BiLevelOptimizer
+from dada.search.schedule import epoch_batches, network_schedule, steps_per_epoch
 from dada.search.variant import VARIANTS, get_variant
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "dada-official-policies.json"
@@ -326,7 +328,8 @@ def test_wrn_biases_stride_and_momentum(variant):
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert {norm.momentum for norm in norms} == {0.9 if official else 0.1}
     downsampling = model.blocks[1]  # the first block of stage 2 halves the resolution
-    assert (downsampling.conv1.stride, downsampling.conv2.stride) == (((1, 1), (2, 2)) if official else ((2, 2), (1, 1)))
+    strides = ((1, 1), (2, 2)) if official else ((2, 2), (1, 1))
+    assert (downsampling.conv1.stride, downsampling.conv2.stride) == strides
     assert (model.head[-1].bias.abs().sum() > 0) == official  # PyTorch's default init; He init zeroes it
 
 
@@ -351,3 +354,41 @@ def test_official_wrn_running_statistics_follow_the_last_batch():
     stem_output = model.stem(x)
     expected = 0.1 * 0.0 + 0.9 * stem_output.mean(dim=(0, 2, 3))
     torch.testing.assert_close(model.blocks[0].norm1.running_mean, expected, rtol=1e-5, atol=1e-6)
+
+
+# Rows 22-23: the search's epochs (VDIGPKU/DADA search_relax/dataset.py:342-351, train_search_paper.py:160-162).
+@pytest.mark.parametrize("images, batch, official_steps", [(2000, 128, 16), (2000, 32, 63)])
+def test_official_search_keeps_the_last_partial_batch(images, batch, official_steps):
+    config = compose_config("search", ["dataset=cifar10"])
+    assert config.search.drop_last is False
+    generator = torch.Generator().manual_seed(0)
+    batches = epoch_batches(images, batch, generator, torch.device("cpu"), drop_last=False)
+    assert len(batches) == steps_per_epoch(images, batch, drop_last=False) == official_steps
+    assert sorted(torch.cat(batches).tolist()) == list(range(images))  # every image once, the last batch partial
+    assert steps_per_epoch(images, batch, drop_last=True) == official_steps - 1
+
+
+@pytest.mark.parametrize("step_first", [True, False])
+def test_official_schedule_trains_epoch_e_at_lr_of_e_plus_one(step_first):
+    assert compose_config("search", ["dataset=cifar10"]).search.lr_step_first is True
+    epochs, lr, lr_min = 5, 0.1, 0.001
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=lr)
+    schedule = network_schedule(optimizer, epochs, lr_min, step_first)
+    trained_at = []
+    for _ in range(epochs):
+        trained_at.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    cosine = [lr_min + (lr - lr_min) * (1 + math.cos(math.pi * t / epochs)) / 2 for t in range(epochs + 1)]
+    expected = cosine[1:] if step_first else cosine[:-1]
+    assert trained_at == pytest.approx(expected, rel=1e-12)
+    assert (trained_at[-1] == pytest.approx(lr_min)) == step_first
+
+
+def test_imagenet_search_keeps_the_official_120_classes():
+    """Rows 10 and 15: the fixed idx120 of VDIGPKU/DADA search_relax/dataset.py:230, shipped in dada/reference/."""
+    config = compose_config("search", ["experiment=search_imagenet"])
+    classes = data.load_class_list(config.search.class_list)
+    assert len(set(classes)) == len(classes) == config.dataset.search_classes == 120
+    assert classes == sorted(classes) and classes[:3] == [16, 23, 52] and classes[-1] == 959

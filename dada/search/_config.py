@@ -32,8 +32,10 @@ class SearchRecipe:
 
     epochs: int = MISSING
     batch_size: int = MISSING
+    drop_last: bool = MISSING  # false: keep each epoch's last partial batch (official)
     lr: float = MISSING
     lr_min: float = MISSING
+    lr_step_first: bool = MISSING  # true: the cosine schedule steps before each epoch, epoch e at lr(e + 1) (official)
     momentum: float = MISSING
     weight_decay: float = MISSING
     grad_clip: float = MISSING
@@ -51,6 +53,7 @@ class SearchRecipe:
     probability_init: float = MISSING
     magnitude_init: float = MISSING
     top_k: int = MISSING
+    class_list: Optional[str] = None  # image folders: the classes kept (dada/reference/ name, JSON path); null: random
     log_every: int = MISSING
 
 

@@ -35,6 +35,7 @@ from dada.schemas import (
 from dada.search._config import validate
 from dada.search.augment import SearchInputs
 from dada.search.bilevel import BiLevelOptimizer, StepResult
+from dada.search.schedule import epoch_batches, network_schedule, steps_per_epoch
 from dada.search.space import SearchSpace
 from dada.search.variant import get_variant
 from dada.tracking import DeviceClock, flops, tracker_for
@@ -51,11 +52,12 @@ class SearchData:
     val_labels: torch.Tensor
 
 
-def reduced_set(dataset: DictConfig, size: int) -> data.LabeledImages:
+def reduced_set(dataset: DictConfig, size: int, class_list: str | None = None) -> data.LabeledImages:
     """The reduced training set of section 4.2, in memory: ``size`` images, stratified and seeded.
 
-    An image folder keeps ``dataset.search_classes`` random classes when set (reduced ImageNet: 120), renumbered
-    from 0, and only the chosen images are decoded, at ``dataset.image_size``.
+    An image folder keeps ``dataset.search_classes`` classes when set (reduced ImageNet: 120): those of
+    ``class_list`` (``search.class_list``), else random ones; renumbered from 0, and only the chosen images are
+    decoded, at ``dataset.image_size``.
     """
     seed = dataset.search_split_seed
     if data.get_spec(dataset.name).in_memory:
@@ -66,7 +68,8 @@ def reduced_set(dataset: DictConfig, size: int) -> data.LabeledImages:
     # The ImageNet pipeline crops at run time: keep a centre square at the validation resize (see FIDELITY.md).
     decode_size = dataset.search_pipeline.val_resize if dataset.search_pipeline else dataset.image_size
     if dataset.search_classes:
-        indices, label_map = data.reduced_imagenet_indices(targets, dataset.search_classes, size, seed)
+        classes = data.load_class_list(class_list) if class_list else None  # null: random classes, seeded
+        indices, label_map = data.reduced_imagenet_indices(targets, dataset.search_classes, size, seed, classes)
         return data.decode_images(folder, indices, decode_size, label_map)
     return data.decode_images(folder, data.reduced_indices(targets, size, seed=seed), decode_size)
 
@@ -75,7 +78,7 @@ def prepare_data(cfg: DictConfig, device: torch.device) -> SearchData:
     """The reduced training set, split 50/50 and stratified into search-train and search-val (section 4.1)."""
     dataset = cfg.dataset
     size = dataset.search_images if cfg.scale.search_images is None else cfg.scale.search_images
-    reduced = reduced_set(dataset, size)
+    reduced = reduced_set(dataset, size, cfg.search.class_list)
     train_index, val_index = data.search_split(
         reduced.labels, train_fraction=dataset.search_train_fraction, seed=dataset.search_split_seed
     )
@@ -168,9 +171,7 @@ class SearchRun:
             betas=tuple(recipe.policy_betas),
             weight_decay=recipe.policy_weight_decay,
         )
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            network_optimizer, T_max=self.epochs, eta_min=recipe.lr_min
-        )
+        self.scheduler = network_schedule(network_optimizer, self.epochs, recipe.lr_min, recipe.lr_step_first)
         self.pipeline = cfg.dataset.search_pipeline
         self.inputs = SearchInputs(
             self.space,
@@ -245,12 +246,10 @@ class SearchRun:
     # -- the loop ----------------------------------------------------------------------------------------------
 
     def _steps_per_epoch(self, split: SearchData) -> int:
-        return len(split.train_labels) // self.batch_size
+        return steps_per_epoch(len(split.train_labels), self.batch_size, self.cfg.search.drop_last)
 
-    def _batches(self, count: int) -> torch.Tensor:
-        order = torch.randperm(count, generator=self.generator, device=self.device)
-        steps = count // self.batch_size
-        return order[: steps * self.batch_size].view(steps, self.batch_size)
+    def _batches(self, count: int) -> list[torch.Tensor]:
+        return epoch_batches(count, self.batch_size, self.generator, self.device, self.cfg.search.drop_last)
 
     def _lighting(self):
         """ImageNet's PCA lighting noise after the op (official search_relax/dataset.py), or None."""
