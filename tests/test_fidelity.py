@@ -17,6 +17,8 @@ from dada.search.augment import SearchInputs, apply_fired, on_network_input
 from dada.search.bilevel import BiLevelOptimizer
 from dada.search.schedule import epoch_batches, network_schedule, steps_per_epoch
 from dada.search.variant import VARIANTS, get_variant
+from dada.train.pipeline import DeviceBatches, ShardedBatchSampler, _pil_train_transform
+from dada.train.policies import Augmentation
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "dada-official-policies.json"
 MEAN, STD = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
@@ -392,3 +394,32 @@ def test_imagenet_search_keeps_the_official_120_classes():
     classes = data.load_class_list(config.search.class_list)
     assert len(set(classes)) == len(classes) == config.dataset.search_classes == 120
     assert classes == sorted(classes) and classes[:3] == [16, 23, 52] and classes[-1] == 959
+
+
+class _SeenBatches(torch.nn.Module):
+    """An identity policy that keeps the batches it is applied to."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def apply_batch(self, images, generator=None):
+        self.seen.append(images.clone())
+        return images
+
+
+@pytest.mark.parametrize("policy, before_crop", [("fastaa", True), ("dada", False), ("trivialaugment", False)])
+def test_fast_aa_policy_runs_before_crop_and_flip(policy, before_crop):
+    """Row 14: Fast AA's data.py:71-88 inserts its policy at 0, before RandomCrop and flip; DADA's goes after."""
+    config = compose_config("train", [f"policy={policy}"])
+    assert config.policy.before_crop is before_crop
+    recorder = _SeenBatches()
+    augmentation = Augmentation(policy, None, recorder, True, False, before_crop)
+    images = data.LabeledImages(torch.randint(0, 256, (8, 3, 8, 8), dtype=torch.uint8), torch.arange(8), 8, "test")
+    sampler = ShardedBatchSampler(8, 8, torch.Generator().manual_seed(0))
+    batches = DeviceBatches(images, sampler, augmentation, 4, torch.Generator().manual_seed(0), torch.device("cpu"))
+    next(iter(batches))
+    order = ShardedBatchSampler(8, 8, torch.Generator().manual_seed(0)).epoch_indices()[0]  # the same permutation
+    assert torch.equal(recorder.seen[0], images.images[order]) == before_crop  # raw images, or cropped and flipped
+    plan = _pil_train_transform(augmentation, config.recipe, 8, from_disk=False).transforms
+    assert (plan[0] is recorder) == before_crop and (plan[2] is recorder) != before_crop
