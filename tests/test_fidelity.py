@@ -423,3 +423,11 @@ def test_fast_aa_policy_runs_before_crop_and_flip(policy, before_crop):
     assert torch.equal(recorder.seen[0], images.images[order]) == before_crop  # raw images, or cropped and flipped
     plan = _pil_train_transform(augmentation, config.recipe, 8, from_disk=False).transforms
     assert (plan[0] is recorder) == before_crop and (plan[2] is recorder) != before_crop
+
+
+def test_resnet50_matches_fast_aa():
+    """Row 27: Fast AA's ResNet('imagenet', 50, bottleneck=True) (networks/resnet.py:84-132), counted 2026-12-06."""
+    with torch.device("meta"):
+        model = models.create("resnet50", 1000)
+    assert sum(parameter.numel() for parameter in model.parameters()) == 25_557_032
+    assert model.layer2[0].conv2.stride == (2, 2) and model.layer2[0].conv1.stride == (1, 1)  # stride in the 3x3
