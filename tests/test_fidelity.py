@@ -1,4 +1,4 @@
-"""search.variant: each point where the paper's text and the official code differ (FIDELITY.md), one test each."""
+"""Each point where the paper's text, the official code and this suite differ (FIDELITY.md rows), one test each."""
 
 import dataclasses
 import itertools
