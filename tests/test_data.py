@@ -327,6 +327,29 @@ def test_reduced_imagenet_picks_classes_and_relabels():
     assert data.reduced_imagenet_indices(targets, 120, 6000, seed=1)[1] != label_map
 
 
+def test_reduced_imagenet_keeps_the_listed_classes_in_ascending_order():
+    official = data.load_class_list("reduced-imagenet-120")
+    targets = torch.arange(1000).repeat_interleave(12)
+    indices, label_map = data.reduced_imagenet_indices(targets, 120, 1200, seed=0, classes=official)
+    assert label_map == {label: new for new, label in enumerate(sorted(official))}  # official idx120.index(label)
+    assert torch.bincount(torch.tensor([label_map[int(t)] for t in targets[indices]])).tolist() == [10] * 120
+    assert data.reduced_imagenet_indices(targets, 120, 1200, seed=1, classes=official)[1] == label_map
+
+
+@pytest.mark.parametrize(
+    "classes, message",
+    [([1, 1, 2], "3 entries \\(2 distinct\\)"), ([1, 2], "must hold 3"), ([1, 2, 9], "lacks: \\[9\\]")],
+)
+def test_bad_class_list_is_refused(classes, message):
+    with pytest.raises(ValueError, match=message):
+        data.reduced_imagenet_indices(torch.arange(5).repeat(4), 3, 6, seed=0, classes=classes)
+
+
+def test_unknown_class_list_names_the_shipped_ones():
+    with pytest.raises(ValueError, match="reduced-imagenet-120"):
+        data.load_class_list("imagenet-7")
+
+
 @pytest.mark.parametrize(
     "call, message",
     [

@@ -1,8 +1,9 @@
-"""search.variant: each point where the paper's text and the official code differ (FIDELITY.md), one test each."""
+"""Each point where the paper's text, the official code and this suite differ (FIDELITY.md rows), one test each."""
 
 import dataclasses
 import itertools
 import json
+import math
 import re
 from pathlib import Path
 
@@ -10,11 +11,14 @@ import pytest
 import torch
 from conftest import compose_config
 
-from dada import estimators, transforms
+from dada import data, estimators, models, transforms
 from dada.search import SearchSpace
 from dada.search.augment import SearchInputs, apply_fired, on_network_input
 from dada.search.bilevel import BiLevelOptimizer
+from dada.search.schedule import epoch_batches, network_schedule, steps_per_epoch
 from dada.search.variant import VARIANTS, get_variant
+from dada.train.pipeline import DeviceBatches, ShardedBatchSampler, _pil_train_transform
+from dada.train.policies import Augmentation
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "dada-official-policies.json"
 MEAN, STD = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
@@ -295,3 +299,137 @@ def test_gate_patterns_cover_every_subset():
     (grad,) = torch.autograd.grad(total, g)
     torch.testing.assert_close(total, torch.tensor(1.0))
     assert grad.abs().max() < 1e-6
+
+
+# Row 21, the WRN. Parameter counts of the official definition, WideResNet(depth, k, dropout_rate=0.0,
+# num_classes=10) of VDIGPKU/DADA search_relax/networks/wideresnet.py:44-60 (= Fast AA's networks/wideresnet.py),
+# counted on 2026-12-06 from that file. Its convolutions' biases are the only parameters it has beyond ours.
+OFFICIAL_WRN_PARAMETERS = {"wrn10_1": 78_186, "wrn40_2": 2_246_474, "wrn28_10": 36_489_290}
+ZAGORUYKO_WRN_PARAMETERS = {"wrn10_1": 77_850, "wrn40_2": 2_243_546, "wrn28_10": 36_479_194}
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL_WRN_PARAMETERS))
+@pytest.mark.parametrize("variant", ["official", "zagoruyko"])
+def test_wrn_parameter_count_matches_its_definition(name, variant):
+    expected = (OFFICIAL_WRN_PARAMETERS if variant == "official" else ZAGORUYKO_WRN_PARAMETERS)[name]
+    with torch.device("meta"):  # WRN-28-10 holds 36 M parameters: count them without allocating
+        model = models.create(name, 10, variant=variant)
+    assert sum(parameter.numel() for parameter in model.parameters()) == expected
+
+
+def test_official_wrn_is_the_default():
+    assert models.create("wrn10_1", 10).variant == "official"
+    for app in ("search", "train"):
+        assert compose_config(app, ["model=wrn28_10"]).model.kwargs.variant == "official"
+
+
+@pytest.mark.parametrize("variant", ["official", "zagoruyko"])
+def test_wrn_biases_stride_and_momentum(variant):
+    official = variant == "official"
+    model = models.create("wrn10_1", 10, variant=variant)
+    convolutions = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all((conv.bias is not None) == official for conv in convolutions)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert {norm.momentum for norm in norms} == {0.9 if official else 0.1}
+    downsampling = model.blocks[1]  # the first block of stage 2 halves the resolution
+    strides = ((1, 1), (2, 2)) if official else ((2, 2), (1, 1))
+    assert (downsampling.conv1.stride, downsampling.conv2.stride) == strides
+    assert (model.head[-1].bias.abs().sum() > 0) == official  # PyTorch's default init; He init zeroes it
+
+
+@pytest.mark.parametrize("variant", ["official", "zagoruyko"])
+def test_wrn_projection_reads_the_raw_or_the_activated_input(variant):
+    torch.manual_seed(0)
+    block = models.create("wrn10_1", 10, variant=variant).blocks[1]
+    seen = {}
+    block.projection.register_forward_pre_hook(lambda module, args: seen.update(projected=args[0]))
+    x = torch.randn(2, 16, 8, 8)
+    block(x)
+    activated = torch.relu(block.norm1(x))
+    assert torch.equal(seen["projected"], x if variant == "official" else activated)
+
+
+def test_official_wrn_running_statistics_follow_the_last_batch():
+    """momentum=0.9 in PyTorch's convention: running = 0.1 * old + 0.9 * batch (official wideresnet.py:24)."""
+    torch.manual_seed(0)
+    model = models.create("wrn10_1", 10)
+    x = torch.randn(8, 3, 8, 8) + 3.0
+    model(x)
+    stem_output = model.stem(x)
+    expected = 0.1 * 0.0 + 0.9 * stem_output.mean(dim=(0, 2, 3))
+    torch.testing.assert_close(model.blocks[0].norm1.running_mean, expected, rtol=1e-5, atol=1e-6)
+
+
+# Rows 22-23: the search's epochs (VDIGPKU/DADA search_relax/dataset.py:342-351, train_search_paper.py:160-162).
+@pytest.mark.parametrize("images, batch, official_steps", [(2000, 128, 16), (2000, 32, 63)])
+def test_official_search_keeps_the_last_partial_batch(images, batch, official_steps):
+    config = compose_config("search", ["dataset=cifar10"])
+    assert config.search.drop_last is False
+    generator = torch.Generator().manual_seed(0)
+    batches = epoch_batches(images, batch, generator, torch.device("cpu"), drop_last=False)
+    assert len(batches) == steps_per_epoch(images, batch, drop_last=False) == official_steps
+    assert sorted(torch.cat(batches).tolist()) == list(range(images))  # every image once, the last batch partial
+    assert steps_per_epoch(images, batch, drop_last=True) == official_steps - 1
+
+
+@pytest.mark.parametrize("step_first", [True, False])
+def test_official_schedule_trains_epoch_e_at_lr_of_e_plus_one(step_first):
+    assert compose_config("search", ["dataset=cifar10"]).search.lr_step_first is True
+    epochs, lr, lr_min = 5, 0.1, 0.001
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=lr)
+    schedule = network_schedule(optimizer, epochs, lr_min, step_first)
+    trained_at = []
+    for _ in range(epochs):
+        trained_at.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    cosine = [lr_min + (lr - lr_min) * (1 + math.cos(math.pi * t / epochs)) / 2 for t in range(epochs + 1)]
+    expected = cosine[1:] if step_first else cosine[:-1]
+    assert trained_at == pytest.approx(expected, rel=1e-12)
+    assert (trained_at[-1] == pytest.approx(lr_min)) == step_first
+
+
+def test_imagenet_search_keeps_the_official_120_classes():
+    """Rows 10 and 15: the fixed idx120 of VDIGPKU/DADA search_relax/dataset.py:230, shipped in dada/reference/."""
+    config = compose_config("search", ["experiment=search_imagenet"])
+    classes = data.load_class_list(config.search.class_list)
+    assert len(set(classes)) == len(classes) == config.dataset.search_classes == 120
+    assert classes == sorted(classes) and classes[:3] == [16, 23, 52] and classes[-1] == 959
+
+
+class _SeenBatches(torch.nn.Module):
+    """An identity policy that keeps the batches it is applied to."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def apply_batch(self, images, generator=None):
+        self.seen.append(images.clone())
+        return images
+
+
+@pytest.mark.parametrize("policy, before_crop", [("fastaa", True), ("dada", False), ("trivialaugment", False)])
+def test_fast_aa_policy_runs_before_crop_and_flip(policy, before_crop):
+    """Row 14: Fast AA's data.py:71-88 inserts its policy at 0, before RandomCrop and flip; DADA's goes after."""
+    config = compose_config("train", [f"policy={policy}"])
+    assert config.policy.before_crop is before_crop
+    recorder = _SeenBatches()
+    augmentation = Augmentation(policy, None, recorder, True, False, before_crop)
+    images = data.LabeledImages(torch.randint(0, 256, (8, 3, 8, 8), dtype=torch.uint8), torch.arange(8), 8, "test")
+    sampler = ShardedBatchSampler(8, 8, torch.Generator().manual_seed(0))
+    batches = DeviceBatches(images, sampler, augmentation, 4, torch.Generator().manual_seed(0), torch.device("cpu"))
+    next(iter(batches))
+    order = ShardedBatchSampler(8, 8, torch.Generator().manual_seed(0)).epoch_indices()[0]  # the same permutation
+    assert torch.equal(recorder.seen[0], images.images[order]) == before_crop  # raw images, or cropped and flipped
+    plan = _pil_train_transform(augmentation, config.recipe, 8, from_disk=False).transforms
+    assert (plan[0] is recorder) == before_crop and (plan[2] is recorder) != before_crop
+
+
+def test_resnet50_matches_fast_aa():
+    """Row 27: Fast AA's ResNet('imagenet', 50, bottleneck=True) (networks/resnet.py:84-132), counted 2026-12-06."""
+    with torch.device("meta"):
+        model = models.create("resnet50", 1000)
+    assert sum(parameter.numel() for parameter in model.parameters()) == 25_557_032
+    assert model.layer2[0].conv2.stride == (2, 2) and model.layer2[0].conv1.stride == (1, 1)  # stride in the 3x3

@@ -20,7 +20,9 @@ PUBLISHED_PARAMS = {
 RELATIVE_TOLERANCE = 2e-2
 # 36.4M cannot follow from the 2x96d's 26.2M: widths scale the convolutions quadratically, giving
 # (112 / 96)^2 * 26.2M = 35.7M, which is what this net (and Fast AA's ShakeResNet(26, 112)) has: 2.1% off.
-TOLERANCE_OVERRIDES = {"shakeshake26_2x112d": 2.5e-2}
+# The official WRN-40-2 (conv biases, FIDELITY.md row 21) has 2.246M parameters, which the published 2.2M
+# rounds: one decimal leaves up to 0.05 / 2.2 = 2.3% of slack.
+TOLERANCE_OVERRIDES = {"shakeshake26_2x112d": 2.5e-2, "wrn40_2": 2.5e-2}
 
 PAPER_MODELS = sorted(PUBLISHED_PARAMS)
 SMALL_NETS = {

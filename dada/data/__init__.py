@@ -1,6 +1,7 @@
 """Data sets over torchvision (never downloaded) and the paper's reduced-data protocols."""
 
 from dada.data._errors import DatasetNotFoundError
+from dada.data.class_lists import load_class_list, shipped_class_lists
 from dada.data.datasets import (
     DATASETS,
     DatasetSpec,
@@ -24,10 +25,12 @@ __all__ = [
     "default_root",
     "get_spec",
     "list_datasets",
+    "load_class_list",
     "load_image_folder",
     "load_images",
     "read_fashion_mnist",
     "reduced_imagenet_indices",
     "reduced_indices",
     "search_split",
+    "shipped_class_lists",
 ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from omegaconf import DictConfig
 
+from dada.data.class_lists import load_class_list
 from dada.data.datasets import LabeledImages, get_spec, load_images
 from dada.data.folders import decode_images, load_image_folder
 from dada.data.splits import reduced_imagenet_indices, reduced_indices, search_split
@@ -30,11 +31,12 @@ def _check_size(dataset: DictConfig, size: int, available: int) -> None:
         )
 
 
-def reduced_set(dataset: DictConfig, size: int) -> LabeledImages:
+def reduced_set(dataset: DictConfig, size: int, class_list: str | None = None) -> LabeledImages:
     """The reduced training set of section 4.2, in memory: ``size`` images, stratified and seeded.
 
-    An image folder keeps ``dataset.search_classes`` random classes when set (reduced ImageNet: 120), renumbered
-    from 0, and only the chosen images are decoded, at ``dataset.image_size``.
+    An image folder keeps ``dataset.search_classes`` classes when set (reduced ImageNet: 120): those of
+    ``class_list`` (``search.class_list``), else random ones; renumbered from 0, and only the chosen images are
+    decoded, at ``dataset.image_size``.
     """
     seed = dataset.search_split_seed
     if get_spec(dataset.name).in_memory:
@@ -46,16 +48,17 @@ def reduced_set(dataset: DictConfig, size: int) -> LabeledImages:
     # The ImageNet pipeline crops at run time: keep a centre square at the validation resize (see FIDELITY.md).
     decode_size = dataset.search_pipeline.val_resize if dataset.search_pipeline else dataset.image_size
     if dataset.search_classes:
-        indices, label_map = reduced_imagenet_indices(targets, dataset.search_classes, size, seed)
+        classes = load_class_list(class_list) if class_list else None  # null: random classes, seeded
+        indices, label_map = reduced_imagenet_indices(targets, dataset.search_classes, size, seed, classes)
         return decode_images(folder, indices, decode_size, label_map)
     _check_size(dataset, size, len(targets))
     return decode_images(folder, reduced_indices(targets, size, seed=seed), decode_size)
 
 
-def prepare_search_data(dataset: DictConfig, device: torch.device) -> SearchData:
-    """The reduced training set (``dataset.search_images``), split and stratified into search-train and search-val
-    (section 4.1: 50/50), on ``device``."""
-    reduced = reduced_set(dataset, dataset.search_images)
+def prepare_search_data(dataset: DictConfig, device: torch.device, class_list: str | None = None) -> SearchData:
+    """The reduced training set (``dataset.search_images``; ``class_list``: see `reduced_set`), split and stratified
+    into search-train and search-val (section 4.1: 50/50), on ``device``."""
+    reduced = reduced_set(dataset, dataset.search_images, class_list)
     train_index, val_index = search_split(
         reduced.labels, train_fraction=dataset.search_train_fraction, seed=dataset.search_split_seed
     )

@@ -81,22 +81,40 @@ def search_split(labels: Tensor | Sequence[int], train_fraction: float = 0.5, se
 
 
 def reduced_imagenet_indices(
-    targets: Tensor | Sequence[int], num_classes: int, size: int, seed: int
+    targets: Tensor | Sequence[int], num_classes: int, size: int, seed: int, classes: Sequence[int] | None = None
 ) -> tuple[Tensor, dict[int, int]]:
-    """Reduced ImageNet (Sec. 4.2, as Fast AA): ``size`` images from ``num_classes`` random classes.
+    """Reduced ImageNet (Sec. 4.2, as Fast AA): ``size`` images from ``num_classes`` classes, ``classes`` if given
+    (the official list, ``dada/reference/reduced-imagenet-120.json``), else random ones drawn from ``seed``.
 
     The paper uses 6,000 images from 120 classes (about 50 a class). Returns the sorted indices into
     ``targets`` and ``label_map``, original class -> new class in ``0..num_classes-1`` (in the order of
     the original class indices); ``label_map.__getitem__`` serves as an ImageFolder ``target_transform``.
     """
     targets = _as_labels(targets)
-    classes = torch.unique(targets)
-    if not 0 < num_classes <= len(classes):
-        raise ValueError(f"num_classes must be in [1, {len(classes)}] (the classes present), got {num_classes}")
+    present = torch.unique(targets)
+    if not 0 < num_classes <= len(present):
+        raise ValueError(f"num_classes must be in [1, {len(present)}] (the classes present), got {num_classes}")
     generator = _generator(seed)
-    kept_classes = classes[torch.randperm(len(classes), generator=generator)[:num_classes]].sort().values
+    if classes is None:
+        kept_classes = present[torch.randperm(len(present), generator=generator)[:num_classes]].sort().values
+    else:
+        kept_classes = _listed_classes(classes, present, num_classes)
     candidates = torch.nonzero(torch.isin(targets, kept_classes)).squeeze(1)
     new_labels = torch.searchsorted(kept_classes, targets[candidates])
     chosen, _ = _stratified_split(new_labels, size, generator)
     label_map = {int(original): new for new, original in enumerate(kept_classes)}
     return candidates[chosen], label_map
+
+
+def _listed_classes(classes: Sequence[int], present: Tensor, num_classes: int) -> Tensor:
+    """``classes`` as a sorted tensor, checked: ``num_classes`` distinct classes, each present in the data."""
+    kept = torch.tensor(sorted(set(classes)), dtype=present.dtype)
+    if len(kept) != len(classes) or len(kept) != num_classes:
+        raise ValueError(
+            f"the class list holds {len(classes)} entries ({len(kept)} distinct); it must hold "
+            f"{num_classes} distinct classes, dataset.search_classes"
+        )
+    missing = kept[~torch.isin(kept, present)]
+    if len(missing):
+        raise ValueError(f"the class list names classes the data set lacks: {missing.tolist()[:10]}")
+    return kept

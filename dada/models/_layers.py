@@ -3,14 +3,14 @@
 from torch import nn
 
 
-def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
-    """3x3 convolution with padding 1 and no bias (a BatchNorm always follows or precedes it)."""
-    return nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1, bias: bool = False) -> nn.Conv2d:
+    """3x3 convolution with padding 1, without bias unless asked (a BatchNorm always follows or precedes it)."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=bias)
 
 
-def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
-    """1x1 convolution without bias."""
-    return nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False)
+def conv1x1(in_channels: int, out_channels: int, stride: int = 1, bias: bool = False) -> nn.Conv2d:
+    """1x1 convolution, without bias unless asked."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=bias)
 
 
 def three_stage_plan(stem_channels: int, block_channels: list[int]) -> list[tuple[int, int, int]]:
@@ -27,9 +27,9 @@ def three_stage_plan(stem_channels: int, block_channels: list[int]) -> list[tupl
     return list(zip(in_channels, block_channels, strides))
 
 
-def classifier_head(in_channels: int, num_classes: int, normalize: bool) -> nn.Sequential:
+def classifier_head(in_channels: int, num_classes: int, normalize: bool, norm_momentum: float = 0.1) -> nn.Sequential:
     """[BN-]ReLU, global average pooling and a linear layer; adaptive, so any input size works."""
-    norm = [nn.BatchNorm2d(in_channels)] if normalize else []
+    norm = [nn.BatchNorm2d(in_channels, momentum=norm_momentum)] if normalize else []
     return nn.Sequential(*norm, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_channels, num_classes))
 
 

@@ -32,8 +32,10 @@ class SearchRecipe:
 
     epochs: int = valid(">= 1")
     batch_size: int = valid(">= 1")
+    drop_last: bool = MISSING  # false: keep each epoch's last partial batch (official)
     lr: float = valid("> 0")
     lr_min: float = valid(">= 0")
+    lr_step_first: bool = MISSING  # true: the cosine schedule steps before each epoch, epoch e at lr(e + 1) (official)
     momentum: float = valid("[0, 1)")
     weight_decay: float = valid(">= 0")
     grad_clip: float = valid(">= 0")  # the network gradient's largest L2 norm; 0: no clipping
@@ -52,6 +54,7 @@ class SearchRecipe:
     magnitude_init: float = valid("[0, 1]")
     fd_epsilon: float = valid("> 0")  # Eq. 19's finite-difference step, divided by the direction's norm
     top_k: int = MISSING
+    class_list: Optional[str] = None  # image folders: the classes kept (dada/reference/ name, JSON path); null: random
 
 
 @dataclass

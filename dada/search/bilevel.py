@@ -32,8 +32,8 @@ MODES = ("unrolled", "first_order")
 SAMPLINGS = ("batch", "image")
 FIRST_ORDER_WARNING = (
     "search.mode=first_order lets the policy minimise the loss of validation images augmented by the policy "
-    "itself, which rewards weaker augmentation (FIDELITY.md); the official first-order mode has no path from the "
-    "validation loss to the policy at all. Use search.mode=unrolled to reproduce the paper."
+    "itself, which rewards weaker augmentation (FIDELITY.md row 7; the official code without --unrolled does the "
+    "same, and its authors support only the unrolled step). Use search.mode=unrolled to reproduce the paper."
 )
 
 

@@ -28,6 +28,7 @@ from dada.search._config import validate
 from dada.search.augment import SearchInputs
 from dada.search.bilevel import BiLevelOptimizer, StepResult
 from dada.search.policy_metrics import TABLE_NAME, PolicySummaries, numbered_metrics, state_table
+from dada.search.schedule import epoch_batches, network_schedule, steps_per_epoch
 from dada.search.space import SearchSpace
 from dada.search.variant import get_variant
 from dada.tracking import DeviceClock, flops
@@ -106,9 +107,7 @@ class SearchRun(RunLifecycle):
             betas=tuple(recipe.policy_betas),
             weight_decay=recipe.policy_weight_decay,
         )
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            network_optimizer, T_max=self.epochs, eta_min=recipe.lr_min
-        )
+        self.scheduler = network_schedule(network_optimizer, self.epochs, recipe.lr_min, recipe.lr_step_first)
         self.pipeline = cfg.dataset.search_pipeline
         self.inputs = SearchInputs(
             self.space,
@@ -171,12 +170,10 @@ class SearchRun(RunLifecycle):
     # -- the loop ----------------------------------------------------------------------------------------------
 
     def steps_per_epoch(self, split: SearchData) -> int:
-        return len(split.train_labels) // self.batch_size
+        return steps_per_epoch(len(split.train_labels), self.batch_size, self.cfg.search.drop_last)
 
-    def _batches(self, count: int) -> torch.Tensor:
-        order = torch.randperm(count, generator=self.generator, device=self.device)
-        steps = count // self.batch_size
-        return order[: steps * self.batch_size].view(steps, self.batch_size)
+    def _batches(self, count: int) -> list[torch.Tensor]:
+        return epoch_batches(count, self.batch_size, self.generator, self.device, self.cfg.search.drop_last)
 
     def _lighting(self):
         """ImageNet's PCA lighting noise after the op (official search_relax/dataset.py), or None."""
@@ -290,7 +287,7 @@ class SearchRun(RunLifecycle):
         return {"estimator": self.cfg.estimator.name, "model": self.cfg.model.name}
 
     def prepare(self) -> None:
-        self.split = prepare_search_data(self.cfg.dataset, self.device)
+        self.split = prepare_search_data(self.cfg.dataset, self.device, self.cfg.search.class_list)
         if self.steps_per_epoch(self.split) == 0:
             raise ValueError(
                 f"the search-train split holds {len(self.split.train_labels)} images, fewer than one batch "

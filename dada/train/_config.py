@@ -46,6 +46,7 @@ class PolicyConfig:
     magnitude: Optional[int] = valid(">= 0", None)  # randaugment: M
     num_sub_policies: Optional[int] = valid(">= 1", None)  # random
     cutout: bool = True  # the data set's Cutout after normalisation
+    before_crop: bool = False  # run the policy before crop and flip (Fast AA's code), not after (DADA's)
     on_device: Optional[bool] = None  # null: batched on the device whenever the policy and the data allow
 
 

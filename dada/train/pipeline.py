@@ -1,4 +1,5 @@
-"""The evaluation's data pipeline, in DADA's order: crop+flip, policy, normalise, Cutout.
+"""The evaluation's data pipeline, in DADA's order: crop+flip, policy, normalise, Cutout (Fast AA's policy:
+before crop+flip, ``policy.before_crop``).
 
 Two paths give the same batches. In-memory data sets (all but the image folders) live on the device as
 uint8 and are cropped, flipped and augmented there in batched calls when the policy allows (``on_device``);
@@ -114,10 +115,18 @@ class DeviceBatches:
     def __len__(self) -> int:
         return len(self.sampler)
 
+    def _crop_flip(self, images: torch.Tensor) -> torch.Tensor:
+        return transforms.random_crop_flip(images, self.padding, self.generator)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        augmentation = self.augmentation
         for index in self.sampler.epoch_indices().to(self.images.device):
-            images = transforms.random_crop_flip(self.images[index], self.padding, self.generator)
-            yield self.augmentation.apply_batch(images, self.generator), self.labels[index]
+            images = self.images[index]
+            if augmentation.before_crop:
+                images = self._crop_flip(augmentation.apply_batch(images, self.generator))
+            else:
+                images = augmentation.apply_batch(self._crop_flip(images), self.generator)
+            yield images, self.labels[index]
 
 
 def _loader(dataset: Dataset, workers: int, generator: torch.Generator | None = None, **batching) -> DataLoader:
@@ -132,12 +141,14 @@ def _loader(dataset: Dataset, workers: int, generator: torch.Generator | None = 
 
 
 def _pil_train_transform(augmentation: Augmentation, recipe, image_size: int, from_disk: bool) -> v2.Compose:
-    """Per-image training transform: crop+flip, the policy, ImageNet's colour jitter, to a uint8 tensor."""
+    """Per-image training transform: crop+flip and the policy (in ``augmentation.before_crop``'s order),
+    ImageNet's colour jitter, to a uint8 tensor."""
     if from_disk:
         crop = v2.RandomResizedCrop(image_size, scale=IMAGENET_CROP_SCALE, interpolation=InterpolationMode.BICUBIC)
     else:
         crop = v2.RandomCrop(image_size, padding=recipe.crop_padding)
-    steps = [crop, v2.RandomHorizontalFlip(), augmentation.transform]
+    crop_flip = [crop, v2.RandomHorizontalFlip()]
+    steps = [augmentation.transform, *crop_flip] if augmentation.before_crop else [*crop_flip, augmentation.transform]
     if recipe.color_jitter > 0:
         steps.append(v2.ColorJitter(recipe.color_jitter, recipe.color_jitter, recipe.color_jitter))
     return v2.Compose([*steps, v2.PILToTensor()])

@@ -1,4 +1,5 @@
-"""The evaluated policies, by name: what runs between crop+flip and normalisation (then Cutout).
+"""The evaluated policies, by name: what runs between crop+flip and normalisation (then Cutout); Fast AA's
+runs before crop+flip, as its code does (``policy.before_crop``, FIDELITY.md row 14).
 
 ``create_augmentation(config, dataset, seed)`` turns a ``PolicyConfig`` into an `Augmentation`: a
 torchvision-compatible transform for PIL images (the DataLoader path) and, where the policy draws per
@@ -138,6 +139,7 @@ class Augmentation:
     transform: v2.Transform
     on_device: bool
     cutout: bool
+    before_crop: bool = False  # the policy runs before crop and flip (Fast AA's order), not after (DADA's)
 
     def apply_batch(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """uint8 [B,C,H,W] in, uint8 out: one draw per image (the on-device path)."""
@@ -148,7 +150,7 @@ class Augmentation:
     def __repr__(self) -> str:
         return (
             f"Augmentation(name={self.name!r}, source={self.source!r}, on_device={self.on_device}, "
-            f"cutout={self.cutout}, transform={self.transform!r})"
+            f"cutout={self.cutout}, before_crop={self.before_crop}, transform={self.transform!r})"
         )
 
 
@@ -176,7 +178,8 @@ def create_augmentation(config, dataset: str, seed: int, in_memory: bool = True)
         raise ValueError(f"unknown policy {config.name!r}; valid choices: {', '.join(POLICIES)}")
     transform = POLICIES[config.name](config, dataset, seed)
     on_device = _place(config.name, transform, config.on_device, in_memory)
-    return Augmentation(config.name, _describe(config, dataset, transform), transform, on_device, config.cutout)
+    source = _describe(config, dataset, transform)
+    return Augmentation(config.name, source, transform, on_device, config.cutout, config.before_crop)
 
 
 def _describe(config, dataset: str, transform: v2.Transform) -> str | None:
