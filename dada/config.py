@@ -166,6 +166,8 @@ def compose_app_config(app: str, overrides: Sequence[str] = ()) -> DictConfig:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name=app, overrides=list(overrides))
+    module, name = APP_SCHEMAS[app]
+    check_schema(cfg, getattr(importlib.import_module(module), name))  # as given: a refusal quotes what was typed
     apply_scale(cfg, app, overrides)
     return cfg
 

@@ -59,8 +59,9 @@ class RunLifecycle:
     epochs: int
 
     def __init__(self, cfg: DictConfig, validate: Callable[[DictConfig], None]):
+        validate(cfg)  # the values as given, so that a refusal quotes what was typed
         apply_scale(cfg, self.app, hydra_overrides())
-        validate(cfg)
+        validate(cfg)  # and as they run
         self.cfg = cfg
         self.folder = RunFolder(cfg.run_dir)
         self.run_dir = self.folder.path

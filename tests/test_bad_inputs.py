@@ -967,14 +967,14 @@ CASES = [
             (_search, "seed=99999999999999999999", r"seed=99999999999999999999 is out of range: .*\[0, 4294967295\]"),
             (_train, "recipe.lr=inf", r"recipe.lr=inf is out of range: it must be > 0 \(a finite number\)"),
             (_search, "search.policy_betas=[0.5,1.0]", r"search.policy_betas=\[0.5, 1.0\] .*each value must lie in"),
-            (_train, "recipe.milestones=[0,5]", r"recipe.milestones=\[0, 5\] is out of range: each value must be >= 1"),
+            (_train, "recipe.milestones=[0,5]", r"recipe.milestones=\[0.0, 5.0\] is out of range: each value must be > 0"),
         ]
     ],
     Case(
         "23-range-detect-milestones",
         lambda _: _detect_config("schedule.milestones=[-1]"),
         ConfigValueError,
-        r"schedule.milestones=\[-1\] is out of range: each value must be >= 1",
+        r"schedule.milestones=\[-1.0\] is out of range: each value must be > 0",
     ),
     Case(
         "23-range-detect-seed",

@@ -59,7 +59,7 @@ def test_summaries_without_flops_read_as_not_measured():
 
 
 def _write_search(root: Path, seed: int, **flops) -> None:
-    run_dir = root / "smoke" / "search_fashion-mnist" / "relax" / f"seed{seed}"
+    run_dir = root / "smoke" / "search_fashion-mnist-on-wrn10_1" / "relax" / f"seed{seed}"  # smoke swaps in WRN-10-1
     run_dir.mkdir(parents=True)
     cost = SearchCost(unit="CPU-hours", device_name="Test CPU", device_count=1, search_device_hours=0.01, **flops)
     summary = SearchSummary(

@@ -107,7 +107,7 @@ def test_study_plan_runs_every_column_per_seed_searches_first(capsys):
     assert len(runs) == 2 * (2 + len(design.columns))  # a search and a step-0 export per seed, then the columns
     assert [run.app for run in runs[:4]] == ["search", "search", "search.initial", "search.initial"]
     control = next(run for run in runs if run.variant == "no-search" and run.app == "train")
-    assert "policy.source=runs/mini/search_fashion-mnist/no-search/seed0/policy.json" in control.overrides
+    assert "policy.source=runs/mini/search_fashion-mnist-on-wrn10_1/no-search/seed0/policy.json" in control.overrides
     released = next(run for run in runs if run.variant == "dada-released")
     assert "policy=dada" in released.overrides and not any("policy.source" in o for o in released.overrides)
     assert all("scale.test_images=10000" in run.overrides for run in runs if run.app == "train")
