@@ -27,6 +27,7 @@ from dada.config import CONF_DIR
 from dada.files import write_atomic
 from dada.policy import Policy
 from dada.run import RunLifecycle
+from dada.scale import scale_name
 from dada.schemas import SearchSummary
 from dada.search._config import validate
 from dada.search.loop import SearchRun, top_overlap
@@ -79,7 +80,7 @@ class InitialExport(RunLifecycle):
             seed=cfg.seed,
             dataset=cfg.dataset.name,
             model=cfg.model.name,
-            scale=cfg.scale.name,
+            scale=scale_name(cfg),
             epochs=0,
             estimator=cfg.estimator.name,
             variant=cfg.search.variant,
