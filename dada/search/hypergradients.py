@@ -23,7 +23,8 @@ parameter α or β): the per-coordinate variance averaged over coordinates; the 
 average of that search's unbiased estimators, with a paired bootstrap standard error and its noise floor
 ``sqrt(trace Cov(d) / N)`` (d = draw minus reference draw). A mean or a bias counts as resolved only where it
 exceeds ``RESOLVED`` times its noise floor; no bias is claimed otherwise. α's score is ×1 here; the official
-code's is ×210 (FIDELITY.md row 24), which scales α's variance by 210² but not its SNR.
+code's is ×210 (FIDELITY.md row 24), which would scale the official search's score-based estimates of α
+(whose c_phi cancels) by 210: variance ×210², SNR unchanged. The paper RELAX's c_phi terms are not scaled.
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ PARAMETERS = ("alpha", "probability")
 RESOLVED = 2.0
 """A mean (or bias) is resolved where its norm exceeds this many noise floors (pure noise gives about one)."""
 BOOTSTRAP = 200
-ALPHA_NOTE = "alpha score x1 here; the official code's is x210 (FIDELITY.md row 24): variance x210^2, SNR unchanged"
+ALPHA_NOTE = (
+    "alpha score x1 here; the official code's is x210 (FIDELITY.md row 24): "
+    "official-search score estimates' variance x210^2, SNR unchanged"
+)
 NOTE = f"no mean or bias is claimed unless it exceeds {RESOLVED:g}x its noise floor"
 
 
