@@ -148,5 +148,6 @@ study-search: setup ## does the search matter? DADA vs a no-search control, Triv
 		exit $$status; fi; $(PY) -m analysis.study search_matters --scale $(SCALE) && exit $$status
 
 .PHONY: estimator-hypergradient
-estimator-hypergradient: setup ## gumbel/RELAX/REINFORCE hypergradient variance and bias at 3 search states (~5 min)
-	$(PY) -m analysis.hypergradients --scale $(SCALE) --out results/
+estimator-hypergradient: setup ## gumbel/RELAX/REINFORCE hypergradient variance, SNR and bias at 3 states of an official and a paper search
+	$(PY) -m dada.search.hypergradients --scale $(SCALE) --out runs/$(SCALE)/estimator-hypergradient/seed0/hypergradients.csv
+	$(PY) -m analysis.hypergradients --csv runs/$(SCALE)/estimator-hypergradient/seed0/hypergradients.csv --out results/
