@@ -1237,7 +1237,13 @@ def test_refuse_non_finite_names_the_metric_and_the_tensor_and_says_what_was_kep
 # names earlier versions wrote through. The test also checks that a run writes no name outside this list.
 RUN_FILES = {
     "common": (".lock", "checkpoint.pt", "config.yaml", "run_info.json", "metrics.jsonl", "summary.json"),
-    "search": ("policy.json", "policy_archive.json", "figures/policy_epoch001.png", "figures/policy_epoch001.pdf"),
+    "search": (
+        "policy.json",
+        "policy_archive.json",
+        "tables/policy_state.json",
+        "figures/policy_epoch001.png",
+        "figures/policy_epoch001.pdf",
+    ),
     "train": (),
     "detect": (),  # tests/test_detect.py plants them for a detection run
     "old temporary names": (".checkpoint.pt.tmp", ".config.yaml.partial", ".summary.json.partial"),

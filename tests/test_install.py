@@ -63,7 +63,7 @@ def test_the_installed_wheel_runs_outside_the_source_tree(tmp_path):
     help_text = _run([venv / "bin" / "dada-search", "--help"], env, work)
     assert "estimator: gumbel, reinforce, relax" in help_text and "detector" not in help_text
     _run([venv / "bin" / "dada-search", *SEARCH_SMOKE, "scale.search_images=96", "threads=1"], env, work)
-    assert (work / "runs" / "smoke" / "search_fashion-mnist" / "relax" / "seed0" / "policy.json").is_file()
+    assert (work / "runs" / "smoke" / "search_fashion-mnist-on-wrn10_1" / "relax" / "seed0" / "policy.json").is_file()
 
 
 def _run(command: list, env: dict, cwd: Path) -> str:

@@ -104,7 +104,8 @@ def cluster():
 
 @pytest.fixture
 def fake_python(tmp_path):
-    """Stands in for python: logs its start and end in ``times.jsonl`` and writes a FINISHED summary. A run named in
+    """Stands in for python: logs its start and end in ``times.jsonl`` of its run folder (FAKE_RUN_DIRS: a JSON map of
+    experiment/variant to the folder) and writes a FINISHED summary there. A run named in
     FAKE_SLOW sleeps a minute on its first attempt, so that the test can preempt or kill it; a later attempt (the
     resume) ends at once."""
     script = tmp_path / "fake_python"
@@ -115,7 +116,7 @@ def fake_python(tmp_path):
                 "import json, os, pathlib, sys, time",
                 "arg = dict(a.split('=', 1) for a in sys.argv[3:])",
                 "name = arg['experiment'] + '/' + arg['variant_name']",
-                "run_dir = pathlib.Path(arg['runs_root'], arg['scale'], name, 'seed' + arg['seed'])",
+                "run_dir = pathlib.Path(json.loads(os.environ['FAKE_RUN_DIRS'])[name])",
                 "run_dir.mkdir(parents=True, exist_ok=True)",
                 "times = run_dir / 'times.jsonl'",
                 "slow = not times.exists() and name in os.environ.get('FAKE_SLOW', '').split(',')",
@@ -158,6 +159,8 @@ def test_a_reduced_table1_plan_runs_on_slurm(cluster, tmp_path, fake_python, mon
     runs = [every[name] for name in names]
     preempted, killed = every["search_fashion-mnist/gumbel"], every["search_fashion-mnist/relax-paper"]
     monkeypatch.setenv("FAKE_SLOW", f"{preempted.experiment}/{preempted.variant},{killed.experiment}/{killed.variant}")
+    # the run folders as the apps name them (a scale's swapped-in network adds -on-<network>), which the fake writes
+    monkeypatch.setenv("FAKE_RUN_DIRS", json.dumps({name: str(run.run_dir) for name, run in every.items()}))
     config = slurm.load_config()
     config["resources"].append({"scale": "smoke", "cpus": 1, "mem_gb": 1, "time_min": 5})  # 2 jobs at once here
 
