@@ -126,6 +126,12 @@ def _movement_markdown(movement: pd.DataFrame, released: dict) -> str:
     return markdown_table(header, rows)
 
 
+def _mean_with_ci(axis, x: float, summary) -> None:
+    """A column's mean as a black diamond beside its dots, with its 95 % CI where there is more than one seed."""
+    yerr = summary.half_width if summary.n > 1 else None
+    axis.errorbar(x + 0.12, summary.mean, yerr=yerr, fmt="D", color="black", capsize=4, ms=5, zorder=4)
+
+
 def study_figure(design: Design, seeds: pd.DataFrame, caption: str) -> plt.Figure:
     """Left: each column's per-seed test errors (dots) with mean and 95 % CI, each seed joined by a line to its
     control value (hollow, left of the column). Right: the paired differences to the control, with ±margin."""
@@ -152,30 +158,12 @@ def study_figure(design: Design, seeds: pd.DataFrame, caption: str) -> plt.Figur
                     zorder=2,
                 )
             left.scatter([x] * len(values), list(values.values()), s=18, color=f"C{x}", zorder=3)
-            test = summarize(values.values())
-            left.errorbar(
-                x + 0.12,
-                test.mean,
-                yerr=test.half_width if test.n > 1 else None,
-                fmt="D",
-                color="black",
-                capsize=4,
-                ms=5,
-                zorder=4,
-            )
+            _mean_with_ci(left, x, summarize(values.values()))
             if key != design.control and shared:
                 difference = summarize(values[s] - control[s] for s in shared)
                 at = others.index(key)  # the right panel has no control column
                 right.scatter([at] * len(shared), [values[s] - control[s] for s in shared], s=18, color=f"C{x}")
-                right.errorbar(
-                    at + 0.12,
-                    difference.mean,
-                    yerr=difference.half_width if difference.n > 1 else None,
-                    fmt="D",
-                    color="black",
-                    capsize=4,
-                    ms=5,
-                )
+                _mean_with_ci(right, at, difference)
         left.set_xticks(range(len(keys)), [labels[key] for key in keys], rotation=25, ha="right")
         right.set_xticks(range(len(others)), [labels[key] for key in others], rotation=25, ha="right")
         left.set_ylabel("test error (%)")
