@@ -147,24 +147,25 @@ def study_runs(
     runs_root: Path = Path("runs"),
     secondary: bool = False,
 ) -> list[Run]:
-    """Every run of the study at ``scale``, searches first: the columns for each seed, and with ``secondary`` the
-    longer searches and their evaluations for the first ``secondary.seeds`` seeds."""
+    """Every run of the study at ``scale`` in seed order, so that a study stopped part-way leaves whole seeds: the
+    searches of seed ``s`` are queued before the evaluations of seed ``s - 1``, which thus find their search done
+    (a search always precedes the runs that wait for it: the runner cannot deadlock). With ``secondary``, the
+    longer searches and their evaluations for the first ``secondary.seeds`` seeds follow, in the same order."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid choices: {', '.join(SCALES)}")
     seeds = design.seeds_at(scale) if seeds is None else seeds
-    planned = {}
-    for job in column_jobs(design):
-        for seed in seeds:
-            for link in (job.search, job) if job.search is not None else (job,):
-                run = make_run(link, scale, seed, runs_root)
-                planned[run.run_dir] = run
+    arms = [(column_jobs(design), seeds)]
     if secondary:
-        job = secondary_job(design, scale)
-        for seed in seeds[: int(design.secondary["seeds"])]:
-            for link in (job.search, job):
-                run = make_run(link, scale, seed, runs_root)
-                planned[run.run_dir] = run
-    return sorted(planned.values(), key=lambda run: run.app == "train")
+        arms.append(([secondary_job(design, scale)], seeds[: int(design.secondary["seeds"])]))
+    planned = {}
+    for arm, (jobs, arm_seeds) in enumerate(arms):
+        for slot, seed in enumerate(arm_seeds):
+            for job in jobs:
+                for link in (job.search, job) if job.search is not None else (job,):
+                    run = make_run(link, scale, seed, runs_root)
+                    # an evaluation's slot is one later than its seed's searches
+                    planned.setdefault(run.run_dir, ((arm, slot + (run.app == "train"), run.app == "train"), run))
+    return [run for _, run in sorted(planned.values(), key=lambda keyed: keyed[0])]
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -101,11 +101,17 @@ def test_step0_export_is_seeded_uniform_and_at_the_start():
 # -- the plan ------------------------------------------------------------------------------------------------------
 
 
-def test_study_plan_runs_every_column_per_seed_searches_first(capsys):
+def test_study_plan_runs_every_column_per_seed_in_seed_order(capsys):
     design = load_design("search_matters")
-    runs = study_runs(design, "mini", seeds=(0, 1))
-    assert len(runs) == 2 * (2 + len(design.columns))  # a search and a step-0 export per seed, then the columns
-    assert [run.app for run in runs[:4]] == ["search", "search", "search.initial", "search.initial"]
+    runs = study_runs(design, "mini", seeds=(0, 1, 2))
+    assert len(runs) == 3 * (2 + len(design.columns))  # a search and a step-0 export per seed, then the columns
+    assert [run.app for run in runs[:4]] == ["search", "search.initial", "search", "search.initial"]
+    # seed order, each seed's evaluations after the next seed's searches: a stopped study leaves whole seeds
+    assert [run.seed for run in runs if run.app == "train"] == sorted(run.seed for run in runs if run.app == "train")
+    position = {run.run_dir: index for index, run in enumerate(runs)}
+    assert all(position[run.needs] < position[run.run_dir] for run in runs if run.needs is not None)
+    assert max(position[run.run_dir] for run in runs if run.seed == 0) < position[runs[-1].run_dir]
+    assert {run.seed for run in runs[4 : 4 + len(design.columns)]} == {0}
     control = next(run for run in runs if run.variant == "no-search" and run.app == "train")
     assert "policy.source=runs/mini/search_fashion-mnist-on-wrn10_1/no-search/seed0/policy.json" in control.overrides
     released = next(run for run in runs if run.variant == "dada-released")
