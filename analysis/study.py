@@ -70,7 +70,22 @@ def seed_table(design: Design, runs: pd.DataFrame, scale: str, seeds: tuple[int,
         }
     )
     order = frame["column"].map(keys.index)
-    return frame.assign(order=order).sort_values(["order", "seed"]).drop(columns="order").reset_index(drop=True)
+    ordered = frame.assign(order=order).sort_values(["order", "seed"]).drop(columns="order").reset_index(drop=True)
+    return whole_seeds(design, ordered)
+
+
+def whole_seeds(design: Design, seeds: pd.DataFrame) -> pd.DataFrame:
+    """The lines of the seeds that every column of the design has finished (the amendment of 2026-12-06): every
+    column then has the same n, and each comparison pairs the same seeds. The secondary arm's lines are kept on
+    those seeds."""
+    columns = {column.key for column in design.columns}
+    finished_by_seed = seeds[seeds["column"].isin(columns)].groupby("seed")["column"].nunique()
+    whole = finished_by_seed.index[finished_by_seed == len(columns)]
+    return seeds[seeds["seed"].isin(whole)].reset_index(drop=True)
+
+
+def whole_seed_count(design: Design, seeds: pd.DataFrame) -> int:
+    return int(whole_seeds(design, seeds)["seed"].nunique())
 
 
 def values_by_seed(seeds: pd.DataFrame, column: str) -> dict[int, float]:

@@ -17,6 +17,7 @@ from analysis.study import (
     primary_tests,
     study_runs_frame,
     values_by_seed,
+    whole_seed_count,
 )
 from analysis.style import STYLE, save_figure
 from analysis.tables import markdown_table
@@ -227,10 +228,21 @@ def _power_lines(design: Design, tests: pd.DataFrame, scale: str) -> list[str]:
 
 def study_markdown(design: Design, scale: str, parts: dict) -> str:
     seeds, tests = parts["seeds"], parts["tests"]
-    declared = design.seeds.get(scale)
+    declared, whole = design.seeds.get(scale), whole_seed_count(design, seeds)
+    interim = whole < declared
     text = [
-        f"# {design.title} ({_caption(scale)})",
+        f"# {design.title} ({_caption(scale)}{f'; INTERIM: {whole} of {declared} seeds' if interim else ''})",
         "",
+        *(
+            [
+                f"**Interim.** {whole} of the {declared} declared seeds have every column finished; the analysis at "
+                f"{declared} seeds is the confirmatory one (amendment in conf/study/{design.name}.yaml). The "
+                "tests below hold at the n reached, with the power stated for that n.",
+                "",
+            ]
+            if interim
+            else []
+        ),
         f"Pre-registered in conf/study/{design.name}.yaml before any run; every number below is computed from "
         f"{parts['seeds_name']} (one line per column and seed). Declared: {declared} seeds per column at {scale} "
         f"scale; finished: {seeds.groupby('column').size().to_dict()}. Evaluation overrides: "

@@ -21,7 +21,7 @@ from analysis.statistics import (
     summarize,
     tost_p,
 )
-from analysis.study import primary_tests
+from analysis.study import primary_tests, whole_seed_count, whole_seeds
 from analysis.study_report import write_study
 from dada.config import CONF_DIR
 from dada.search.initial import initial_policy, initial_space
@@ -157,8 +157,18 @@ def test_study_analysis_on_synthetic_seeds(tmp_path):
     assert {path.name for path in written} >= {"search_matters_mini_seeds.csv", "search_matters_mini.png"}
     report = stem.with_suffix(".md").read_text()
     assert "dada-gumbel − no-search" in report and "equivalent within ±0.7" in report
+    assert "INTERIM: 12 of 15 seeds" in report.splitlines()[0]  # 12 whole seeds of the 15 declared at mini
     again = primary_tests(design, pd.read_csv(stem.with_name("search_matters_mini_seeds.csv")))
     pd.testing.assert_frame_equal(again.set_index("reference"), tests)  # the committed CSV rebuilds the tests
+
+
+def test_only_whole_seeds_are_analysed():
+    design = load_design("search_matters")
+    seeds = _synthetic_seeds(4)
+    unfinished = seeds[~((seeds["seed"] == 2) & (seeds["column"] == "dada-gumbel"))]  # seed 2 lacks its DADA run
+    kept = whole_seeds(design, unfinished)
+    assert sorted(kept["seed"].unique()) == [0, 1, 3] and kept.groupby("column").size().eq(3).all()
+    assert whole_seed_count(design, seeds) == 4
 
 
 def test_policy_movement_from_a_search_record(tmp_path):
