@@ -27,6 +27,7 @@ from analysis.statistics import (
 )
 from analysis.style import use_file_backend
 from analysis.tables import output_name
+from reproduce.plan import experiment_folder
 from reproduce.study import Design, load_design
 
 SEED_COLUMNS = ("column", "seed", "test_error", "train_error", "run_id")
@@ -56,7 +57,7 @@ def seed_table(design: Design, runs: pd.DataFrame, scale: str, seeds: tuple[int,
     selected = finished(runs)
     selected = selected[
         (selected["scale"] == scale)
-        & (selected["experiment"] == design.evaluation["experiment"])
+        & (selected["experiment"] == experiment_folder(design.evaluation["experiment"], scale))
         & selected["variant"].isin(keys)
         & selected["seed"].isin(list(seeds))
     ]
@@ -187,7 +188,7 @@ def study_runs_frame(design: Design, runs: pd.DataFrame, scale: str, seeds: tupl
     return searches[
         (searches["app"] == "search")
         & (searches["scale"] == scale)
-        & (searches["experiment"] == design.search["experiment"])
+        & (searches["experiment"] == experiment_folder(design.search["experiment"], scale))
         & (searches["estimator"] == design.search["estimator"])
         & searches["seed"].isin(list(seeds))
     ]

@@ -32,13 +32,23 @@ def _p(value: float) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def _number(value: float, spec: str = ".2f") -> str:
+    """``value`` formatted, or a dash where one seed leaves it undefined (an sd, an interval, a power)."""
+    return "—" if math.isnan(value) else f"{value:{spec}}"
+
+
+def _with_interval(mean: float, low: float, high: float, spec: str = ".2f") -> str:
+    interval = "" if math.isnan(low) else f" [{low:{spec}}, {high:{spec}}]"
+    return f"{mean:{spec}}{interval}"
+
+
 def _errors_markdown(summaries: pd.DataFrame) -> str:
     rows = [
         [
             line.label,
             line.n,
-            f"{line.mean:.2f} [{line.ci_low:.2f}, {line.ci_high:.2f}]",
-            f"{line.sd:.2f}",
+            _with_interval(line.mean, line.ci_low, line.ci_high),
+            _number(line.sd),
             f"{line.train_error_mean:.2f}",
         ]
         for line in summaries.itertuples()
@@ -51,12 +61,12 @@ def _tests_markdown(tests: pd.DataFrame, design: Design) -> str:
         [
             f"{line.column} − {line.reference}",
             line.n,
-            f"{line.mean_difference:+.2f} [{line.ci_low:+.2f}, {line.ci_high:+.2f}]",
+            _with_interval(line.mean_difference, line.ci_low, line.ci_high, "+.2f"),
             f"{_p(line.t_p)} / {_p(line.t_p_holm)}",
             f"{_p(line.sign_flip_p)} / {_p(line.sign_flip_p_holm)}",
             f"{_p(line.tost_p)} / {_p(line.tost_p_holm)}",
-            f"{line.power_planned:.2f}",
-            f"{line.detectable_difference:.2f}",
+            _number(line.power_planned),
+            _number(line.detectable_difference),
             line.verdict,
         ]
         for line in tests.itertuples()
@@ -80,7 +90,7 @@ def _descriptive_markdown(frame: pd.DataFrame) -> str:
         [
             f"{line.column} − {line.reference}",
             line.n,
-            f"{line.mean_difference:+.2f} [{line.ci_low:+.2f}, {line.ci_high:+.2f}]",
+            _with_interval(line.mean_difference, line.ci_low, line.ci_high, "+.2f"),
             _p(line.t_p),
         ]
         for line in frame.itertuples()

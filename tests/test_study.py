@@ -21,7 +21,7 @@ from analysis.statistics import (
     summarize,
     tost_p,
 )
-from analysis.study import primary_tests, whole_seed_count, whole_seeds
+from analysis.study import primary_tests, seed_table, whole_seed_count, whole_seeds
 from analysis.study_report import write_study
 from dada.config import CONF_DIR
 from dada.search.initial import initial_policy, initial_space
@@ -160,6 +160,27 @@ def test_study_analysis_on_synthetic_seeds(tmp_path):
     assert "INTERIM: 12 of 15 seeds" in report.splitlines()[0]  # 12 whole seeds of the 15 declared at mini
     again = primary_tests(design, pd.read_csv(stem.with_name("search_matters_mini_seeds.csv")))
     pd.testing.assert_frame_equal(again.set_index("reference"), tests)  # the committed CSV rebuilds the tests
+
+
+def test_seed_table_reads_the_run_folders_the_plan_names():
+    """The evaluations live under the experiment's folder at the scale (``-on-wrn10_1`` at mini), as planned."""
+    design = load_design("search_matters")
+    planned = [run for run in study_runs(design, "mini", seeds=(0,)) if run.app == "train"]
+    runs = pd.DataFrame(
+        {
+            "run_dir": [str(run.run_dir) for run in planned],
+            "scale": "mini",
+            "experiment": [run.run_dir.parts[-3] for run in planned],
+            "variant": [run.variant for run in planned],
+            "seed": 0,
+            "status": "FINISHED",
+            "test_error_top1": 20.0,
+            "train_error_top1": 5.0,
+        }
+    )
+    assert planned[0].run_dir.parts[-3] == "study_search-matters_fashion-mnist-on-wrn10_1"
+    table = seed_table(design, runs, "mini", (0,))
+    assert list(table["column"]) == [column.key for column in design.columns]
 
 
 def test_only_whole_seeds_are_analysed():
