@@ -3,7 +3,8 @@
 A study's design lives in ``conf/study/<name>.yaml``, written before its runs: its columns, seeds, tests and power
 analysis. This module turns it into runs with `reproduce.plan`'s machinery (`make_run`, the runner), so finished
 runs are skipped, a killed run resumes, and ``python -m analysis.study <name>`` reads them back. ``make study-search``
-runs both.
+runs both; with ``--archive`` it first restores the finished runs committed there (`reproduce.archive`) and at the
+end packs every finished run of the study back into it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import ClassVar
 from omegaconf import OmegaConf
 
 from dada.config import CONF_DIR
+from reproduce.archive import pack, restore
 from reproduce.cli import local_threads_and_jobs, parse_seeds
 from reproduce.plan import SCALES, Run, make_run
 from reproduce.runner import execute, summarize
@@ -180,6 +182,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--jobs", type=int, default=None, help="runs at once (default: conf/reproduce/<scale>.yaml's, one per core)"
     )
+    parser.add_argument(
+        "--archive",
+        type=Path,
+        default=None,
+        help="a .tar.gz of finished runs: restored before the study runs (existing run folders kept), re-packed after",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the runs' commands, run nothing")
     return parser
 
@@ -196,9 +204,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print("\n".join(" ".join(run.command("python")) for run in runs))
         return 0
+    if args.archive is not None and args.archive.exists():
+        restored, kept = restore(args.archive, args.runs)
+        print(f"{args.archive}: {len(restored)} finished runs restored, {len(kept)} run folders kept", file=sys.stderr)
     print(f"study {design.name} at {args.scale} scale: {len(runs)} runs, {jobs} at a time", file=sys.stderr)
     outcomes = execute(runs, args.data_root, jobs=jobs)
     print(summarize(outcomes), file=sys.stderr)
+    if args.archive is not None:
+        packed = pack(runs, args.archive, args.runs)
+        print(f"{args.archive}: {len(packed)} finished runs of {len(runs)} packed", file=sys.stderr)
     return 0 if all(outcome.ok for outcome in outcomes) else 1
 
 

@@ -1,0 +1,69 @@
+"""A study's finished run folders as one committed archive: the record its per-seed table derives from.
+
+`pack` writes every finished run folder of a plan, less its checkpoints and lock, to a ``.tar.gz`` whose bytes
+depend only on the files (sorted members, no times or owners), so re-packing unchanged runs changes nothing in git.
+`restore` puts them back under a runs root: a fresh clone then skips the runs the archive holds, resumes a study
+that one session could not finish, and lets anyone re-derive the tables from the runs themselves.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+from pathlib import Path, PurePosixPath
+from typing import Sequence
+
+from dada.files import UnreadableFileError, atomic_file
+from dada.runtime import LOCK_FILE, finished_summary
+from reproduce.plan import Run
+
+LEFT_OUT_SUFFIXES = (".pt",)  # checkpoints: a finished run never reads them again, and they are most of its bytes
+
+
+def _packed_files(run_dir: Path) -> list[Path]:
+    return sorted(
+        path
+        for path in run_dir.rglob("*")
+        if path.is_file() and not path.is_symlink() and path.name != LOCK_FILE and path.suffix not in LEFT_OUT_SUFFIXES
+    )
+
+
+def pack(runs: Sequence[Run], archive: Path, runs_root: Path) -> list[Path]:
+    """Write the finished runs among ``runs`` to ``archive`` (paths relative to ``runs_root``); the run folders
+    packed. The archive is replaced only when the new one is complete."""
+    packed = [run.run_dir for run in runs if finished_summary(run.run_dir) is not None]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in (path for run_dir in packed for path in _packed_files(run_dir)):
+            info = tarfile.TarInfo(path.relative_to(runs_root).as_posix())
+            info.size, info.mode = path.stat().st_size, 0o644  # mtime, uid and gid stay 0: the bytes are the files'
+            with path.open("rb") as file:
+                tar.addfile(info, file)
+    with atomic_file(archive) as file:
+        file.write(gzip.compress(buffer.getvalue(), mtime=0))
+    return packed
+
+
+def restore(archive: Path, runs_root: Path) -> tuple[list[Path], list[Path]]:
+    """Extract the run folders of ``archive`` under ``runs_root``; (restored, kept). A run folder that already
+    exists is kept as it is, never overwritten or merged, so nothing of a local run is lost."""
+    try:
+        tar = tarfile.open(archive, mode="r:gz")
+    except (OSError, tarfile.TarError) as error:
+        raise UnreadableFileError(f"{archive} is not a readable run archive (.tar.gz): {error}") from None
+    with tar:
+        members = tar.getmembers()
+        # a run folder is the parent of a summary.json; its members are every name below it
+        folders = sorted({PurePosixPath(m.name).parent for m in members if m.name.endswith("/summary.json")})
+        by_folder = {folder: [m for m in members if folder in PurePosixPath(m.name).parents] for folder in folders}
+        restored, kept = [], []
+        for folder, folder_members in by_folder.items():
+            target = runs_root / folder
+            if target.exists() or target.is_symlink():
+                kept.append(target)
+                continue
+            # filter="data" refuses absolute names, "..", links and devices: an archive writes only inside runs_root
+            tar.extractall(runs_root, members=folder_members, filter="data")
+            restored.append(target)
+    return restored, kept
