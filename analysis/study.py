@@ -51,16 +51,25 @@ TEST_COLUMNS = (
 )
 
 
-def seed_table(design: Design, runs: pd.DataFrame, scale: str, seeds: tuple[int, ...]) -> pd.DataFrame:
-    """One line per finished evaluation of the study at ``scale`` on ``seeds``, in the design's column order."""
-    keys = [column.key for column in design.columns] + [design.secondary["key"]]
+def _column_keys(design: Design) -> list[str]:
+    return [column.key for column in design.columns] + [design.secondary["key"]]
+
+
+def evaluation_runs(design: Design, runs: pd.DataFrame, scale: str, seeds: tuple[int, ...]) -> pd.DataFrame:
+    """The finished evaluation runs of the study at ``scale`` on ``seeds``, every column."""
     selected = finished(runs)
-    selected = selected[
+    return selected[
         (selected["scale"] == scale)
         & (selected["experiment"] == experiment_folder(design.evaluation["experiment"], scale))
-        & selected["variant"].isin(keys)
+        & selected["variant"].isin(_column_keys(design))
         & selected["seed"].isin(list(seeds))
     ]
+
+
+def seed_table(design: Design, runs: pd.DataFrame, scale: str, seeds: tuple[int, ...]) -> pd.DataFrame:
+    """One line per finished evaluation of the study at ``scale`` on ``seeds``, in the design's column order."""
+    keys = _column_keys(design)
+    selected = evaluation_runs(design, runs, scale, seeds)
     frame = pd.DataFrame(
         {
             "column": selected["variant"],
@@ -192,6 +201,29 @@ def study_runs_frame(design: Design, runs: pd.DataFrame, scale: str, seeds: tupl
         & (searches["estimator"] == design.search["estimator"])
         & searches["seed"].isin(list(seeds))
     ]
+
+
+def study_cost(design: Design, runs: pd.DataFrame, scale: str, seeds: tuple[int, ...]) -> pd.DataFrame:
+    """The measured cost of every finished run on ``seeds``, per search and per evaluation column: n, median, min and
+    max seconds and the total, from the device-hours each run logged (its search loop, or its training and tests;
+    CPU-hours on a CPU)."""
+    searches = study_runs_frame(design, runs, scale, seeds)
+    evaluations = evaluation_runs(design, runs, scale, seeds)
+    parts = [(f"search ({design.search['estimator']})", searches, "search_device_hours")]
+    parts += [
+        (f"evaluation: {key}", evaluations[evaluations["variant"] == key], "eval_device_hours")
+        for key in _column_keys(design)
+    ]
+    records = []
+    for kind, lines, column in parts:
+        seconds = lines[column].dropna() * 3600.0
+        if len(seconds):
+            unit = lines["unit"].iloc[0]
+            records.append(
+                (kind, len(seconds), seconds.median(), seconds.min(), seconds.max(), seconds.sum() / 3600, unit)
+            )
+    columns = ["run", "n", "median_s", "min_s", "max_s", "total_hours", "unit"]
+    return pd.DataFrame.from_records(records, columns=columns)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,5 +1,5 @@
 """Write a study's results: ``<stem>_seeds.csv`` first, then from it ``<stem>_tests.csv``, ``<stem>.md`` and the figure
-``<stem>.png`` / ``.pdf``; ``<stem>_movement.csv`` from the searches' run folders."""
+``<stem>.png`` / ``.pdf``; ``<stem>_movement.csv`` and ``<stem>_cost.csv`` from the run folders."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from analysis.study import (
     column_summaries,
     descriptive_comparisons,
     primary_tests,
+    study_cost,
     study_runs_frame,
     values_by_seed,
     whole_seed_count,
@@ -195,19 +196,38 @@ def study_figure(design: Design, seeds: pd.DataFrame, caption: str) -> plt.Figur
     return figure
 
 
-def _movement(design: Design, runs: pd.DataFrame | None, scale: str, seeds: tuple[int, ...], stem: Path):
-    """The movement table with each search's top-k overlap between seeds: written, or read back when only the
-    seed CSV is given (None when there is none)."""
-    path = stem.with_name(f"{stem.name}_movement.csv")
+def _from_runs(stem: Path, suffix: str, runs: pd.DataFrame | None, compute) -> tuple[pd.DataFrame | None, Path]:
+    """``compute(runs)`` written to ``<stem>_<suffix>.csv``; read back from that file when only the seed CSV is
+    given (None when there is none): the run folders' own tables, next to the per-seed one."""
+    path = stem.with_name(f"{stem.name}_{suffix}.csv")
     if runs is None:
         return (pd.read_csv(path) if path.is_file() else None), path
-    searches = study_runs_frame(design, runs, scale, seeds)
-    movement = movement_table(searches)
-    overlaps = overlap_between_seeds(searches, seeds)
-    for index, name in enumerate(("top_overlap", "overlap_pairs", "overlap_chance")):
-        movement[name] = [overlaps[search][index] for search in movement["search"]]
-    movement.to_csv(path, index=False)
-    return movement, path
+    frame = compute(runs)
+    frame.to_csv(path, index=False)
+    return frame, path
+
+
+def _movement_of(design: Design, scale: str, seeds: tuple[int, ...]):
+    """The movement table of the study's searches, with each search's top-k overlap between seeds."""
+
+    def compute(runs: pd.DataFrame) -> pd.DataFrame:
+        searches = study_runs_frame(design, runs, scale, seeds)
+        movement = movement_table(searches)
+        overlaps = overlap_between_seeds(searches, seeds)
+        for index, name in enumerate(("top_overlap", "overlap_pairs", "overlap_chance")):
+            movement[name] = [overlaps[search][index] for search in movement["search"]]
+        return movement
+
+    return compute
+
+
+def _cost_markdown(cost: pd.DataFrame) -> str:
+    rows = [
+        [line.run, line.n, f"{line.median_s:.0f}", f"{line.min_s:.0f}–{line.max_s:.0f}", f"{line.total_hours:.2f}"]
+        for line in cost.itertuples()
+    ]
+    unit = cost["unit"].iloc[0] if len(cost) else "device-hours"
+    return markdown_table(["run", "n", "median s", "range s", f"total ({unit})"], rows)
 
 
 def _caption(scale: str) -> str:
@@ -285,6 +305,13 @@ def study_markdown(design: Design, scale: str, parts: dict) -> str:
             _movement_markdown(parts["movement"], released_movement("cifar10")),
             "",
         ]
+    if parts["cost"] is not None and not parts["cost"].empty:
+        text += [
+            "## Cost, measured (every finished run of the study, as its run folder logged it)",
+            "",
+            _cost_markdown(parts["cost"]),
+            "",
+        ]
     text += [f"Figure: {parts['figure_name']}.png / .pdf."]
     return "\n".join(text) + "\n"
 
@@ -298,7 +325,9 @@ def write_study(design: Design, seeds: pd.DataFrame, runs: pd.DataFrame | None, 
     tests = primary_tests(design, seeds)
     tests_path = stem.with_name(f"{stem.name}_tests.csv")
     tests.to_csv(tests_path, index=False)
-    movement, movement_path = _movement(design, runs, scale, design.seeds_at(scale), stem)
+    declared = design.seeds_at(scale)
+    movement, movement_path = _from_runs(stem, "movement", runs, _movement_of(design, scale, declared))
+    cost, cost_path = _from_runs(stem, "cost", runs, lambda frame: study_cost(design, frame, scale, declared))
     parts = {
         "seeds": seeds,
         "seeds_name": seeds_path.name,
@@ -306,9 +335,10 @@ def write_study(design: Design, seeds: pd.DataFrame, runs: pd.DataFrame | None, 
         "tests": tests,
         "descriptive": descriptive_comparisons(design, seeds),
         "movement": movement,
+        "cost": cost,
         "figure_name": stem.name,
     }
     stem.with_suffix(".md").write_text(study_markdown(design, scale, parts))
     figures = save_figure(study_figure(design, seeds, _caption(scale)), stem.parent, stem.name)
     written = [seeds_path, tests_path, stem.with_suffix(".md"), *figures]
-    return written + ([movement_path] if movement is not None and runs is not None else [])
+    return written + ([movement_path, cost_path] if runs is not None else [])

@@ -21,7 +21,7 @@ from analysis.statistics import (
     summarize,
     tost_p,
 )
-from analysis.study import primary_tests, seed_table, whole_seed_count, whole_seeds
+from analysis.study import primary_tests, seed_table, study_cost, whole_seed_count, whole_seeds
 from analysis.study_report import write_study
 from dada.config import CONF_DIR
 from dada.search.initial import initial_policy, initial_space
@@ -205,3 +205,41 @@ def test_policy_movement_from_a_search_record(tmp_path):
     assert (moved["m_max_abs"], moved["m_mean_abs"]) == pytest.approx((0.3, 0.15))
     released = released_movement("cifar10")
     assert 0 < released["beta_mean_abs"] <= released["beta_max_abs"] <= 0.5
+
+
+def test_study_cost_from_the_run_folders_logged_hours():
+    design = load_design("search_matters")
+    planned = study_runs(design, "mini", seeds=(0, 1))
+    searches = [run for run in planned if run.app == "search"]
+    evaluations = [run for run in planned if run.app == "train"]
+    records = [
+        {
+            "app": "search",
+            "experiment": run.run_dir.parts[-3],
+            "variant": "gumbel",
+            "estimator": "gumbel",
+            "seed": run.seed,
+            "search_device_hours": (500 + 100 * run.seed) / 3600,
+            "eval_device_hours": math.nan,
+        }
+        for run in searches
+    ] + [
+        {
+            "app": "train",
+            "experiment": run.run_dir.parts[-3],
+            "variant": run.variant,
+            "estimator": None,
+            "seed": run.seed,
+            "search_device_hours": math.nan,
+            "eval_device_hours": 300 / 3600,
+        }
+        for run in evaluations
+    ]
+    runs = pd.DataFrame.from_records(records).assign(scale="mini", status="FINISHED", unit="CPU-hours")
+    runs["run_dir"] = [str(run.run_dir) for run in (*searches, *evaluations)]
+    cost = study_cost(design, runs, "mini", (0, 1)).set_index("run")
+    assert cost.loc["search (gumbel)", ["n", "median_s", "min_s", "max_s"]].tolist() == pytest.approx(
+        [2, 550, 500, 600]
+    )
+    assert cost.loc["evaluation: no-search", "total_hours"] == pytest.approx(600 / 3600)
+    assert len(cost) == 1 + len(design.columns) and set(cost["unit"]) == {"CPU-hours"}
