@@ -1,9 +1,9 @@
 """A study's finished run folders as one committed archive: the record its per-seed table derives from.
 
-`pack` writes every finished run folder of a plan, less its checkpoints and lock, to a ``.tar.gz`` whose bytes
-depend only on the files (sorted members, no times or owners), so re-packing unchanged runs changes nothing in git.
-`restore` puts them back under a runs root: a fresh clone then skips the runs the archive holds, resumes a study
-that one session could not finish, and lets anyone re-derive the tables from the runs themselves.
+`pack` writes every finished run folder of a plan, less its checkpoints, figures and progress output, to a
+``.tar.gz`` whose bytes depend only on the files (sorted members, no times or owners), so re-packing unchanged runs
+changes nothing in git. `restore` puts them back under a runs root: a fresh clone then skips the runs the archive
+holds, resumes a study that one session could not finish, and lets anyone re-derive the tables from the runs.
 """
 
 from __future__ import annotations
@@ -17,15 +17,23 @@ from typing import Sequence
 from dada.files import UnreadableFileError, atomic_file
 from dada.runtime import LOCK_FILE, finished_summary
 from reproduce.plan import Run
+from reproduce.runner import LOG_NAME
 
-LEFT_OUT_SUFFIXES = (".pt",)  # checkpoints: a finished run never reads them again, and they are most of its bytes
+# Left out, as most of a run's bytes and none of its record: checkpoints (a finished run never reads them again),
+# figures (drawn from metrics.jsonl), the runner's capture of the app's output (progress bars; the app's own log
+# stays) and the lock.
+LEFT_OUT_SUFFIXES = (".pt", ".png", ".pdf")
+LEFT_OUT_NAMES = (LOG_NAME, LOCK_FILE)
 
 
 def _packed_files(run_dir: Path) -> list[Path]:
     return sorted(
         path
         for path in run_dir.rglob("*")
-        if path.is_file() and not path.is_symlink() and path.name != LOCK_FILE and path.suffix not in LEFT_OUT_SUFFIXES
+        if path.is_file()
+        and not path.is_symlink()
+        and path.name not in LEFT_OUT_NAMES
+        and path.suffix not in LEFT_OUT_SUFFIXES
     )
 
 

@@ -18,6 +18,9 @@ def _run(root, variant, status):
     (run_dir / "summary.json").write_text(json.dumps({"status": status, "test_error_top1": 20.0}))
     (run_dir / "tables" / "policy_state.json").write_text("{}")
     (run_dir / "checkpoint.pt").write_bytes(b"\0" * 64)
+    (run_dir / "reproduce.log").write_text("100%|##########|")
+    (run_dir / "figures").mkdir()
+    (run_dir / "figures" / "policy_epoch001.png").write_bytes(b"\x89PNG")
     (run_dir / ".lock").write_text("")
     return Run("train", "study_x", variant, 0, "mini", "fashion-mnist", (), run_dir)
 
