@@ -114,7 +114,7 @@ def _movement_markdown(movement: pd.DataFrame, released: dict) -> str:
                 f"{span('weight_min_x_uniform', '.2f')} – {span('weight_max_x_uniform', '.2f')}",
                 f"{span('beta_max_abs')} / {span('beta_mean_abs')}",
                 f"{span('m_max_abs')} / {span('m_mean_abs')}",
-                f"{overlap:.3f} ({int(pairs)} pairs; chance {chance:.3f})" if pairs else "—",
+                f"{overlap:.3f} ({int(pairs)} pair{'s' if pairs > 1 else ''}; chance {chance:.3f})" if pairs else "—",
             ]
         )
     rows.append(
