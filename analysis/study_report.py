@@ -230,9 +230,12 @@ def _cost_markdown(cost: pd.DataFrame) -> str:
     return markdown_table(["run", "n", "median s", "range s", f"total ({unit})"], rows)
 
 
-def _caption(scale: str) -> str:
-    """The scale, as every title says it; read from the seed CSV alone, so a rebuilt figure is the same."""
-    return f"{scale} scale" + ("" if scale == "paper" else ", REDUCED: not the paper's sizes")
+def _caption(design: Design, scale: str, seeds: pd.DataFrame) -> str:
+    """The scale and, short of the declared seeds, the interim state, as every title says them; read from the seed
+    CSV alone, so a rebuilt figure is the same."""
+    declared, whole = design.seeds.get(scale), whole_seed_count(design, seeds)
+    interim = f"; INTERIM: {whole} of {declared} seeds" if whole < declared else ""
+    return f"{scale} scale" + ("" if scale == "paper" else ", REDUCED: not the paper's sizes") + interim
 
 
 def _power_lines(design: Design, tests: pd.DataFrame, scale: str) -> list[str]:
@@ -261,7 +264,7 @@ def study_markdown(design: Design, scale: str, parts: dict) -> str:
     declared, whole = design.seeds.get(scale), whole_seed_count(design, seeds)
     interim = whole < declared
     text = [
-        f"# {design.title} ({_caption(scale)}{f'; INTERIM: {whole} of {declared} seeds' if interim else ''})",
+        f"# {design.title} ({_caption(design, scale, seeds)})",
         "",
         *(
             [
@@ -339,6 +342,6 @@ def write_study(design: Design, seeds: pd.DataFrame, runs: pd.DataFrame | None, 
         "figure_name": stem.name,
     }
     stem.with_suffix(".md").write_text(study_markdown(design, scale, parts))
-    figures = save_figure(study_figure(design, seeds, _caption(scale)), stem.parent, stem.name)
+    figures = save_figure(study_figure(design, seeds, _caption(design, scale, seeds)), stem.parent, stem.name)
     written = [seeds_path, tests_path, stem.with_suffix(".md"), *figures]
     return written + ([movement_path, cost_path] if runs is not None else [])
