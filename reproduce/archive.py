@@ -12,11 +12,10 @@ import gzip
 import io
 import tarfile
 from pathlib import Path, PurePosixPath
-from typing import Sequence
+from typing import Iterable
 
 from dada.files import UnreadableFileError, atomic_file
 from dada.runtime import LOCK_FILE, finished_summary
-from reproduce.plan import Run
 from reproduce.runner import LOG_NAME
 
 # Left out, as most of a run's bytes and none of its record: checkpoints (a finished run never reads them again),
@@ -37,10 +36,10 @@ def _packed_files(run_dir: Path) -> list[Path]:
     )
 
 
-def pack(runs: Sequence[Run], archive: Path, runs_root: Path) -> list[Path]:
-    """Write the finished runs among ``runs`` to ``archive`` (paths relative to ``runs_root``); the run folders
-    packed. The archive is replaced only when the new one is complete."""
-    packed = [run.run_dir for run in runs if finished_summary(run.run_dir) is not None]
+def pack(run_dirs: Iterable[Path], archive: Path, runs_root: Path) -> list[Path]:
+    """Write the finished run folders among ``run_dirs`` to ``archive`` (paths relative to ``runs_root``); the run
+    folders packed. The archive is replaced only when the new one is complete."""
+    packed = sorted({Path(run_dir) for run_dir in run_dirs if finished_summary(run_dir) is not None})
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in (path for run_dir in packed for path in _packed_files(run_dir)):

@@ -204,15 +204,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print("\n".join(" ".join(run.command("python")) for run in runs))
         return 0
+    archived = []
     if args.archive is not None and args.archive.exists():
         restored, kept = restore(args.archive, args.runs)
+        archived = restored + kept
         print(f"{args.archive}: {len(restored)} finished runs restored, {len(kept)} run folders kept", file=sys.stderr)
     print(f"study {design.name} at {args.scale} scale: {len(runs)} runs, {jobs} at a time", file=sys.stderr)
     outcomes = execute(runs, args.data_root, jobs=jobs)
     print(summarize(outcomes), file=sys.stderr)
     if args.archive is not None:
-        packed = pack(runs, args.archive, args.runs)
-        print(f"{args.archive}: {len(packed)} finished runs of {len(runs)} packed", file=sys.stderr)
+        # every run of the study and every run the archive held, whatever --seeds chose now: packing drops none
+        every_run = study_runs(design, args.scale, None, args.runs, secondary=True) + runs
+        packed = pack([*archived, *(run.run_dir for run in every_run)], args.archive, args.runs)
+        print(f"{args.archive}: {len(packed)} finished runs packed", file=sys.stderr)
     return 0 if all(outcome.ok for outcome in outcomes) else 1
 
 
