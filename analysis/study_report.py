@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from analysis.policy_movement import movement_table, overlap_between_seeds, released_movement
-from analysis.statistics import paired_t_power, summarize
+from analysis.statistics import paired_t_power, seeds_for_power, summarize
 from analysis.study import (
     column_summaries,
     descriptive_comparisons,
@@ -251,9 +251,12 @@ def _power_lines(design: Design, tests: pd.DataFrame, scale: str) -> list[str]:
         alpha = design.alpha / m
         observed = ", ".join(
             f"{line.reference} {line.sd_difference:.2f} (power at {power['difference']:g}: "
-            f"{paired_t_power(line.n, power['difference'], line.sd_difference, alpha):.2f})"
+            f"{paired_t_power(line.n, power['difference'], line.sd_difference, alpha):.2f} with these {line.n} seeds, "
+            f"{paired_t_power(design.seeds[scale], power['difference'], line.sd_difference, alpha):.2f} with the "
+            f"{design.seeds[scale]} declared; {power['target'] * 100:.0f} % power would need "
+            f"{seeds_for_power(power['difference'], line.sd_difference, alpha, power['target'])} seeds)"
             for line in tests.itertuples()
-            if not math.isnan(line.sd_difference)
+            if line.sd_difference > 0
         )
         lines.append(f"Observed sd of the differences: {observed or 'none yet'}.")
     return lines

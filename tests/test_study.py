@@ -158,6 +158,7 @@ def test_study_analysis_on_synthetic_seeds(tmp_path):
     report = stem.with_suffix(".md").read_text()
     assert "dada-gumbel − no-search" in report and "equivalent within ±0.7" in report
     assert "INTERIM: 12 of 15 seeds" in report.splitlines()[0]  # 12 whole seeds of the 15 declared at mini
+    assert "with the 15 declared; 80 % power would need" in report  # the declared n judged at the observed sd
     again = primary_tests(design, pd.read_csv(stem.with_name("search_matters_mini_seeds.csv")))
     pd.testing.assert_frame_equal(again.set_index("reference"), tests)  # the committed CSV rebuilds the tests
 
