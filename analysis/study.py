@@ -244,6 +244,12 @@ def main(argv: list[str] | None = None) -> None:
     else:
         runs = read_runs(args.runs)
         seeds = seed_table(design, runs, args.scale, design.seeds_at(args.scale))
+        if seeds.empty:  # an empty report would overwrite the committed one: refuse, writing nothing
+            raise SystemExit(
+                f"no whole seed of study {design.name} at {args.scale} scale under {args.runs}: nothing written, "
+                f"{args.results} left as it is. Run `make study-search SCALE={args.scale}` (it restores the committed "
+                f"runs), or pass --runs, or --from-seeds {stem.name}_seeds.csv"
+            )
     for path in write_study(design, seeds, runs, args.scale, stem):
         print(f"wrote {path}")
 

@@ -21,6 +21,7 @@ from analysis.statistics import (
     summarize,
     tost_p,
 )
+from analysis.study import main as analyse
 from analysis.study import primary_tests, seed_table, study_cost, whole_seed_count, whole_seeds
 from analysis.study_report import write_study
 from dada.config import CONF_DIR
@@ -244,3 +245,20 @@ def test_study_cost_from_the_run_folders_logged_hours():
     )
     assert cost.loc["evaluation: no-search", "total_hours"] == pytest.approx(600 / 3600)
     assert len(cost) == 1 + len(design.columns) and set(cost["unit"]) == {"CPU-hours"}
+
+
+def test_analysis_without_runs_refuses_and_writes_nothing(tmp_path):
+    (tmp_path / "results").mkdir()
+    with pytest.raises(SystemExit, match="no whole seed of study search_matters at mini scale"):
+        analyse(
+            [
+                "search_matters",
+                "--scale",
+                "mini",
+                "--runs",
+                str(tmp_path / "runs"),
+                "--results",
+                str(tmp_path / "results"),
+            ]
+        )
+    assert not any((tmp_path / "results").iterdir())
