@@ -137,13 +137,13 @@ audit: setup ## Table 1(a)'s search GPU-hours against a FLOP lower bound of each
 
 # -- studies: a design fixed in conf/study/<name>.yaml before its runs; reproduce.study runs its searches and
 # evaluations (seeds as the design declares them; finished runs skipped), analysis.study writes
-# results/<name>_<scale>{.md,_seeds.csv,_tests.csv,_movement.csv,.png,.pdf}. The finished runs themselves (less
-# checkpoints) are committed in results/<name>_<scale>_runs.tar.gz: restored first (a run folder already here is
-# kept), re-packed at the end, so a study longer than one sitting resumes on a fresh clone. SECONDARY=1 adds the
-# design's secondary arm.
+# results/<name>_<scale>{.md,_seeds.csv,_tests.csv,_movement.csv,_cost.csv,.png,.pdf}. The finished runs
+# themselves (less checkpoints, figures and progress output) are committed in results/<name>_<scale>_runs.tar.gz:
+# restored first (a run folder already here is kept), re-packed at the end, so a study longer than one sitting
+# resumes on a fresh clone. SECONDARY=1 adds the design's secondary arm.
 SECONDARY ?=
 .PHONY: study-search
-study-search: setup ## does the search matter? DADA vs a no-search control, TrivialAugment, random (SCALE=mini: 15 seeds, about 5.5 h on 2 cores)
+study-search: setup ## does the search matter? DADA vs a no-search control, TrivialAugment, random (SCALE=mini: 15 seeds, about 5 h on 2 cores)
 	@$(PY) -m reproduce.study search_matters --scale $(SCALE) --data-root $(DATA_ROOT) $(if $(JOBS),--jobs $(JOBS)) \
 		--archive results/search_matters_$(SCALE)_runs.tar.gz \
 		$(foreach override,$(OVERRIDES),--override $(override)) $(if $(filter 1 yes true,$(SECONDARY)),--secondary); \
