@@ -248,12 +248,18 @@ def _power_lines(design: Design, tests: pd.DataFrame, scale: str) -> list[str]:
         "table; the last column gives the difference detectable with 80 % power at the sd observed here.",
     ]
     if not tests.empty:
-        alpha = design.alpha / m
+        alpha, declared = design.alpha / m, design.seeds[scale]
+
+        def powers(n: int, sd: float) -> str:
+            reached = f"{paired_t_power(n, power['difference'], sd, alpha):.2f} with these {n} seeds"
+            if n == declared:
+                return reached
+            at_declared = paired_t_power(declared, power["difference"], sd, alpha)
+            return f"{reached}, {at_declared:.2f} with the {declared} declared"
+
         observed = ", ".join(
             f"{line.reference} {line.sd_difference:.2f} (power at {power['difference']:g}: "
-            f"{paired_t_power(line.n, power['difference'], line.sd_difference, alpha):.2f} with these {line.n} seeds, "
-            f"{paired_t_power(design.seeds[scale], power['difference'], line.sd_difference, alpha):.2f} with the "
-            f"{design.seeds[scale]} declared; {power['target'] * 100:.0f} % power would need "
+            f"{powers(line.n, line.sd_difference)}; {power['target'] * 100:.0f} % power would need "
             f"{seeds_for_power(power['difference'], line.sd_difference, alpha, power['target'])} seeds)"
             for line in tests.itertuples()
             if line.sd_difference > 0
