@@ -164,6 +164,14 @@ def test_study_analysis_on_synthetic_seeds(tmp_path):
     pd.testing.assert_frame_equal(again.set_index("reference"), tests)  # the committed CSV rebuilds the tests
 
 
+def test_report_at_the_declared_seed_count_is_final_and_states_each_power_once(tmp_path):
+    stem = tmp_path / "search_matters_mini"
+    write_study(load_design("search_matters"), _synthetic_seeds(15), None, "mini", stem)
+    report = stem.with_suffix(".md").read_text()
+    assert "INTERIM" not in report
+    assert "with these 15 seeds; 80 % power would need" in report and "declared;" not in report
+
+
 def test_seed_table_reads_the_run_folders_the_plan_names():
     """The evaluations live under the experiment's folder at the scale (``-on-wrn10_1`` at mini), as planned."""
     design = load_design("search_matters")
